@@ -1,0 +1,60 @@
+"""One checkpoint per run directory, written atomically, so an interrupted run resumes at its
+last completed epoch.
+
+The training state (step, parameters, optimizer state) is serialised with flax's msgpack
+format; the run's own bookkeeping (per-epoch history, seconds spent) travels beside it as
+JSON. Everything else a resumed run needs (the shuffling order, dropout keys) is derived from
+the seed and the step, so restoring the state is enough to continue bit-identically.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import flax.serialization
+import jax
+import numpy as np
+
+FILENAME = 'checkpoint.msgpack'
+
+
+class CorruptCheckpointError(RuntimeError):
+  """The checkpoint file exists but cannot be read back into this run's state."""
+
+
+def path_in(workdir: str) -> str:
+  return os.path.join(workdir, FILENAME)
+
+
+def save(workdir: str, state, extra: dict[str, Any]) -> None:
+  payload = {'state': flax.serialization.to_state_dict(jax.device_get(state)),
+             'extra': json.dumps(extra)}
+  path = path_in(workdir)
+  tmp = path + '.tmp'
+  with open(tmp, 'wb') as f:
+    f.write(flax.serialization.msgpack_serialize(payload))
+  os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint intact
+
+
+def restore(workdir: str, template_state):
+  """Returns (state, extra) or None when there is no checkpoint."""
+  path = path_in(workdir)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path, 'rb') as f:
+      payload = flax.serialization.msgpack_restore(f.read())
+    state = flax.serialization.from_state_dict(template_state, payload['state'])
+    extra = json.loads(payload['extra'])
+  except Exception as error:  # msgpack, key and type errors all mean the same to the user
+    raise CorruptCheckpointError(
+        f'Checkpoint {path} could not be read ({type(error).__name__}: {error}). '
+        f'Delete it to restart this run from scratch, or pick another --workdir.') from error
+  expected = jax.tree_util.tree_map(np.shape, template_state)
+  found = jax.tree_util.tree_map(np.shape, state)
+  if expected != found:
+    raise CorruptCheckpointError(
+        f'Checkpoint {path} holds arrays of other shapes than this run\'s model '
+        f'(written by a different config?). Delete it or pick another --workdir.')
+  return state, extra

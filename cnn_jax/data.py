@@ -1,0 +1,143 @@
+"""MNIST (or another TFDS image-classification dataset) as in-memory arrays, with the
+validation splits the tutorials use.
+
+Each split is read from TFDS once per process and kept as uint8 (MNIST is 47 MB), so
+the training loop indexes batches on the device instead of running an input pipeline; the
+train step scales pixels to [0, 1].
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import numpy as np
+
+VALIDATION_MODES = {
+    'none': 'no validation split',
+    'train_head': 'the first N training images (T5)',
+    'train_random': 'a seeded random N of the training images (T4)',
+    'test_stratified': 'a seeded, label-stratified N of the test images; the rest stay test (T3)',
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+  """The dataset is not prepared where we looked and downloading is off or failed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  images: np.ndarray  # (N, H, W, C) uint8
+  labels: np.ndarray  # (N,) int32
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  def subset(self, indices: np.ndarray) -> 'Split':
+    return Split(self.images[indices], self.labels[indices])
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+  train: Split
+  validation: Split | None
+  test: Split
+  num_classes: int
+
+  @property
+  def image_shape(self) -> tuple:
+    return tuple(self.train.images.shape[1:])
+
+  def eval_splits(self) -> dict[str, Split]:
+    """The splits evaluated every epoch, by the name used in metrics ('eval/<name>/...')."""
+    splits = {'validation': self.validation} if self.validation is not None else {}
+    splits['test'] = self.test
+    return splits
+
+
+def resolve_data_dir(configured: str) -> str:
+  """config.data.data_dir, else $TFDS_DATA_DIR, else TFDS's default (~/tensorflow_datasets)."""
+  if configured:
+    return os.path.abspath(os.path.expanduser(configured))
+  if os.environ.get('TFDS_DATA_DIR'):
+    return os.path.abspath(os.path.expanduser(os.environ['TFDS_DATA_DIR']))
+  return os.path.expanduser(os.path.join('~', 'tensorflow_datasets'))
+
+
+@functools.lru_cache(maxsize=4)
+def load_tfds_split(name: str, split: str, data_dir: str, download: bool) -> Split:
+  """Reads one whole split into memory. Cached: a process reads each split once."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  # TensorFlow only reads files here; keep it off any GPU so JAX has the device to itself.
+  tf.config.set_visible_devices([], 'GPU')
+  try:
+    arrays = tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir, download=download,
+                                     batch_size=-1))
+  except Exception as error:  # TFDS raises several types (assertions, not-found, I/O)
+    raise DatasetNotFoundError(
+        f'Could not load TFDS dataset {name!r} (split {split!r}) from {data_dir} '
+        f'(download={download}): {type(error).__name__}: {error}\n'
+        f'Point TFDS at a prepared copy with --config.data.data_dir=DIR or the TFDS_DATA_DIR '
+        f'environment variable (DIR holds {name}/<version>/; here: '
+        f'TFDS_DATA_DIR=../shared/data/tfds), or allow a download with '
+        f'--config.data.download=True on a machine with internet.') from error
+  return Split(images=np.asarray(arrays['image'], np.uint8),
+               labels=np.asarray(arrays['label'], np.int32))
+
+
+def load_splits(data_cfg) -> Splits:
+  """Train / validation / test splits as the config describes them."""
+  _check_validation_config(data_cfg)
+  data_dir = resolve_data_dir(data_cfg.data_dir)
+  train = load_tfds_split(data_cfg.name, 'train', data_dir, bool(data_cfg.download))
+  test = load_tfds_split(data_cfg.name, 'test', data_dir, bool(data_cfg.download))
+  num_classes = int(max(train.labels.max(), test.labels.max())) + 1
+  train, validation, test = make_validation_split(
+      train, test, data_cfg.validation, data_cfg.num_validation, data_cfg.split_seed)
+  return Splits(train=train, validation=validation, test=test, num_classes=num_classes)
+
+
+def make_validation_split(train: Split, test: Split, mode: str, size: int, seed: int):
+  """Returns (train, validation or None, test) for one of VALIDATION_MODES."""
+  if mode == 'none':
+    return train, None, test
+  source = test if mode == 'test_stratified' else train
+  if not 0 < size < len(source):
+    which = 'test' if mode == 'test_stratified' else 'training'
+    raise ValueError(f'data.num_validation={size} must lie between 1 and {len(source) - 1} '
+                     f'(the {which} split has {len(source)} images)')
+  rng = np.random.default_rng(seed)
+  if mode == 'train_head':
+    chosen = np.arange(size)
+  elif mode == 'train_random':
+    chosen = np.sort(rng.permutation(len(source))[:size])
+  else:
+    chosen = stratified_indices(source.labels, size, rng)
+  rest = np.setdiff1d(np.arange(len(source)), chosen)  # keeps the original order
+  if mode == 'test_stratified':
+    return train, test.subset(chosen), test.subset(rest)
+  return train.subset(rest), train.subset(chosen), test
+
+
+def stratified_indices(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+  """`size` indices whose label proportions match `labels` (largest-remainder rounding)."""
+  classes, counts = np.unique(labels, return_counts=True)
+  exact = size * counts / counts.sum()
+  per_class = np.floor(exact).astype(int)
+  shortfall = size - per_class.sum()
+  per_class[np.argsort(-(exact - per_class), kind='stable')[:shortfall]] += 1
+  chosen = [rng.choice(np.flatnonzero(labels == c), n, replace=False)
+            for c, n in zip(classes, per_class)]
+  return np.sort(np.concatenate(chosen))
+
+
+def _check_validation_config(data_cfg) -> None:
+  if data_cfg.validation not in VALIDATION_MODES:
+    allowed = '; '.join(f'{k} ({v})' for k, v in VALIDATION_MODES.items())
+    raise ValueError(f'data.validation={data_cfg.validation!r} is not supported; '
+                     f'allowed values: {allowed}')
+  if data_cfg.validation == 'none' and data_cfg.num_validation:
+    raise ValueError(f'data.num_validation={data_cfg.num_validation} but data.validation is '
+                     f"'none'; pick a validation mode ({', '.join(VALIDATION_MODES)}) "
+                     f'or set data.num_validation=0')

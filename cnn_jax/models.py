@@ -1,0 +1,195 @@
+"""The configurable CNN: conv blocks (conv -> activation -> optional pooling), optional
+dropout, flatten or global pooling, hidden dense layers, and a linear output layer.
+
+Every tutorial model is this module with different field values (see `architectures.py`),
+so each sweep axis (filters, stride, pooling type, activation, ...) is a single config field.
+The model returns logits; softmax lives in the loss.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cnn_jax import shapes
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    'relu': nn.relu,
+    'sigmoid': nn.sigmoid,
+    'tanh': nn.tanh,
+    'leaky_relu': nn.leaky_relu,  # slope 0.01, as CNTK's and PyTorch's default
+    'elu': nn.elu,
+    'gelu': nn.gelu,
+    'linear': lambda x: x,  # for arithmetic checks and linear baselines
+}
+POOL_TYPES = ('max', 'avg', 'none')
+GLOBAL_POOL_TYPES = ('none', 'max', 'avg')
+KERNEL_INITIALIZERS = ('glorot_uniform', 'glorot_normal', 'he_normal', 'he_uniform',
+                       'lecun_normal', 'normal', 'truncated_normal', 'zeros', 'constant')
+BIAS_INITIALIZERS = ('zeros', 'constant', 'normal', 'truncated_normal')
+
+OUTPUT_SUFFIX = '_out'  # sown intermediate outputs are named <layer name><suffix>
+
+# Per-layer fields: one entry per conv layer, all tuples of the same length.
+PER_CONV_LAYER_FIELDS = ('conv_kernel_size', 'conv_strides', 'conv_padding', 'pool_type',
+                         'pool_window', 'pool_strides', 'pool_padding')
+
+
+def make_initializer(name: str, std: float = 0.1, value: float = 0.0):
+  """Maps an initializer name (and its scale) to a jax.nn initializer."""
+  init = jax.nn.initializers
+  table = {
+      'glorot_uniform': lambda: init.glorot_uniform(),
+      'glorot_normal': lambda: init.glorot_normal(),
+      'he_normal': lambda: init.he_normal(),
+      'he_uniform': lambda: init.he_uniform(),
+      'lecun_normal': lambda: init.lecun_normal(),
+      'normal': lambda: init.normal(stddev=std),
+      # TF1's truncated_normal: std of the untruncated normal, cut at two std devs.
+      'truncated_normal': lambda: init.truncated_normal(stddev=std, lower=-2.0, upper=2.0),
+      'zeros': lambda: init.zeros,
+      'constant': lambda: init.constant(value),
+  }
+  return table[name]()
+
+
+class CNN(nn.Module):
+  """Stack of conv blocks and dense layers. Field meanings match the `model` config."""
+  conv_features: Sequence[int] = ()
+  conv_kernel_size: Sequence[int] = ()
+  conv_strides: Sequence[int] = ()
+  conv_padding: Sequence[Any] = ()
+  pool_type: Sequence[str] = ()
+  pool_window: Sequence[int] = ()
+  pool_strides: Sequence[int] = ()
+  pool_padding: Sequence[Any] = ()
+  global_pool: str = 'none'
+  conv_dropout: float = 0.0
+  hidden_dims: Sequence[int] = ()
+  dense_dropout: float = 0.0
+  activation: str = 'relu'
+  num_classes: int = 10
+  kernel_init: str = 'glorot_uniform'
+  kernel_init_std: float = 0.1
+  kernel_init_value: float = 0.0
+  bias_init: str = 'zeros'
+  bias_init_std: float = 0.1
+  bias_init_value: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    kernel_init = make_initializer(self.kernel_init, self.kernel_init_std, self.kernel_init_value)
+    bias_init = make_initializer(self.bias_init, self.bias_init_std, self.bias_init_value)
+    # Intermediate outputs are sown so that the summary, the activation-map pictures and
+    # the shape tests read the real tensors; sow is a no-op unless asked for.
+    for i, features in enumerate(self.conv_features):
+      k = self.conv_kernel_size[i]
+      x = nn.Conv(features, (k, k), strides=self.conv_strides[i],
+                  padding=_flax_padding(self.conv_padding[i]), kernel_init=kernel_init,
+                  bias_init=bias_init, name=f'conv{i}')(x)
+      x = act(x)
+      self._record(f'conv{i}', x)
+      if self.pool_type[i] != 'none':
+        x = _pool(x, self.pool_type[i], self.pool_window[i], self.pool_strides[i],
+                  self.pool_padding[i])
+        self._record(f'pool{i}', x)
+    if self.conv_dropout > 0 and self.conv_features:
+      x = nn.Dropout(self.conv_dropout, deterministic=not train, name='conv_dropout')(x)
+      self._record('conv_dropout', x)
+    if self.global_pool == 'max':
+      x = jnp.max(x, axis=(1, 2))
+      self._record('global_pool', x)
+    elif self.global_pool == 'avg':
+      x = jnp.mean(x, axis=(1, 2))
+      self._record('global_pool', x)
+    else:
+      x = x.reshape((x.shape[0], -1))
+      self._record('flatten', x)
+    for i, width in enumerate(self.hidden_dims):
+      x = act(nn.Dense(width, kernel_init=kernel_init, bias_init=bias_init, name=f'dense{i}')(x))
+      self._record(f'dense{i}', x)
+      if self.dense_dropout > 0:
+        x = nn.Dropout(self.dense_dropout, deterministic=not train, name=f'dense_dropout{i}')(x)
+        self._record(f'dense_dropout{i}', x)
+    x = nn.Dense(self.num_classes, kernel_init=kernel_init, bias_init=bias_init,
+                 name='logits')(x)
+    self._record('logits', x)
+    return x
+
+  def _record(self, layer_name: str, x: jax.Array) -> None:
+    # A sown value may not share its name with a submodule, hence the suffix.
+    self.sow('intermediates', layer_name + OUTPUT_SUFFIX, x)
+
+
+def _flax_padding(padding):
+  padding = shapes.parse_padding(padding, 'padding')
+  return padding if isinstance(padding, str) else ((padding, padding), (padding, padding))
+
+
+def _pool(x, pool_type, window, stride, padding):
+  padding = _flax_padding(padding)
+  if pool_type == 'max':
+    return nn.max_pool(x, (window, window), strides=(stride, stride), padding=padding)
+  # Padded positions are left out of the average, as in TensorFlow/Keras and CNTK.
+  return nn.avg_pool(x, (window, window), strides=(stride, stride), padding=padding,
+                     count_include_pad=False)
+
+
+def validate_model_config(model_cfg, input_shape=(28, 28, 1)) -> list[shapes.LayerShape]:
+  """Checks every model field; returns the layer shapes. Raises ValueError naming the field."""
+  _check_choice('model.activation', model_cfg.activation, tuple(ACTIVATIONS))
+  _check_choice('model.global_pool', model_cfg.global_pool, GLOBAL_POOL_TYPES)
+  _check_choice('model.kernel_init', model_cfg.kernel_init, KERNEL_INITIALIZERS)
+  _check_choice('model.bias_init', model_cfg.bias_init, BIAS_INITIALIZERS)
+  num_layers = len(model_cfg.conv_features)
+  for field in PER_CONV_LAYER_FIELDS:
+    values = getattr(model_cfg, field)
+    if not isinstance(values, (tuple, list)) or len(values) != num_layers:
+      raise ValueError(
+          f'model.{field}={values!r} must be a tuple with one entry per conv layer: '
+          f'model.conv_features={tuple(model_cfg.conv_features)!r} has {num_layers}')
+  for field in ('conv_features', 'conv_kernel_size', 'conv_strides', 'pool_window',
+                'pool_strides', 'hidden_dims'):
+    for i, value in enumerate(getattr(model_cfg, field)):
+      _check_positive_int(f'model.{field}[{i}]', value)
+  _check_positive_int('model.num_classes', model_cfg.num_classes)
+  for i, pool in enumerate(model_cfg.pool_type):
+    _check_choice(f'model.pool_type[{i}]', pool, POOL_TYPES)
+  for field in ('conv_padding', 'pool_padding'):
+    for i, value in enumerate(getattr(model_cfg, field)):
+      shapes.parse_padding(value, f'model.{field}[{i}]')
+  for field in ('conv_dropout', 'dense_dropout'):
+    rate = getattr(model_cfg, field)
+    if not 0.0 <= rate < 1.0:
+      raise ValueError(f'model.{field}={rate!r}: a dropout rate must lie in [0, 1)')
+  for field, name in (('kernel_init_std', model_cfg.kernel_init),
+                      ('bias_init_std', model_cfg.bias_init)):
+    if name in ('normal', 'truncated_normal') and not getattr(model_cfg, field) > 0:
+      raise ValueError(f'model.{field}={getattr(model_cfg, field)!r} must be > 0 for {name}')
+  return shapes.infer_layer_shapes(model_cfg, input_shape)
+
+
+def build_model(model_cfg, input_shape=(28, 28, 1)) -> CNN:
+  """Validates the config, then returns the (stateless) Flax module."""
+  validate_model_config(model_cfg, input_shape)
+  fields = {name: getattr(model_cfg, name) for name in CNN.__dataclass_fields__
+            if name not in ('parent', 'name') and name in model_cfg}
+  fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+  return CNN(**fields)
+
+
+def count_params(params) -> int:
+  return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
+
+
+def _check_choice(field, value, allowed):
+  if value not in allowed:
+    raise ValueError(f'{field}={value!r} is not supported; allowed values: {", ".join(allowed)}')
+
+
+def _check_positive_int(field, value):
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise ValueError(f'{field}={value!r} must be a positive integer')

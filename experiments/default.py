@@ -1,0 +1,52 @@
+"""Base config: every field an experiment can set, with the T2 (CNTK pooling) recipe.
+
+Experiment files start from `get_config()` here and change a few fields. Any field can be
+overridden on the command line, e.g.
+
+  python launch.py --config=experiments/default.py --config.model.activation=tanh
+
+Derived quantities (steps per epoch, total steps) are computed where they are used, so an
+override of batch size or length carries through.
+"""
+import ml_collections
+
+from cnn_jax import architectures
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # parameters, dropout and the shuffling order all derive from it
+
+  config.data = ml_collections.ConfigDict(dict(
+      name='mnist',
+      data_dir='',          # '' -> $TFDS_DATA_DIR -> ~/tensorflow_datasets
+      download=False,       # never reach the network unless asked to
+      validation='none',    # 'none', 'train_head', 'train_random' or 'test_stratified'
+      num_validation=0,
+      split_seed=0,         # fixed, so that seeds vary training and not the split
+  ))
+
+  config.model = architectures.cntk_pool()
+
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name='sgd',           # sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw
+      learning_rate=0.2,
+      schedule='constant',  # 'constant' or 'cosine' (to 0 at the last step)
+      warmup_steps=0,
+      momentum=0.9,         # momentum / nesterov
+      b1=0.9, b2=0.999,     # adam / adamw
+      eps=1e-8,             # adam / adamw / rmsprop / adagrad
+      rms_decay=0.9,        # rmsprop
+      initial_accumulator=0.1,  # adagrad
+      weight_decay=0.0,     # decoupled for adamw, an L2 gradient term otherwise
+  ))
+
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=64,
+      num_epochs=10.0,      # passes over the training split (may be fractional)
+      num_train_steps=-1,   # > 0 overrides num_epochs
+      log_every_steps=200,  # train/* scalars are averages over this many steps
+      eval_batch_size=1000,
+      checkpoint_every_epochs=1,  # 0 disables checkpoints (and so resuming)
+  ))
+  return config
