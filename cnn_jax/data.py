@@ -72,8 +72,10 @@ def load_tfds_split(name: str, split: str, data_dir: str, download: bool) -> Spl
   # TensorFlow only reads files here; keep it off any GPU so JAX has the device to itself.
   tf.config.set_visible_devices([], 'GPU')
   try:
-    arrays = tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir, download=download,
-                                     batch_size=-1))
+    dataset = tfds.load(name, split=split, data_dir=data_dir, download=download)
+    # Whole-split reads (batch_size=-1) abort inside TF under tfds.testing.mock_data, whose
+    # datasets have no known size; large batches concatenated behave the same everywhere.
+    chunks = list(tfds.as_numpy(dataset.batch(10_000)))
   except Exception as error:  # TFDS raises several types (assertions, not-found, I/O)
     raise DatasetNotFoundError(
         f'Could not load TFDS dataset {name!r} (split {split!r}) from {data_dir} '
@@ -82,8 +84,10 @@ def load_tfds_split(name: str, split: str, data_dir: str, download: bool) -> Spl
         f'environment variable (DIR holds {name}/<version>/; here: '
         f'TFDS_DATA_DIR=../shared/data/tfds), or allow a download with '
         f'--config.data.download=True on a machine with internet.') from error
-  return Split(images=np.asarray(arrays['image'], np.uint8),
-               labels=np.asarray(arrays['label'], np.int32))
+  if not chunks:
+    raise DatasetNotFoundError(f'TFDS dataset {name!r} split {split!r} in {data_dir} is empty')
+  return Split(images=np.concatenate([c['image'] for c in chunks]).astype(np.uint8),
+               labels=np.concatenate([c['label'] for c in chunks]).astype(np.int32))
 
 
 def load_splits(data_cfg) -> Splits:

@@ -1,0 +1,71 @@
+"""launch.py as a user runs it: a subprocess with command-line overrides."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cnn_jax import results
+from tests.conftest import real_data_or_skip
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs launch.py as __main__ inside tfds.testing.mock_data, so no real data is needed.
+MOCK_LAUNCH = '''
+import runpy, sys
+import tensorflow_datasets as tfds
+sys.argv = ['launch.py'] + sys.argv[1:]
+with tfds.testing.mock_data(num_examples=96):
+  runpy.run_path('launch.py', run_name='__main__')
+'''
+
+
+def run(args, mock=True, env=None, timeout=300):
+  command = [sys.executable, '-c', MOCK_LAUNCH, *args] if mock else [sys.executable, 'launch.py', *args]
+  # Under the mock, the tcmalloc re-exec would start a fresh interpreter without it.
+  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='1' if mock else '', **(env or {}))
+  return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                        env=env)
+
+
+def test_launch_with_overrides(tmp_path):
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
+              '--config.model.activation=sigmoid', '--config.model.conv_features=(4,6)',
+              '--config.train.num_train_steps=6', '--config.train.batch_size=16'])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  saved = results.read(str(tmp_path))
+  assert saved['status'] == 'ok' and saved['steps'] == 6
+  assert saved['config']['model']['activation'] == 'sigmoid'
+  assert saved['config']['model']['conv_features'] == [4, 6]
+  assert saved['params'] == (5 * 5 * 4 + 4) + (5 * 5 * 4 * 6 + 6) + (4 * 4 * 6 * 10 + 10)
+  assert 'total params' in proc.stderr  # the summary is printed at the start
+  assert json.loads(proc.stdout.splitlines()[0])['status'] == 'ok'
+
+
+def test_misspelt_override_fails_loudly(tmp_path):
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
+              '--config.model.activaton=sigmoid'])
+  assert proc.returncode != 0
+  assert 'activaton' in proc.stderr
+  assert not os.path.exists(tmp_path / 'results.json')
+
+
+def test_bad_value_fails_before_training_with_the_field_named(tmp_path):
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
+              '--config.model.pool_type=("max","median")'])
+  assert proc.returncode != 0
+  assert "model.pool_type[1]='median' is not supported; allowed values: max, avg, none" in proc.stderr
+
+
+@pytest.mark.realdata
+def test_pool_one_epoch_on_real_mnist(tmp_path):
+  """T2 for one pass over the real training set, through launch.py (tcmalloc included)."""
+  data_dir = real_data_or_skip()
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
+              '--config.train.num_epochs=1'], mock=False, env={'TFDS_DATA_DIR': data_dir})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  saved = results.read(str(tmp_path))
+  assert saved['num_examples'] == {'train': 60_000, 'test': 10_000}
+  assert saved['steps'] == 938
+  assert saved['test_error'] < 0.03, saved['test_error']

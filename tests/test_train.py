@@ -1,0 +1,161 @@
+"""Training steps and the whole train_and_evaluate loop on mock data."""
+import json
+import os
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from cnn_jax import checkpoint
+from cnn_jax import models
+from cnn_jax import optim
+from cnn_jax import results
+from cnn_jax import train
+from experiments import default
+
+
+def test_train_steps_lower_the_loss_on_a_fixed_batch():
+  config = default.get_config()
+  model = models.build_model(config.model)
+  state = train.create_train_state(model, optim.make_optimizer(config.optimizer, 10),
+                                   jax.random.key(0), (28, 28, 1))
+  rng = np.random.default_rng(0)
+  batch = {'image': jnp.asarray(rng.random((32, 28, 28, 1), np.float32)),
+           'label': jnp.asarray(rng.integers(0, 10, 32), jnp.int32)}
+  step = jax.jit(train.train_step)
+  losses = []
+  for i in range(5):
+    state, metrics = step(state, batch, jax.random.key(i))
+    losses.append(float(metrics['loss']))
+  assert all(np.isfinite(losses))
+  assert losses[-1] < losses[0] - 0.1
+  assert int(state.step) == 5
+
+
+def test_eval_step_ignores_padding():
+  config = default.get_config()
+  model = models.build_model(config.model)
+  state = train.create_train_state(model, optim.make_optimizer(config.optimizer, 10),
+                                   jax.random.key(0), (28, 28, 1))
+  images = jnp.asarray(np.random.default_rng(0).random((8, 28, 28, 1), np.float32))
+  labels = jnp.arange(8) % 10
+  full = train.eval_step(state, {'image': images, 'label': labels, 'mask': jnp.ones(8)})
+  half = train.eval_step(state, {'image': images, 'label': labels,
+                                 'mask': jnp.asarray([1.] * 4 + [0.] * 4)})
+  alone = train.eval_step(state, {'image': images[:4], 'label': labels[:4], 'mask': jnp.ones(4)})
+  assert float(full['count']) == 8 and float(half['count']) == 4
+  np.testing.assert_allclose(float(half['loss']), float(alone['loss']), rtol=1e-5)
+
+
+def read_params(workdir):
+  with open(checkpoint.path_in(workdir), 'rb') as f:
+    return flax.serialization.msgpack_restore(f.read())['state']['params']
+
+
+def read_scalars(workdir):
+  """{tag: [(step, value), ...]} of the scalars in a run's event files, and the accumulator."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  accumulator = event_accumulator.EventAccumulator(workdir, size_guidance={'tensors': 0})
+  accumulator.Reload()
+  scalar_tags = accumulator.PluginTagToContent('scalars')  # TF2 scalars are stored as tensors
+  scalars = {tag: [(e.step, tf.make_ndarray(e.tensor_proto).item())
+                   for e in accumulator.Tensors(tag)] for tag in scalar_tags}
+  return scalars, accumulator
+
+
+def test_train_and_evaluate_end_to_end(tmp_path, tiny_config, mock_mnist):
+  tiny_config.data.validation = 'train_random'
+  tiny_config.data.num_validation = 56  # 200 images left to train on: 4 epochs of 32 = 25 steps
+  tiny_config.train.num_epochs = 4.0
+  out = train.train_and_evaluate(tiny_config, str(tmp_path))
+
+  saved = results.read(str(tmp_path))
+  assert saved == json.loads(json.dumps(out))
+  assert saved['status'] == 'ok' and saved['steps'] == 25
+  assert 0.0 <= saved['test_error'] <= 1.0 and 0.0 <= saved['val_error'] <= 1.0
+  assert saved['params'] == 208 // 2 + (5 * 5 * 4 * 8 + 8) + (4 * 4 * 8 * 10 + 10)
+  assert saved['train_seconds'] > 0 and saved['config']['model']['conv_features'] == [4, 8]
+  assert saved['num_examples'] == {'train': 200, 'validation': 56, 'test': 256}
+  assert [round(h['epoch']) for h in saved['history']] == [1, 2, 3, 4]
+
+  scalars, accumulator = read_scalars(str(tmp_path))
+  for tag in ('train/loss', 'train/error', 'train/learning_rate', 'train/examples_per_second',
+              'eval/validation/loss', 'eval/validation/error', 'eval/test/loss',
+              'eval/test/error'):
+    assert tag in scalars, tag
+  assert [step for step, _ in scalars['eval/test/error']] == [7, 13, 19, 25]
+  assert scalars['eval/test/error'][-1][1] == pytest.approx(saved['test_error'])
+  assert all(lr == pytest.approx(0.1) for _, lr in scalars['train/learning_rate'])
+  hparams = accumulator.PluginTagToContent('hparams')
+  assert hparams, 'the run records its hyperparameters for the HParams dashboard'
+  from tensorboard.plugins.hparams import plugin_data_pb2  # pylint: disable=g-import-not-at-top
+  session = plugin_data_pb2.HParamsPluginData.FromString(
+      hparams['_hparams_/session_start_info']).session_start_info
+  assert session.hparams['model.activation'].string_value == 'relu'
+  assert session.hparams['optimizer.learning_rate'].number_value == pytest.approx(0.1)
+
+
+def test_same_seed_same_parameters_bit_for_bit(tmp_path, tiny_config, mock_mnist):
+  tiny_config.model.dense_dropout = 0.5  # dropout keys must be reproducible too
+  tiny_config.model.hidden_dims = (16,)
+  train.train_and_evaluate(tiny_config, str(tmp_path / 'a'))
+  train.train_and_evaluate(tiny_config, str(tmp_path / 'b'))
+  tiny_config.seed = 1
+  train.train_and_evaluate(tiny_config, str(tmp_path / 'c'))
+  a, b, c = (read_params(str(tmp_path / d)) for d in 'abc')
+  jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+  assert not np.array_equal(a['logits']['kernel'], c['logits']['kernel'])
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_config, mock_mnist, monkeypatch):
+  tiny_config.train.num_epochs = 3.0
+  whole = train.train_and_evaluate(tiny_config, str(tmp_path / 'whole'))
+
+  real_save = checkpoint.save
+  def save_then_die(*args, **kwargs):
+    real_save(*args, **kwargs)
+    raise KeyboardInterrupt  # as if the run were killed right after its first checkpoint
+  monkeypatch.setattr(checkpoint, 'save', save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(tiny_config, str(tmp_path / 'split'))
+  monkeypatch.setattr(checkpoint, 'save', real_save)
+  resumed = train.train_and_evaluate(tiny_config, str(tmp_path / 'split'))
+
+  assert resumed['steps'] == whole['steps'] == 24
+  assert [h['test_error'] for h in resumed['history']] == [h['test_error'] for h in whole['history']]
+  jax.tree_util.tree_map(np.testing.assert_array_equal, read_params(str(tmp_path / 'whole')),
+                         read_params(str(tmp_path / 'split')))
+
+
+def test_diverging_run_stops_with_a_recorded_status(tmp_path, tiny_config, mock_mnist):
+  tiny_config.optimizer.learning_rate = 1e30
+  out = train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert out['status'] == 'diverged'
+  assert 'train/loss' in out['message'] and ('nan' in out['message'] or 'inf' in out['message'])
+  assert out['test_error'] is None and out['steps'] == tiny_config.train.log_every_steps
+  assert results.read(str(tmp_path))['status'] == 'diverged'
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path, tiny_config, mock_mnist):
+  train.train_and_evaluate(tiny_config, str(tmp_path))
+  with open(checkpoint.path_in(str(tmp_path)), 'wb') as f:
+    f.write(b'\x93not a checkpoint')
+  with pytest.raises(checkpoint.CorruptCheckpointError, match=r'checkpoint.msgpack could not be read'):
+    train.train_and_evaluate(tiny_config, str(tmp_path))
+
+
+def test_workdir_of_another_config_is_refused(tmp_path, tiny_config, mock_mnist):
+  train.train_and_evaluate(tiny_config, str(tmp_path))
+  tiny_config.model.activation = 'tanh'
+  with pytest.raises(ValueError, match=r'different config \(changed: model.activation\)'):
+    train.train_and_evaluate(tiny_config, str(tmp_path))
+
+
+def test_invalid_config_fails_before_training(tmp_path, tiny_config, mock_mnist):
+  tiny_config.model.pool_type = ('max', 'mean')
+  with pytest.raises(ValueError, match=r'model.pool_type\[1\]'):
+    train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert not os.path.exists(checkpoint.path_in(str(tmp_path)))
