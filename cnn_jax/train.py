@@ -116,8 +116,8 @@ def evaluate(state: TrainState, device_split: dict[str, jax.Array],
   for i in range(device_split['label'].shape[0] // batch_size):
     sums = _eval_batch_on_device_data(state, sums, device_split, i, batch_size)
   sums = jax.device_get(sums)
-  return {'loss': float(sums['loss'] / sums['count']),
-          'error': float(sums['error'] / sums['count'])}
+  count = float(sums['count'])  # summed in float32 on the device, divided in float64 here
+  return {'loss': float(sums['loss']) / count, 'error': float(sums['error']) / count}
 
 
 def _zero_sums(keys) -> dict[str, jax.Array]:
