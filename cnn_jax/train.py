@@ -78,8 +78,7 @@ def _to_float(images_uint8: jax.Array) -> jax.Array:
   return images_uint8.astype(jnp.float32) / 255.0
 
 
-@functools.partial(jax.jit, donate_argnums=(0, 1))
-def _train_step_on_device_data(state, sums, images, labels, indices, dropout_key):
+def _step_on_device_data(state, sums, images, labels, indices, dropout_key):
   """Gathers the batch from the on-device dataset, steps, and adds the metrics to `sums`."""
   batch = {'image': _to_float(images[indices]), 'label': labels[indices]}
   state, metrics = train_step(state, batch, jax.random.fold_in(dropout_key, state.step))
@@ -88,6 +87,34 @@ def _train_step_on_device_data(state, sums, images, labels, indices, dropout_key
     for name, value in metrics.items():
       sums[f'{window}_{name}'] = sums[f'{window}_{name}'] + value
   return state, sums
+
+
+_one_step_per_call = jax.jit(_step_on_device_data, donate_argnums=(0, 1))
+
+
+@functools.partial(jax.jit, donate_argnums=(0, 1))
+def _several_steps_per_call(state, sums, images, labels, indices, dropout_key):
+  """indices: (steps, batch). The steps run inside one program via lax.scan."""
+  def body(carry, step_indices):
+    return _step_on_device_data(*carry, images, labels, step_indices, dropout_key), None
+  (state, sums), _ = jax.lax.scan(body, (state, sums), indices)
+  return state, sums
+
+
+def steps_per_call(train_cfg, backend: str) -> int:
+  """How many train steps one jitted call runs: the loop strategy, decided here only.
+
+  On CPU, one step per call: a scanned epoch ran 6x slower than a Python loop over a jitted
+  step here (ENGINEERING.md; benchmarks/train_loop.py measures it again). On GPUs, scanning
+  many steps per call removes the per-step dispatch that leaves a small model's GPU idle, but
+  that has not been measured for this code yet, so 'auto' (0) still means 1 everywhere;
+  set train.steps_per_call=K to force K.
+  """
+  del backend  # the measured choice is the same on every backend so far
+  if train_cfg.steps_per_call < 0:
+    raise ValueError(f'train.steps_per_call={train_cfg.steps_per_call} must be >= 0 '
+                     f'(0 chooses per backend)')
+  return train_cfg.steps_per_call or 1
 
 
 @functools.partial(jax.jit, static_argnames='batch_size')
@@ -173,6 +200,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   sums = _zero_sums(_LOG_KEYS + _EPOCH_KEYS)
 
   step = int(state.step)
+  log_every = config.train.log_every_steps
+  chunk = steps_per_call(config.train, jax.default_backend())
   logging.info('Training %s: %d parameters, %d steps of %d (%.2f epochs of %d), on %s',
                config.model.name, num_params, total_steps, config.train.batch_size,
                total_steps / steps_per_epoch, num_train, jax.default_backend())
@@ -181,15 +210,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   segment_start = time.time()
   try:
     while step < total_steps:
-      state, sums = _train_step_on_device_data(
-          state, sums, train_images, train_labels, order.indices(step), dropout_key)
-      step += 1
-      if first_step_seconds is None:  # compile + first step; synced once, for the record
+      num_steps = min(chunk, _steps_to_next_boundary(step, total_steps, log_every, order))
+      if chunk == 1:
+        state, sums = _one_step_per_call(state, sums, train_images, train_labels,
+                                         order.indices(step), dropout_key)
+      else:
+        indices = np.stack([order.indices(s) for s in range(step, step + num_steps)])
+        state, sums = _several_steps_per_call(state, sums, train_images, train_labels,
+                                              indices, dropout_key)
+      step += num_steps
+      if first_step_seconds is None:  # compile + first call; synced once, for the record
         jax.block_until_ready(sums)
         first_step_seconds = time.time() - segment_start
-      is_epoch_end = (order.epochs_completed(step) > order.epochs_completed(step - 1)
+      is_epoch_end = (order.epochs_completed(step) > order.epochs_completed(step - num_steps)
                       or step == total_steps)
-      if step % config.train.log_every_steps == 0 or is_epoch_end:
+      if step % log_every == 0 or is_epoch_end:
         host_sums = jax.device_get(sums)  # the only host syncs: log steps and epoch ends
         now = time.time()
         segment_seconds, segment_start = now - segment_start, now
@@ -252,6 +287,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                config.model.name, status, results.percent(run_results['test_error']),
                results.percent(run_results['val_error']), train_seconds, path)
   return run_results
+
+
+def _steps_to_next_boundary(step, total_steps, log_every, order) -> int:
+  """Steps until the next log step, epoch end or the last step, whichever comes first."""
+  next_log = (step // log_every + 1) * log_every
+  next_epoch = order.epochs_completed(step) + 1
+  epoch_end = -(-next_epoch * order.num_examples // order.batch_size)  # first step past it
+  return min(next_log, epoch_end, total_steps) - step
 
 
 def _raise_if_not_finite(value: float, what: str) -> None:

@@ -159,3 +159,20 @@ def test_invalid_config_fails_before_training(tmp_path, tiny_config, mock_mnist)
   with pytest.raises(ValueError, match=r'model.pool_type\[1\]'):
     train.train_and_evaluate(tiny_config, str(tmp_path))
   assert not os.path.exists(checkpoint.path_in(str(tmp_path)))
+
+
+def test_several_steps_per_call_match_one_step_per_call(tmp_path, tiny_config, mock_mnist):
+  """The accelerator loop (lax.scan over K steps) trains exactly as the CPU loop does."""
+  tiny_config.train.num_epochs = 2.0  # 16 steps; log every 4; epochs end after steps 8, 16
+  one = train.train_and_evaluate(tiny_config, str(tmp_path / 'one'))
+  tiny_config.train.steps_per_call = 3  # chunks of 3 must still stop at every boundary
+  scanned = train.train_and_evaluate(tiny_config, str(tmp_path / 'scanned'))
+  assert scanned['steps'] == one['steps'] == 16
+  assert [h['step'] for h in scanned['history']] == [h['step'] for h in one['history']] == [8, 16]
+  for a, b in zip(one['history'], scanned['history']):
+    assert a['train_loss'] == pytest.approx(b['train_loss'], rel=1e-4)
+    assert a['test_error'] == pytest.approx(b['test_error'], abs=1 / 256)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                         read_params(str(tmp_path / 'one')), read_params(str(tmp_path / 'scanned')))
+  steps = [s for s, _ in read_scalars(str(tmp_path / 'scanned'))[0]['train/loss']]
+  assert steps == [4, 8, 12, 16]
