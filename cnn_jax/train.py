@@ -162,7 +162,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   wall_start = time.time()
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
+  validate_train_config(config.train)
   optim.validate_optimizer_config(config.optimizer)
+  steps_per_call(config.train, '')  # validates it before any data is read
   splits = data.load_splits(config.data)
   model = models.build_model(config.model, splits.image_shape)
   if config.model.num_classes != splits.num_classes:
@@ -246,12 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                   'train_loss': float(host_sums['epoch_loss'] / epoch_steps),
                   'train_error': float(host_sums['epoch_error'] / epoch_steps),
                   'train_seconds': round(train_seconds, 3)}
-        for name, device_split in eval_splits.items():
-          metrics = evaluate(state, device_split, eval_batch_size)
-          _raise_if_not_finite(metrics['loss'], f'eval/{name}/loss at step {step}')
-          record[f'{name}_loss'], record[f'{name}_error'] = metrics['loss'], metrics['error']
-          writer.write_scalars(step, {f'eval/{name}/loss': metrics['loss'],
-                                      f'eval/{name}/error': metrics['error']})
+        record.update(_evaluate_and_write(state, eval_splits, eval_batch_size, writer, step))
         history.append(record)
         writer.flush()
         _log_epoch(record, total_steps / steps_per_epoch, eval_splits)
@@ -267,26 +264,56 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     logging.error('Run diverged: %s. Try a smaller optimizer.learning_rate.', error)
   writer.close()
 
+  run_results = _results_dict(config, splits, status, message, history, num_params, step,
+                              steps_per_epoch, train_seconds, first_step_seconds,
+                              time.time() - wall_start)
+  path = results.write(workdir, run_results)
+  logging.info('%s: status %s, test error %s, validation error %s; %.1f s training; %s',
+               config.model.name, status, results.percent(run_results['test_error']),
+               results.percent(run_results['val_error']), train_seconds, path)
+  return run_results
+
+
+def _evaluate_and_write(state, eval_splits, batch_size, writer, step) -> dict[str, float]:
+  """Evaluates every eval split; returns {'<split>_loss': ..., '<split>_error': ...}."""
+  record = {}
+  for name, device_split in eval_splits.items():
+    metrics = evaluate(state, device_split, batch_size)
+    _raise_if_not_finite(metrics['loss'], f'eval/{name}/loss at step {step}')
+    record[f'{name}_loss'], record[f'{name}_error'] = metrics['loss'], metrics['error']
+    writer.write_scalars(step, {f'eval/{name}/loss': metrics['loss'],
+                                f'eval/{name}/error': metrics['error']})
+  return record
+
+
+def _results_dict(config, splits, status, message, history, num_params, step, steps_per_epoch,
+                  train_seconds, first_step_seconds, wall_seconds) -> dict[str, Any]:
+  """What results.json holds. A diverged run reports no error rates: they would be garbage."""
   final = history[-1] if history and status == 'ok' else {}
-  run_results = {
+  return {
       'status': status, 'message': message,
       'test_error': final.get('test_error'), 'test_loss': final.get('test_loss'),
       'val_error': final.get('validation_error'), 'val_loss': final.get('validation_loss'),
       'params': num_params, 'steps': step, 'epochs': round(step / steps_per_epoch, 4),
       'train_seconds': round(train_seconds, 3),
       'first_step_seconds': first_step_seconds and round(first_step_seconds, 3),
-      'wall_seconds': round(time.time() - wall_start, 3),
-      'num_examples': {'train': num_train,
+      'wall_seconds': round(wall_seconds, 3),
+      'num_examples': {'train': len(splits.train),
                        **{name: len(s) for name, s in splits.eval_splits().items()}},
       'backend': jax.default_backend(), 'device': jax.devices()[0].device_kind,
       'jax_version': jax.__version__,
       'history': history, 'config': json.loads(config.to_json()),
   }
-  path = results.write(workdir, run_results)
-  logging.info('%s: status %s, test error %s, validation error %s; %.1f s training; %s',
-               config.model.name, status, results.percent(run_results['test_error']),
-               results.percent(run_results['val_error']), train_seconds, path)
-  return run_results
+
+
+def validate_train_config(train_cfg) -> None:
+  for field in ('batch_size', 'log_every_steps', 'eval_batch_size'):
+    value = getattr(train_cfg, field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f'train.{field}={value!r} must be a positive integer')
+  if train_cfg.checkpoint_every_epochs < 0:
+    raise ValueError(f'train.checkpoint_every_epochs={train_cfg.checkpoint_every_epochs} must '
+                     f'be >= 0 (0 turns checkpoints off)')
 
 
 def _steps_to_next_boundary(step, total_steps, log_every, order) -> int:

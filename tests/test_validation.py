@@ -62,3 +62,17 @@ def test_every_allowed_value_builds():
     for schedule in optim.SCHEDULES:
       config.update(dict(name=name, schedule=schedule, warmup_steps=5, weight_decay=1e-4))
       optim.make_optimizer(config, 100)
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('log_every_steps', 0, r'train.log_every_steps=0 must be a positive integer'),
+    ('eval_batch_size', -5, r'train.eval_batch_size=-5 must be a positive integer'),
+    ('checkpoint_every_epochs', -1, r'train.checkpoint_every_epochs=-1 must be >= 0'),
+    ('steps_per_call', -1, r'train.steps_per_call=-1 must be >= 0'),
+])
+def test_invalid_train_configs(field, value, message, tmp_path):
+  from cnn_jax import train  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.train[field] = value
+  with pytest.raises(ValueError, match=message):
+    train.train_and_evaluate(config, str(tmp_path))  # fails before reading any data
