@@ -185,11 +185,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                             config.model.name))
   _check_same_config_as_before(workdir, config)
   restored = checkpoint.restore(workdir, state)
-  history, train_seconds, first_step_seconds = [], 0.0, None
-  if restored is not None:
+  history, train_seconds, first_step_seconds, earlier_wall_seconds = [], 0.0, None, 0.0
+  if restored is not None:  # times add up over the processes that ran this run
     state, extra = restored
     history, train_seconds = extra['history'], extra['train_seconds']
     first_step_seconds = extra['first_step_seconds']
+    earlier_wall_seconds = extra['wall_seconds']
     logging.info('Resuming from %s at step %d', checkpoint.path_in(workdir), int(state.step))
 
   writer = tensorboard_writer.MetricWriter(workdir)
@@ -256,8 +257,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         epoch_start_step = step
         every = config.train.checkpoint_every_epochs
         if every and (len(history) % every == 0 or step == total_steps):
-          checkpoint.save(workdir, state, {'history': history, 'train_seconds': train_seconds,
-                                           'first_step_seconds': first_step_seconds})
+          checkpoint.save(workdir, state, {
+              'history': history, 'train_seconds': train_seconds,
+              'first_step_seconds': first_step_seconds,
+              'wall_seconds': earlier_wall_seconds + time.time() - wall_start})
         segment_start = time.time()  # evaluation and checkpointing are not training time
   except DivergedError as error:
     status, message = 'diverged', str(error)
@@ -266,7 +269,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   run_results = _results_dict(config, splits, status, message, history, num_params, step,
                               steps_per_epoch, train_seconds, first_step_seconds,
-                              time.time() - wall_start)
+                              earlier_wall_seconds + time.time() - wall_start)
   path = results.write(workdir, run_results)
   logging.info('%s: status %s, test error %s, validation error %s; %.1f s training; %s',
                config.model.name, status, results.percent(run_results['test_error']),

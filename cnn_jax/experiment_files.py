@@ -1,0 +1,31 @@
+"""Loads an experiment file (`path.py` or `path.py:args`) the way launch.py's --config does."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import ml_collections
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_module(path: str):
+  """Imports an experiment file by path. Experiment files import `experiments.default`, so
+  the repository root goes on sys.path first, as it is for launch.py."""
+  if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'experiment file {path} does not exist')
+  name = 'experiment_' + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """'experiments/pool.py:variant=slides' -> that file's get_config('variant=slides')."""
+  path, _, arg = spec.partition(':')
+  module = load_module(path)
+  return module.get_config(arg) if arg else module.get_config()
