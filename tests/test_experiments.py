@@ -1,0 +1,82 @@
+"""Every tutorial experiment matches ../shared/TUTORIALS.md and runs."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnn_jax import batches
+from cnn_jax import data
+from cnn_jax import experiment_files
+from cnn_jax import models
+from cnn_jax import train
+
+# experiment -> (params, optimizer, learning rate, batch, steps, (train, validation, test)).
+# Step counts: epochs * train images / batch, rounded up (batches run on across epochs).
+TUTORIAL_RECIPES = {
+    'experiments/conv.py': (11_274, 'sgd', 0.2, 64, 9_375, (60_000, 0, 10_000)),
+    'experiments/pool.py': (5_994, 'sgd', 0.2, 64, 9_375, (60_000, 0, 10_000)),
+    'experiments/pool.py:variant=slides': (4_874, 'sgd', 0.2, 64, 9_375, (60_000, 0, 10_000)),
+    'experiments/keras_cnn.py': (1_199_882, 'adam', 1e-3, 256, 1_172, (60_000, 2_000, 8_000)),
+    'experiments/lenet_small.py': (38_390, 'rmsprop', 1e-4, 128, 19_532, (50_000, 10_000, 10_000)),
+    'experiments/softmax.py': (7_850, 'sgd', 0.5, 50, 1_000, (55_000, 5_000, 10_000)),
+    'experiments/tf_deep_cnn.py': (3_274_634, 'adam', 1e-4, 50, 1_100, (55_000, 5_000, 10_000)),
+    'experiments/tf_deep_cnn.py:variant=full': (3_274_634, 'adam', 1e-4, 50, 20_000,
+                                                (55_000, 5_000, 10_000)),
+}
+MNIST_TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def full_size_fake_mnist():
+  rng = np.random.default_rng(0)
+  train_split = data.Split(np.zeros((60_000, 1, 1, 1), np.uint8),
+                           rng.integers(0, 10, 60_000).astype(np.int32))
+  test_labels = np.repeat(np.arange(10), MNIST_TEST_LABEL_COUNTS).astype(np.int32)
+  return train_split, data.Split(np.zeros((10_000, 1, 1, 1), np.uint8), test_labels)
+
+
+@pytest.mark.parametrize('spec', sorted(TUTORIAL_RECIPES))
+def test_experiment_follows_the_tutorial(spec):
+  params, optimizer, lr, batch, steps, sizes = TUTORIAL_RECIPES[spec]
+  config = experiment_files.load_config(spec)
+  model = models.build_model(config.model)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)),
+                                                train=False))
+  assert models.count_params(variables['params']) == params
+  assert (config.optimizer.name, config.optimizer.learning_rate) == (optimizer, lr)
+  assert config.train.batch_size == batch
+  train_split, test_split = full_size_fake_mnist()
+  new_train, validation, new_test = data.make_validation_split(
+      train_split, test_split, config.data.validation, config.data.num_validation,
+      config.data.split_seed)
+  assert (len(new_train), len(validation) if validation else 0, len(new_test)) == sizes
+  assert batches.total_train_steps(config.train, len(new_train)) == steps
+
+
+def test_t3_validation_is_stratified_from_the_test_set():
+  config = experiment_files.load_config('experiments/keras_cnn.py')
+  train_split, test_split = full_size_fake_mnist()
+  _, validation, rest = data.make_validation_split(
+      train_split, test_split, config.data.validation, config.data.num_validation, 0)
+  np.testing.assert_allclose(np.bincount(validation.labels),
+                             np.array(MNIST_TEST_LABEL_COUNTS) / 5, atol=1)
+  assert len(rest) == 8_000
+
+
+@pytest.mark.parametrize('spec', sorted(TUTORIAL_RECIPES))
+def test_experiment_runs_a_few_steps(spec, tmp_path, mock_mnist):
+  config = experiment_files.load_config(spec)
+  config.train.num_train_steps = 2
+  config.train.batch_size = min(config.train.batch_size, 64)
+  config.train.eval_batch_size = 64
+  if config.data.validation != 'none':
+    config.data.num_validation = 32  # mock splits hold 256 images
+  out = train.train_and_evaluate(config, str(tmp_path))
+  assert out['status'] == 'ok' and out['steps'] == 2
+  assert np.isfinite(out['test_error'])
+
+
+def test_unknown_variant_is_refused():
+  with pytest.raises(ValueError, match=r"variant='huge' is not supported; allowed values: tutorial, slides"):
+    experiment_files.load_config('experiments/pool.py:variant=huge')
+  with pytest.raises(ValueError, match=r"config argument 'size=3' is not understood; allowed: variant=..."):
+    experiment_files.load_config('experiments/pool.py:size=3')
