@@ -83,6 +83,8 @@ flags.DEFINE_list('only', [], f'Row keys to run (default all): {", ".join(r.key 
 flags.DEFINE_string('archive', 'docs/reproduction_results',
                     'Finished runs\' results.json, one per row and seed; the table\'s source.')
 flags.DEFINE_string('output', 'docs/REPRODUCTION.md', 'The table.')
+flags.DEFINE_string('remark', '', 'A sentence for the report on how it was run (e.g. '
+                    'whether other work shared the machine while timings were taken).')
 flags.DEFINE_bool('report_only', False, 'Write the table from existing runs; train nothing.')
 FLAGS = flags.FLAGS
 
@@ -181,7 +183,7 @@ def machine_description() -> str:
           f'jax {jax.__version__}, Python {platform.python_version()}, {malloc}')
 
 
-def format_report(figures: list[RowFigures], seeds: int, machine: str) -> str:
+def format_report(figures: list[RowFigures], seeds: int, machine: str, remark: str = '') -> str:
   lines = [
       '# Reproducing the tutorials',
       '',
@@ -189,7 +191,7 @@ def format_report(figures: list[RowFigures], seeds: int, machine: str) -> str:
       f'--seeds={seeds}`; every figure below comes from a run\'s `results.json`, archived '
       'in `docs/reproduction_results/<row>/seed<k>.json`.',
       '',
-      f'Machine: {machine}.',
+      f'Machine: {machine}.' + (f' {remark}' if remark else ''),
       '',
       'Test error rates in %, over seeds 0, 1, ... of each experiment (the seed sets '
       'initialisation, dropout and shuffling; data splits use split_seed 0). Test sets: all '
@@ -232,7 +234,8 @@ def main(argv):
     for row in ROWS:
       if not FLAGS.only or row.key in FLAGS.only:
         run_row(row, FLAGS.seeds, FLAGS.workdir, FLAGS.archive)
-  report = format_report(collect(FLAGS.archive, FLAGS.seeds), FLAGS.seeds, machine_description())
+  report = format_report(collect(FLAGS.archive, FLAGS.seeds), FLAGS.seeds, machine_description(),
+                         FLAGS.remark)
   os.makedirs(os.path.dirname(FLAGS.output) or '.', exist_ok=True)
   with open(FLAGS.output, 'w') as f:
     f.write(report)

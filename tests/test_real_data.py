@@ -1,0 +1,35 @@
+"""Short runs of each tutorial family on the real MNIST in ../shared/data (skipped without it).
+
+Each uses its tutorial's real recipe and split for a few hundred steps: the split sizes must
+be the tutorial's, and the error must fall far below chance (90%). The CNTK family (T1/T2)
+is checked through launch.py in test_launch.py. Full-length figures: docs/REPRODUCTION.md.
+"""
+import pytest
+
+from cnn_jax import experiment_files
+from cnn_jax import train
+from tests.conftest import real_data_or_skip
+
+pytestmark = pytest.mark.realdata
+
+# experiment -> (steps, (train, validation, test) sizes, test error bound). Seed 0.
+SHORT_RUNS = {
+    'experiments/keras_cnn.py': (15, (60_000, 2_000, 8_000), 0.25),
+    'experiments/lenet_small.py': (391, (50_000, 10_000, 10_000), 0.15),   # one epoch
+    'experiments/softmax.py': (1_000, (55_000, 5_000, 10_000), 0.105),     # the whole run
+    'experiments/tf_deep_cnn.py': (200, (55_000, 5_000, 10_000), 0.12),
+}
+
+
+@pytest.mark.parametrize('spec', sorted(SHORT_RUNS))
+def test_short_real_run(spec, tmp_path):
+  data_dir = real_data_or_skip()
+  steps, sizes, bound = SHORT_RUNS[spec]
+  config = experiment_files.load_config(spec)
+  config.data.data_dir = data_dir
+  config.train.num_train_steps = steps
+  config.train.checkpoint_every_epochs = 0
+  out = train.train_and_evaluate(config, str(tmp_path))
+  assert out['status'] == 'ok' and out['steps'] == steps
+  assert out['num_examples'] == dict(zip(('train', 'validation', 'test'), sizes))
+  assert out['test_error'] < bound, out['test_error']
