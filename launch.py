@@ -1,6 +1,12 @@
-"""Runs one experiment: `python launch.py --config=experiments/pool.py [--config.X=Y ...]`.
+"""Runs one experiment, or the sweep its file declares.
 
-Flags only; the work happens in cnn_jax.train.train_and_evaluate.
+    python launch.py --config=experiments/pool.py [--config.X=Y ...]
+    python launch.py --config=experiments/pool.py:sweep=arch --workdir=D --sweep
+    python launch.py --config=experiments/pool.py --workdir=D --trial=3     # one trial
+    python launch.py --config=experiments/pool.py --list_trials
+
+Flags only; the work happens in cnn_jax.train and cnn_jax.sweep. Command-line overrides
+apply to every trial of a sweep.
 """
 import hashlib
 import json
@@ -20,22 +26,41 @@ config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_
 flags.DEFINE_string('workdir', '', 'Where events, checkpoints and results.json go. Default: '
                     'runs/<experiment>-<hash of the config>, so re-running the same command '
                     'resumes (or re-reports) that run and any override gets a fresh directory.')
+flags.DEFINE_bool('sweep', False, "Run every trial of the file's get_sweep into --workdir.")
+flags.DEFINE_integer('trial', None, 'Run only this trial of the sweep (for array jobs).')
+flags.DEFINE_bool('list_trials', False, 'Print the sweep\'s trials and exit.')
 flags.mark_flags_as_required(['config'])
 FLAGS = flags.FLAGS
 
 
-def default_workdir(config_path: str, config) -> str:
+def default_workdir(config_path: str, config, sweep: bool) -> str:
   experiment = os.path.splitext(os.path.basename(config_path.split(':')[0]))[0]
   digest = hashlib.sha1(config.to_json(sort_keys=True).encode()).hexdigest()[:8]
-  return os.path.join('runs', f'{experiment}-{digest}')
+  return os.path.join('runs', f'{experiment}-{"sweep-" if sweep else ""}{digest}')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  from cnn_jax import train  # pylint: disable=g-import-not-at-top  (after the allocator)
   config = FLAGS.config
-  workdir = FLAGS.workdir or default_workdir(flags.FLAGS['config'].config_filename, config)
+  experiment = flags.FLAGS['config'].config_filename  # 'path.py' or 'path.py:arg'
+  sweeping = FLAGS.sweep or FLAGS.trial is not None
+  if FLAGS.list_trials:
+    from cnn_jax import sweep  # pylint: disable=g-import-not-at-top
+    for trial in sweep.load_trials(experiment, config):
+      print(trial.name, json.dumps(trial.overrides))
+    return
+  workdir = FLAGS.workdir or default_workdir(experiment, config, sweeping)
+  if sweeping:
+    from cnn_jax import sweep  # pylint: disable=g-import-not-at-top  (after the allocator)
+    rows = sweep.run(experiment, workdir, FLAGS.trial, config)
+    with open(os.path.join(workdir, 'sweep.md')) as f:
+      print(f.read())
+    print(f'workdir: {workdir}')
+    if any(r['status'] == 'pending' for r in rows) and FLAGS.trial is None:
+      sys.exit('some trials did not finish')
+    return
+  from cnn_jax import train  # pylint: disable=g-import-not-at-top  (after the allocator)
   logging.info('Config:\n%s\nWorkdir: %s', config, workdir)
   run_results = train.train_and_evaluate(config, workdir)
   print(json.dumps({k: run_results[k] for k in (

@@ -29,6 +29,14 @@ class MetricWriter:
     with self._writer.as_default():
       hp.hparams(dict(hparams))
 
+  def write_hparams_config(self, domains: Mapping[str, list], metric_tags: list[str]) -> None:
+    """The sweep-level experiment: each swept hparam with its values, and the metrics."""
+    from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+    with self._writer.as_default():
+      hp.hparams_config(
+          hparams=[hp.HParam(name, hp.Discrete(values)) for name, values in domains.items()],
+          metrics=[hp.Metric(tag) for tag in metric_tags])
+
   def flush(self) -> None:
     self._writer.flush()
 
@@ -44,8 +52,13 @@ def flatten_hparams(config: ml_collections.ConfigDict, prefix: str = '') -> dict
     name = f'{prefix}{key}'
     if isinstance(value, ml_collections.ConfigDict):
       flat.update(flatten_hparams(value, name + '.'))
-    elif isinstance(value, (bool, int, float, str)):
-      flat[name] = value
     else:
-      flat[name] = str(tuple(value) if isinstance(value, list) else value)
+      flat[name] = hparam_value(value)
   return flat
+
+
+def hparam_value(value: Any):
+  """A config value as the HParams plugin stores it: tuples become their string form."""
+  if isinstance(value, (bool, int, float, str)):
+    return value
+  return str(tuple(value) if isinstance(value, list) else value)

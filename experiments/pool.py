@@ -14,17 +14,42 @@ The slides' variant (second conv at stride 2, then max pool 2/2 -> 3x3x16; 4,874
 parameters; "about 1%"), same recipe:
 
   python launch.py --config=experiments/pool.py:variant=slides
+
+Sweeps, each on the tutorial's training recipe (get_sweep below):
+
+  # The notebook's questions: activation (relu, sigmoid, leaky_relu, tanh) x pooling
+  # (max, average) x seeds 0, 1: 16 trials.
+  python launch.py --config=experiments/pool.py --workdir=runs/pool-questions --sweep
+  # The design's architecture axes: filters (8/16, 16/32) x first-conv stride (1, 2) x
+  # pooling (max, average): 8 trials.
+  python launch.py --config=experiments/pool.py:sweep=arch --workdir=runs/pool-arch --sweep
 """
 from cnn_jax import architectures
 from cnn_jax import config_args
 from experiments import default
 
 VARIANTS = ('tutorial', 'slides')
+SWEEPS = ('questions', 'arch')
 
 
 def get_config(arg=None):
-  args = config_args.parse(arg, variant='tutorial')
+  args = config_args.parse(arg, variant='tutorial', sweep='questions')
   config = default.get_config()  # the base config is T2's recipe
   if config_args.choose(args.variant, 'variant', VARIANTS) == 'slides':
     config.model = architectures.cntk_pool_slides()
   return config
+
+
+def get_sweep(h, arg=None):
+  args = config_args.parse(arg, variant='tutorial', sweep='questions')
+  if config_args.choose(args.sweep, 'sweep', SWEEPS) == 'questions':
+    return h.product([
+        h.sweep('model.activation', ['relu', 'sigmoid', 'leaky_relu', 'tanh']),
+        h.sweep('model.pool_type', [('max', 'max'), ('avg', 'avg')]),
+        h.sweep('seed', [0, 1]),
+    ])
+  return h.product([
+      h.sweep('model.conv_features', [(8, 16), (16, 32)]),
+      h.sweep('model.conv_strides', [(1, 1), (2, 1)]),
+      h.sweep('model.pool_type', [('max', 'max'), ('avg', 'avg')]),
+  ])

@@ -69,3 +69,23 @@ def test_pool_one_epoch_on_real_mnist(tmp_path):
   assert saved['num_examples'] == {'train': 60_000, 'test': 10_000}
   assert saved['steps'] == 938
   assert saved['test_error'] < 0.03, saved['test_error']
+
+
+def test_list_trials():
+  proc = run(['--config=experiments/pool.py:sweep=arch', '--list_trials'])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  lines = proc.stdout.strip().splitlines()
+  assert len(lines) == 8 and lines[0].startswith('000-conv_features=8-16')
+
+
+def test_one_sweep_trial_through_launch_with_an_override(tmp_path):
+  from tests.test_sweep import TOY_EXPERIMENT  # pylint: disable=g-import-not-at-top
+  toy = tmp_path / 'toy.py'
+  toy.write_text(TOY_EXPERIMENT)
+  proc = run([f'--config={toy}', f'--workdir={tmp_path / "sweep"}', '--trial=1',
+              '--config.train.num_train_steps=3'])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  saved = results.read(str(tmp_path / 'sweep' / '001-activation=relu,seed=1'))
+  assert saved['status'] == 'ok' and saved['steps'] == 3  # the override reached the trial
+  assert saved['config']['seed'] == 1
+  assert '| 1 | relu | 1 |' in proc.stdout  # the sweep table is printed

@@ -1,0 +1,162 @@
+"""Sweeps: declaration, checks before running, per-trial runs, tables, HParams, resumption."""
+import csv
+import glob
+import os
+
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from cnn_jax import experiment_files
+from cnn_jax import hyper as h
+from cnn_jax import results
+from cnn_jax import sweep
+from cnn_jax import train
+
+REPO = experiment_files.REPO_ROOT
+
+TOY_EXPERIMENT = '''
+from experiments import default
+
+def get_config():
+  config = default.get_config()
+  config.model.conv_features = (4, 8)
+  config.train.update(dict(batch_size=32, num_train_steps=8, log_every_steps=4,
+                           eval_batch_size=128))
+  config.optimizer.learning_rate = 0.1
+  return config
+
+def get_sweep(h, arg=None):
+  return h.chain([
+      h.product([h.sweep('model.activation', ['relu', 'tanh']), h.sweep('seed', [0, 1])]),
+      h.sweep('optimizer.learning_rate', [1e30]),    # diverges
+      h.sweep('model.pool_window', [(2, 20)]),       # shrinks pool1 to nothing: invalid
+  ])
+'''
+
+
+@pytest.fixture
+def toy_experiment(tmp_path):
+  path = tmp_path / 'toy.py'
+  path.write_text(TOY_EXPERIMENT)
+  return str(path)
+
+
+def test_hyper_helpers():
+  assert h.product([h.sweep('a', [1, 2]), h.sweep('b', ['x'])]) == [
+      {'a': 1, 'b': 'x'}, {'a': 2, 'b': 'x'}]
+  assert h.zip([h.sweep('a', [1, 2]), h.sweep('b', [3, 4])]) == [{'a': 1, 'b': 3}, {'a': 2, 'b': 4}]
+  assert h.chain([h.sweep('a', [1]), h.sweep('b', [2])]) == [{'a': 1}, {'b': 2}]
+  with pytest.raises(ValueError, match='equal length'):
+    h.zip([h.sweep('a', [1, 2]), h.sweep('b', [3])])
+  with pytest.raises(ValueError, match=r"swept twice in one trial: \['a'\]"):
+    h.product([h.sweep('a', [1]), h.sweep('a', [2])])
+
+
+def experiment_sweeps():
+  """Every (experiment file, sweep argument) in experiments/ that declares a sweep."""
+  specs = []
+  for path in sorted(glob.glob(os.path.join(REPO, 'experiments', '*.py'))):
+    module = experiment_files.load_module(path)
+    if hasattr(module, 'get_sweep'):
+      for name in getattr(module, 'SWEEPS', (None,)):
+        specs.append(os.path.relpath(path, REPO) + (f':sweep={name}' if name else ''))
+  return specs
+
+
+@pytest.mark.parametrize('spec', experiment_sweeps())
+def test_every_experiment_sweep_is_well_formed(spec):
+  from cnn_jax import models  # pylint: disable=g-import-not-at-top
+  trials = sweep.load_trials(os.path.join(REPO, spec))
+  assert len(trials) >= 2
+  assert len({t.name for t in trials}) == len(trials)
+  for trial in trials:
+    models.validate_model_config(trial.config.model)  # every trial's model can be built
+
+
+def test_pool_sweeps_ask_the_tutorial_questions():
+  questions = sweep.load_trials(os.path.join(REPO, 'experiments/pool.py'))
+  assert {t.overrides['model.activation'] for t in questions} == {
+      'relu', 'sigmoid', 'leaky_relu', 'tanh'}
+  assert {t.overrides['model.pool_type'] for t in questions} == {('max', 'max'), ('avg', 'avg')}
+  assert len(questions) == 16
+  arch = sweep.load_trials(os.path.join(REPO, 'experiments/pool.py:sweep=arch'))
+  assert {t.config.model.conv_strides for t in arch} == {(1, 1), (2, 1)}
+  assert len({t.config.model.conv_features for t in arch}) == 2
+  assert all(t.config.optimizer.learning_rate == 0.2 for t in questions + arch)  # the recipe
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'model.activaton': 'tanh'}, r"'model.activaton' is not a config field; fields there: .*activation"),
+    ({'modle.activation': 'tanh'}, r"'modle.activation' is not a config field \('modle' is not a section\)"),
+    ({'model.conv_features': 8}, r'model.conv_features=8 must be a tuple'),
+    ({'seed': 'zero'}, r"seed='zero' must be of type int"),
+    ({'optimizer.learning_rate': 'fast'}, r"learning_rate='fast' must be of type float"),
+])
+def test_bad_sweep_keys_and_values_fail_before_any_trial(overrides, message):
+  base = experiment_files.load_config(os.path.join(REPO, 'experiments/pool.py'))
+  with pytest.raises(ValueError, match=message):
+    sweep.apply_overrides(base, overrides, 'trial 0')
+
+
+def read_events(logdir):
+  accumulator = event_accumulator.EventAccumulator(logdir)
+  accumulator.Reload()
+  return accumulator.PluginTagToContent('hparams')
+
+
+def test_sweep_runs_records_and_resumes(toy_experiment, tmp_path, mock_mnist, monkeypatch):
+  workdir = str(tmp_path / 'sweep')
+  real_train = train.train_and_evaluate
+  calls, killed = [], []
+  def train_then_maybe_die(config, run_dir):
+    calls.append(os.path.basename(run_dir))
+    if len(calls) == 3 and not killed:
+      killed.append(True)
+      raise KeyboardInterrupt  # the sweep is killed during its third trial
+    return real_train(config, run_dir)
+  monkeypatch.setattr(train, 'train_and_evaluate', train_then_maybe_die)
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run(toy_experiment, workdir)
+  assert len(calls) == 3
+
+  calls.clear()
+  rows = sweep.run(toy_experiment, workdir)  # the same command again
+  assert [c[:3] for c in calls] == ['002', '003', '004', '005']  # finished ones not repeated
+  statuses = {r['index']: r['status'] for r in rows}
+  assert statuses == {0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged', 5: 'invalid'}
+  assert 'pool1' in results.read(os.path.join(workdir, '005-pool_window=2-20'))['message']
+
+  ok_errors = [r['val_error'] if r['val_error'] is not None else r['test_error']
+               for r in rows if r['status'] == 'ok']
+  assert ok_errors == sorted(ok_errors) and [r['status'] for r in rows][-2:] == ['diverged',
+                                                                                'invalid']
+  with open(os.path.join(workdir, 'sweep.csv')) as f:
+    table = list(csv.DictReader(f))
+  assert [int(r['index']) for r in table] == [r['index'] for r in rows]
+  assert {'model.activation', 'seed', 'status', 'test_error', 'params', 'seconds'} <= set(table[0])
+  markdown = open(os.path.join(workdir, 'sweep.md')).read()
+  assert '| # | model.activation | seed |' in markdown and 'invalid' in markdown
+
+  # HParams: the experiment (swept keys, metrics) once at the top, each trial's values below.
+  experiment = plugin_data_pb2.HParamsPluginData.FromString(
+      read_events(workdir)['_hparams_/experiment']).experiment
+  assert {i.name for i in experiment.hparam_infos} == {
+      'model.activation', 'seed', 'optimizer.learning_rate', 'model.pool_window'}
+  assert 'eval/test/error' in {m.name.tag for m in experiment.metric_infos}
+  session = plugin_data_pb2.HParamsPluginData.FromString(read_events(
+      os.path.join(workdir, '003-activation=tanh,seed=1'))['_hparams_/session_start_info'])
+  assert session.session_start_info.hparams['model.activation'].string_value == 'tanh'
+  assert session.session_start_info.hparams['seed'].number_value == 1
+
+  calls.clear()
+  sweep.run(toy_experiment, workdir)
+  assert calls == []  # everything finished: nothing runs again
+
+
+def test_single_trial(toy_experiment, tmp_path, mock_mnist):
+  rows = sweep.run(toy_experiment, str(tmp_path), trial_index=2)
+  assert {r['index']: r['status'] for r in rows}[2] == 'ok'
+  assert sum(r['status'] == 'pending' for r in rows) == 5
+  with pytest.raises(ValueError, match=r'--trial=9: the sweep has trials 0 to 5'):
+    sweep.run(toy_experiment, str(tmp_path), trial_index=9)
