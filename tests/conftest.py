@@ -34,6 +34,9 @@ def tiny_config():
 
 
 def real_data_or_skip() -> str:
-  if not os.path.isdir(os.path.join(REAL_TFDS_DIR, 'mnist')):
-    pytest.skip(f'real MNIST not prepared at {REAL_TFDS_DIR}')
-  return REAL_TFDS_DIR
+  """$TFDS_DATA_DIR if it holds MNIST, else ../shared/data/tfds; skips the test if neither."""
+  candidates = [os.environ.get('TFDS_DATA_DIR', ''), REAL_TFDS_DIR]
+  for directory in filter(None, candidates):
+    if os.path.isdir(os.path.join(directory, 'mnist')):
+      return os.path.abspath(directory)
+  pytest.skip(f'real MNIST not prepared in $TFDS_DATA_DIR or at {REAL_TFDS_DIR}')
