@@ -8,7 +8,8 @@ notebook scored 9,728 of them).
   TFDS_DATA_DIR=../shared/data/tfds python launch.py --config=experiments/conv.py
 
 Tutorial: 1.57% test error (30.4 s of training). Here (seed 0, all 10,000 test images):
-1.23% test error, 30.7 s of training on 2 CPU cores with tcmalloc, jax 0.10.2.
+1.23% test error, 30.7 s of training on 2 CPU cores with tcmalloc, jax 0.10.2. Over seeds
+0-4 (python -m cnn_jax.reproduce): 1.44 ± 0.16% (min 1.23, max 1.64).
 """
 from cnn_jax import architectures
 from experiments import default
