@@ -58,3 +58,17 @@ def restore(workdir: str, template_state):
         f'Checkpoint {path} holds arrays of other shapes than this run\'s model '
         f'(written by a different config?). Delete it or pick another --workdir.')
   return state, extra
+
+
+def saved_step(workdir: str) -> int | None:
+  """The step of the workdir's checkpoint (None without one), read without a model."""
+  path = path_in(workdir)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path, 'rb') as f:
+      return int(flax.serialization.msgpack_restore(f.read())['state']['step'])
+  except Exception as error:  # pylint: disable=broad-except
+    raise CorruptCheckpointError(
+        f'Checkpoint {path} could not be read ({type(error).__name__}: {error}). '
+        f'Delete it to restart this run from scratch, or pick another --workdir.') from error

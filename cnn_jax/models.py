@@ -96,8 +96,8 @@ class CNN(nn.Module):
         x = _pool(x, self.pool_type[i], self.pool_window[i], self.pool_strides[i],
                   self.pool_padding[i])
         self._record(f'pool{i}', x)
-    if self.conv_dropout > 0 and self.conv_features:
-      x = nn.Dropout(self.conv_dropout, deterministic=not train, name='conv_dropout')(x)
+    if _is_on(self.conv_dropout) and self.conv_features:
+      x = Dropout(self.conv_dropout, name='conv_dropout')(x, train=train)
       self._record('conv_dropout', x)
     if self.global_pool == 'max':
       x = jnp.max(x, axis=(1, 2))
@@ -111,8 +111,8 @@ class CNN(nn.Module):
     for i, width in enumerate(self.hidden_dims):
       x = act(nn.Dense(width, kernel_init=kernel_init, bias_init=bias_init, name=f'dense{i}')(x))
       self._record(f'dense{i}', x)
-      if self.dense_dropout > 0:
-        x = nn.Dropout(self.dense_dropout, deterministic=not train, name=f'dense_dropout{i}')(x)
+      if _is_on(self.dense_dropout):
+        x = Dropout(self.dense_dropout, name=f'dense_dropout{i}')(x, train=train)
         self._record(f'dense_dropout{i}', x)
     x = nn.Dense(self.num_classes, kernel_init=kernel_init, bias_init=bias_init,
                  name='logits')(x)
@@ -122,6 +122,26 @@ class CNN(nn.Module):
   def _record(self, layer_name: str, x: jax.Array) -> None:
     # A sown value may not share its name with a submodule, hence the suffix.
     self.sow('intermediates', layer_name + OUTPUT_SUFFIX, x)
+
+
+class Dropout(nn.Module):
+  """Inverted dropout, as flax's nn.Dropout computes it (same RNG stream, same mask), except
+  that `rate` may be a traced value: a vmapped sweep group trains members with different
+  dropout rates in one program (cnn_jax/group_train.py)."""
+  rate: Any
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    if not train:
+      return x
+    keep = 1.0 - self.rate
+    mask = jax.random.bernoulli(self.make_rng('dropout'), p=keep, shape=x.shape)
+    return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
+
+
+def _is_on(rate) -> bool:
+  """A traced rate is on: a group only traces the rates that are > 0 in every member."""
+  return isinstance(rate, jax.Array) or rate > 0
 
 
 def _flax_padding(padding):
@@ -172,12 +192,26 @@ def validate_model_config(model_cfg, input_shape=(28, 28, 1)) -> list[shapes.Lay
   return shapes.infer_layer_shapes(model_cfg, input_shape)
 
 
-def build_model(model_cfg, input_shape=(28, 28, 1)) -> CNN:
-  """Validates the config, then returns the (stateless) Flax module."""
+# Numeric fields that change no shape and no program: a vmapped sweep group may pass them as
+# traced per-member values (see build_model's `traced`).
+TRACEABLE_FIELDS = ('conv_dropout', 'dense_dropout', 'kernel_init_std', 'kernel_init_value',
+                    'bias_init_std', 'bias_init_value')
+
+
+def build_model(model_cfg, input_shape=(28, 28, 1), traced=None) -> CNN:
+  """Validates the config, then returns the (stateless) Flax module.
+
+  traced: {field: value} for fields of TRACEABLE_FIELDS whose value is a traced array (one
+  member of a vmapped group); the concrete config is still what gets validated.
+  """
   validate_model_config(model_cfg, input_shape)
   fields = {name: getattr(model_cfg, name) for name in CNN.__dataclass_fields__
             if name not in ('parent', 'name') and name in model_cfg}
   fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+  for field, value in (traced or {}).items():
+    if field not in TRACEABLE_FIELDS:
+      raise ValueError(f'model.{field} changes the program and cannot vary within a group')
+    fields[field] = value
   return CNN(**fields)
 
 

@@ -22,12 +22,20 @@ def validate_optimizer_config(opt_cfg) -> None:
     raise ValueError(f'optimizer.weight_decay={opt_cfg.weight_decay!r} must be >= 0')
 
 
-def make_schedule(opt_cfg, total_steps: int) -> optax.Schedule:
+# Numeric fields that change no shape and no program: a vmapped sweep group may pass them as
+# traced per-member values (see make_optimizer's `traced`). weight_decay qualifies only
+# between members that all use it (> 0), since 0 leaves the decay term out.
+TRACEABLE_FIELDS = ('learning_rate', 'momentum', 'b1', 'b2', 'eps', 'rms_decay',
+                    'initial_accumulator', 'weight_decay')
+
+
+def make_schedule(opt_cfg, total_steps: int, traced=None) -> optax.Schedule:
   """Learning rate as a function of the step: constant, or cosine decay to 0 at the end.
 
   Both take an optional linear warm-up over optimizer.warmup_steps.
   """
-  peak, warmup = opt_cfg.learning_rate, opt_cfg.warmup_steps
+  peak = (traced or {}).get('learning_rate', opt_cfg.learning_rate)
+  warmup = opt_cfg.warmup_steps
   if opt_cfg.schedule == 'cosine':
     return optax.warmup_cosine_decay_schedule(0.0 if warmup else peak, peak, warmup,
                                               max(total_steps, warmup + 1))
@@ -37,15 +45,25 @@ def make_schedule(opt_cfg, total_steps: int) -> optax.Schedule:
   return optax.constant_schedule(peak)
 
 
-def make_optimizer(opt_cfg, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(opt_cfg, total_steps: int, traced=None) -> optax.GradientTransformation:
   """The optax transformation for the config (validated first).
 
   Defaults follow the frameworks the tutorials used where optax differs: RMSprop adds its
   epsilon outside the square root, as Keras/TensorFlow do. weight_decay is decoupled for
   adamw and an L2 term added to the gradient for every other optimizer.
+
+  traced: {field: value} for fields of TRACEABLE_FIELDS given as traced arrays (one member
+  of a vmapped group). The optimizer state has the same structure either way, so a member's
+  checkpoint is an ordinary single-run checkpoint.
   """
   validate_optimizer_config(opt_cfg)
-  lr = make_schedule(opt_cfg, total_steps)
+  traced = dict(traced or {})
+  unknown = set(traced) - set(TRACEABLE_FIELDS)
+  if unknown:
+    raise ValueError(f'optimizer fields {sorted(unknown)} cannot vary within a group')
+  uses_decay = opt_cfg.weight_decay > 0  # structure comes from the concrete config
+  lr = make_schedule(opt_cfg, total_steps, traced)
+  opt_cfg = _WithValues(opt_cfg, traced)
   name = opt_cfg.name
   if name == 'sgd':
     tx = optax.sgd(lr)
@@ -60,6 +78,16 @@ def make_optimizer(opt_cfg, total_steps: int) -> optax.GradientTransformation:
   else:
     return optax.adamw(lr, b1=opt_cfg.b1, b2=opt_cfg.b2, eps=opt_cfg.eps,
                        weight_decay=opt_cfg.weight_decay)
-  if opt_cfg.weight_decay:
+  if uses_decay:
     tx = optax.chain(optax.add_decayed_weights(opt_cfg.weight_decay), tx)
   return tx
+
+
+class _WithValues:
+  """The config's fields, with some replaced by (traced) values."""
+
+  def __init__(self, config, values):
+    self._config, self._values = config, values
+
+  def __getattr__(self, name):
+    return self._values[name] if name in self._values else getattr(self._config, name)

@@ -3,8 +3,9 @@
 
 Each trial directory is exactly what a single run writes (events, hparams, checkpoint,
 results.json), so re-running a sweep skips finished trials and resumes an interrupted one
-from its checkpoint. Trials run one after another: on this project's CPU that is the fastest
-strategy (a vmapped group of convolutions ran 5.8x slower, ../shared/ENGINEERING.md).
+from its checkpoint. Trials that differ only in seed, optimizer numbers, dropout rates or
+initializer scales can train as one vmapped group (groups.py, group_train.py); the strategy
+is config.sweep.strategy, by default the measured best on the backend.
 """
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ from typing import Any
 from absl import logging
 import ml_collections
 
+from cnn_jax import checkpoint
 from cnn_jax import experiment_files
+from cnn_jax import groups
 from cnn_jax import hyper
+from cnn_jax import models
+from cnn_jax import optim
 from cnn_jax import results
 from cnn_jax import tensorboard_writer
 
@@ -101,33 +106,79 @@ def _checked_value(current, value, what):
 
 def run(experiment: str, workdir: str, trial_index: int | None = None,
         base: ml_collections.ConfigDict | None = None) -> list[dict[str, Any]]:
-  """Runs the sweep's unfinished trials (or only `trial_index`); returns the table rows."""
-  from cnn_jax import train  # pylint: disable=g-import-not-at-top  (JAX after the allocator)
+  """Runs the sweep's unfinished trials (or only `trial_index`); returns the table rows.
+
+  Unfinished trials that can share a program are grouped as `sweep.strategy` says
+  (groups.py); the others, and any trial whose config fails its checks, run alone.
+  """
+  # pylint: disable=g-import-not-at-top  (JAX only after launch.py chose the allocator)
+  import jax
+  from cnn_jax import group_train
   trials = load_trials(experiment, base)
   if trial_index is not None and not 0 <= trial_index < len(trials):
     raise ValueError(f'--trial={trial_index}: the sweep has trials 0 to {len(trials) - 1}')
+  for trial in trials:
+    groups.validate_sweep_config(trial.config.sweep)
   os.makedirs(workdir, exist_ok=True)
   write_hparams_config(workdir, trials)
+  pending = []
   for trial in trials:
     if trial_index is not None and trial.index != trial_index:
       continue
-    run_dir = os.path.join(workdir, trial.name)
-    done = results.read(run_dir)
+    done = results.read(os.path.join(workdir, trial.name))
     if done and done['status'] in FINISHED:
       logging.info('trial %s: %s already', trial.name, done['status'])
-      continue
-    logging.info('trial %s: %s', trial.name, trial.overrides)
-    try:
-      train.train_and_evaluate(trial.config, run_dir)
-    except ValueError as error:  # the trial's config cannot work; the others may
-      logging.error('trial %s is invalid: %s', trial.name, error)
-      os.makedirs(run_dir, exist_ok=True)
-      results.write(run_dir, {'status': 'invalid', 'message': str(error), 'test_error': None,
-                              'val_error': None, 'params': None, 'steps': 0,
-                              'wall_seconds': 0.0, 'config': trial.config.to_dict()})
+    else:
+      pending.append(trial)
+  groupable = [t for t in pending if _passes_checks(t.config)]
+  alone = [t for t in pending if t not in groupable]  # to be recorded as invalid
+  plan = groups.plan([t.config for t in groupable],
+                     [checkpoint.saved_step(os.path.join(workdir, t.name)) for t in groupable],
+                     jax.default_backend())
+  for strategy, positions in plan:
+    members = [groupable[p] for p in positions]
+    if strategy == 'calibrate':
+      faster = group_train.vmap_is_faster([t.config for t in members])
+      strategy = 'vmap' if faster else 'sequential'
+    if strategy == 'vmap':
+      logging.info('trials %s: one vmapped group', ', '.join(t.name for t in members))
+      try:
+        group_train.train_group([t.config for t in members],
+                                [os.path.join(workdir, t.name) for t in members])
+        continue
+      except ValueError as error:  # run them alone, which records what is wrong with each
+        logging.error('the group could not train together (%s); running its trials alone',
+                      error)
+    alone += members
+  for trial in sorted(alone, key=lambda t: t.index):
+    _run_alone(trial, os.path.join(workdir, trial.name))
   rows = table_rows(workdir, trials)
   write_tables(workdir, trials, rows)
   return rows
+
+
+def _passes_checks(config) -> bool:
+  try:
+    models.validate_model_config(config.model)
+    optim.validate_optimizer_config(config.optimizer)
+  except ValueError:
+    return False
+  return True
+
+
+def _run_alone(trial: Trial, run_dir: str) -> None:
+  from cnn_jax import train  # pylint: disable=g-import-not-at-top
+  if (results.read(run_dir) or {}).get('status') in FINISHED:
+    return
+  logging.info('trial %s: %s', trial.name, trial.overrides)
+  try:
+    train.train_and_evaluate(trial.config, run_dir)
+  except ValueError as error:  # the trial's config cannot work; the others may
+    logging.error('trial %s is invalid: %s', trial.name, error)
+    os.makedirs(run_dir, exist_ok=True)
+    results.write(run_dir, {'status': 'invalid', 'message': str(error), 'test_error': None,
+                            'val_error': None, 'params': None, 'steps': 0,
+                            'wall_seconds': 0.0, 'config': trial.config.to_dict()})
 
 
 def write_hparams_config(workdir: str, trials: list[Trial]) -> None:

@@ -74,13 +74,13 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.A
           'error': jnp.sum(wrong * mask), 'count': jnp.sum(mask)}
 
 
-def _to_float(images_uint8: jax.Array) -> jax.Array:
+def to_float(images_uint8: jax.Array) -> jax.Array:
   return images_uint8.astype(jnp.float32) / 255.0
 
 
 def _step_on_device_data(state, sums, images, labels, indices, dropout_key):
   """Gathers the batch from the on-device dataset, steps, and adds the metrics to `sums`."""
-  batch = {'image': _to_float(images[indices]), 'label': labels[indices]}
+  batch = {'image': to_float(images[indices]), 'label': labels[indices]}
   state, metrics = train_step(state, batch, jax.random.fold_in(dropout_key, state.step))
   sums = dict(sums)
   for window in ('log', 'epoch'):
@@ -121,11 +121,11 @@ def steps_per_call(train_cfg, backend: str) -> int:
 def _eval_batch_on_device_data(state, sums, split, batch_index, batch_size):
   batch = jax.tree_util.tree_map(
       lambda a: jax.lax.dynamic_slice_in_dim(a, batch_index * batch_size, batch_size), split)
-  batch['image'] = _to_float(batch['image'])
+  batch['image'] = to_float(batch['image'])
   return jax.tree_util.tree_map(jnp.add, sums, eval_step(state, batch))
 
 
-def _padded_on_device(split: data.Split, batch_size: int) -> dict[str, jax.Array]:
+def padded_on_device(split: data.Split, batch_size: int) -> dict[str, jax.Array]:
   """The split padded to whole eval batches, with a mask marking the real examples."""
   n = len(split)
   pad = -n % batch_size
@@ -147,7 +147,7 @@ def evaluate(state: TrainState, device_split: dict[str, jax.Array],
   return {'loss': float(sums['loss']) / count, 'error': float(sums['error']) / count}
 
 
-def _zero_sums(keys) -> dict[str, jax.Array]:
+def zero_sums(keys) -> dict[str, jax.Array]:
   return {k: jnp.zeros((), jnp.float32) for k in keys}
 
 
@@ -183,7 +183,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   logging.info('%s', summary.format_summary(summary.model_summary(model, state.params,
                                                                   splits.image_shape),
                                             config.model.name))
-  _check_same_config_as_before(workdir, config)
+  check_same_config_as_before(workdir, config)
   restored = checkpoint.restore(workdir, state)
   history, train_seconds, first_step_seconds, earlier_wall_seconds = [], 0.0, None, 0.0
   if restored is not None:  # times add up over the processes that ran this run
@@ -198,9 +198,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   train_images = jax.device_put(splits.train.images)
   train_labels = jax.device_put(splits.train.labels)
   eval_batch_size = config.train.eval_batch_size
-  eval_splits = {name: _padded_on_device(split, eval_batch_size)
+  eval_splits = {name: padded_on_device(split, eval_batch_size)
                  for name, split in splits.eval_splits().items()}
-  sums = _zero_sums(_LOG_KEYS + _EPOCH_KEYS)
+  sums = zero_sums(_LOG_KEYS + _EPOCH_KEYS)
 
   step = int(state.step)
   log_every = config.train.log_every_steps
@@ -213,7 +213,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   segment_start = time.time()
   try:
     while step < total_steps:
-      num_steps = min(chunk, _steps_to_next_boundary(step, total_steps, log_every, order))
+      num_steps = min(chunk, steps_to_next_boundary(step, total_steps, log_every, order))
       if chunk == 1:
         state, sums = _one_step_per_call(state, sums, train_images, train_labels,
                                          order.indices(step), dropout_key)
@@ -241,7 +241,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             'train/learning_rate': float(schedule(step - 1)),
             'train/examples_per_second': window * config.train.batch_size / segment_seconds,
         })
-        sums = {**sums, **_zero_sums(_LOG_KEYS)}
+        sums = {**sums, **zero_sums(_LOG_KEYS)}
         log_window_start = step
       if is_epoch_end:
         epoch_steps = step - epoch_start_step
@@ -252,8 +252,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         record.update(_evaluate_and_write(state, eval_splits, eval_batch_size, writer, step))
         history.append(record)
         writer.flush()
-        _log_epoch(record, total_steps / steps_per_epoch, eval_splits)
-        sums = {**sums, **_zero_sums(_EPOCH_KEYS)}
+        log_epoch(record, total_steps / steps_per_epoch, eval_splits)
+        sums = {**sums, **zero_sums(_EPOCH_KEYS)}
         epoch_start_step = step
         every = config.train.checkpoint_every_epochs
         if every and (len(history) % every == 0 or step == total_steps):
@@ -267,7 +267,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     logging.error('Run diverged: %s. Try a smaller optimizer.learning_rate.', error)
   writer.close()
 
-  run_results = _results_dict(config, splits, status, message, history, num_params, step,
+  run_results = results_dict(config, splits, status, message, history, num_params, step,
                               steps_per_epoch, train_seconds, first_step_seconds,
                               earlier_wall_seconds + time.time() - wall_start)
   path = results.write(workdir, run_results)
@@ -289,7 +289,7 @@ def _evaluate_and_write(state, eval_splits, batch_size, writer, step) -> dict[st
   return record
 
 
-def _results_dict(config, splits, status, message, history, num_params, step, steps_per_epoch,
+def results_dict(config, splits, status, message, history, num_params, step, steps_per_epoch,
                   train_seconds, first_step_seconds, wall_seconds) -> dict[str, Any]:
   """What results.json holds. A diverged run reports no error rates: they would be garbage."""
   final = history[-1] if history and status == 'ok' else {}
@@ -319,7 +319,7 @@ def validate_train_config(train_cfg) -> None:
                      f'be >= 0 (0 turns checkpoints off)')
 
 
-def _steps_to_next_boundary(step, total_steps, log_every, order) -> int:
+def steps_to_next_boundary(step, total_steps, log_every, order) -> int:
   """Steps until the next log step, epoch end or the last step, whichever comes first."""
   next_log = (step // log_every + 1) * log_every
   next_epoch = order.epochs_completed(step) + 1
@@ -332,7 +332,7 @@ def _raise_if_not_finite(value: float, what: str) -> None:
     raise DivergedError(f'{what} is {value}')
 
 
-def _log_epoch(record, total_epochs, eval_splits) -> None:
+def log_epoch(record, total_epochs, eval_splits) -> None:
   evals = ' | '.join(f'{name} loss {record[name + "_loss"]:.4f} error '
                      f'{results.percent(record[name + "_error"])}' for name in eval_splits)
   logging.info('epoch %.2f/%.2f (step %d): train loss %.4f error %s | %s | %.1f s training so far',
@@ -340,7 +340,7 @@ def _log_epoch(record, total_epochs, eval_splits) -> None:
                results.percent(record['train_error']), evals, record['train_seconds'])
 
 
-def _check_same_config_as_before(workdir: str, config) -> None:
+def check_same_config_as_before(workdir: str, config) -> None:
   """A workdir belongs to one config: resuming under another would silently mix two runs."""
   path = os.path.join(workdir, 'config.json')
   current = json.loads(config.to_json())

@@ -51,4 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
       steps_per_call=0,     # train steps per jitted call; 0 = the backend's measured best
                             # (1 on CPU); K > 1 scans K steps inside one call
   ))
+
+  # How a sweep executes trials that differ only in seed, optimizer numbers, dropout rates
+  # or initializer scales (cnn_jax/groups.py): 'sequential', 'vmap' (one vmapped program
+  # per group of up to max_group_size), or 'auto' (the measured best on this backend).
+  config.sweep = ml_collections.ConfigDict(dict(strategy='auto', max_group_size=16))
   return config
