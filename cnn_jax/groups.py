@@ -10,6 +10,8 @@ The strategy is `config.sweep.strategy`:
   'sequential'  one trial after another, each a plain jitted step (train.py);
   'vmap'        groups of up to `config.sweep.max_group_size` trials as one vmapped program
                 (group_train.py);
+  'processes'   trials one after another in `config.sweep.processes` worker processes (0:
+                one per CPU core), each pinned to its core (process_pool.py);
   'auto'        per backend, from measurements. On CPU, sequential: benchmarks/sweep.py
                 measured a vmapped group slower than one-after-another on this project's
                 2-core machine (ENGINEERING.md: 5.8x for a vmapped convolution). On a backend
@@ -25,7 +27,7 @@ from typing import Sequence
 from cnn_jax import models
 from cnn_jax import optim
 
-STRATEGIES = ('auto', 'sequential', 'vmap')
+STRATEGIES = ('auto', 'sequential', 'vmap', 'processes')
 MEASURED_BEST = {'cpu': 'sequential'}  # backend -> strategy, from benchmarks/sweep.py
 
 TRACEABLE_PATHS = (('seed',)
@@ -40,6 +42,9 @@ def validate_sweep_config(sweep_cfg) -> None:
   size = sweep_cfg.max_group_size
   if isinstance(size, bool) or not isinstance(size, int) or size < 1:
     raise ValueError(f'sweep.max_group_size={size!r} must be a positive integer')
+  count = sweep_cfg.processes
+  if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    raise ValueError(f'sweep.processes={count!r} must be >= 0 (0: one per CPU core)')
 
 
 def group_key(config, resume_step: int | None) -> str:
@@ -73,8 +78,9 @@ def plan(configs: Sequence, resume_steps: Sequence[int | None],
   for positions in groups.values():
     sweep_cfg = configs[positions[0]].sweep
     strategy = resolve_strategy(sweep_cfg.strategy, backend)
-    if strategy == 'sequential' or len(positions) == 1:
-      planned += [('sequential', [p]) for p in positions]
+    if strategy in ('sequential', 'processes') or len(positions) == 1:
+      planned += [(strategy if strategy == 'processes' else 'sequential', [p])
+                  for p in positions]
       continue
     size = sweep_cfg.max_group_size
     for chunk in (positions[i:i + size] for i in range(0, len(positions), size)):

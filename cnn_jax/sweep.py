@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import fcntl
 import dataclasses
 import inspect
 import os
@@ -26,6 +27,7 @@ from cnn_jax import groups
 from cnn_jax import hyper
 from cnn_jax import models
 from cnn_jax import optim
+from cnn_jax import process_pool
 from cnn_jax import results
 from cnn_jax import tensorboard_writer
 
@@ -135,8 +137,12 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
   plan = groups.plan([t.config for t in groupable],
                      [checkpoint.saved_step(os.path.join(workdir, t.name)) for t in groupable],
                      jax.default_backend())
+  in_processes = []
   for strategy, positions in plan:
     members = [groupable[p] for p in positions]
+    if strategy == 'processes':
+      in_processes += members
+      continue
     if strategy == 'calibrate':
       faster = group_train.vmap_is_faster([t.config for t in members])
       strategy = 'vmap' if faster else 'sequential'
@@ -150,8 +156,11 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
         logging.error('the group could not train together (%s); running its trials alone',
                       error)
     alone += members
+  if in_processes:
+    process_pool.run_trials(in_processes, [os.path.join(workdir, t.name) for t in in_processes],
+                            in_processes[0].config.sweep.processes)
   for trial in sorted(alone, key=lambda t: t.index):
-    _run_alone(trial, os.path.join(workdir, trial.name))
+    run_alone(trial, os.path.join(workdir, trial.name))
   rows = table_rows(workdir, trials)
   write_tables(workdir, trials, rows)
   return rows
@@ -166,19 +175,27 @@ def _passes_checks(config) -> bool:
   return True
 
 
-def _run_alone(trial: Trial, run_dir: str) -> None:
+def run_alone(trial: Trial, run_dir: str) -> None:
+  """Trains one trial into run_dir, or records it as invalid. Skips it when finished, or
+  when another process (a second sweep command, an array job) holds its lock."""
   from cnn_jax import train  # pylint: disable=g-import-not-at-top
-  if (results.read(run_dir) or {}).get('status') in FINISHED:
-    return
-  logging.info('trial %s: %s', trial.name, trial.overrides)
-  try:
-    train.train_and_evaluate(trial.config, run_dir)
-  except ValueError as error:  # the trial's config cannot work; the others may
-    logging.error('trial %s is invalid: %s', trial.name, error)
-    os.makedirs(run_dir, exist_ok=True)
-    results.write(run_dir, {'status': 'invalid', 'message': str(error), 'test_error': None,
-                            'val_error': None, 'params': None, 'steps': 0,
-                            'wall_seconds': 0.0, 'config': trial.config.to_dict()})
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, '.lock'), 'w') as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      logging.warning('trial %s: another process is running it; skipped', trial.name)
+      return
+    if (results.read(run_dir) or {}).get('status') in FINISHED:
+      return
+    logging.info('trial %s: %s', trial.name, trial.overrides)
+    try:
+      train.train_and_evaluate(trial.config, run_dir)
+    except ValueError as error:  # the trial's config cannot work; the others may
+      logging.error('trial %s is invalid: %s', trial.name, error)
+      results.write(run_dir, {'status': 'invalid', 'message': str(error), 'test_error': None,
+                              'val_error': None, 'params': None, 'steps': 0,
+                              'wall_seconds': 0.0, 'config': trial.config.to_dict()})
 
 
 def write_hparams_config(workdir: str, trials: list[Trial]) -> None:

@@ -52,8 +52,10 @@ def get_config() -> ml_collections.ConfigDict:
                             # (1 on CPU); K > 1 scans K steps inside one call
   ))
 
-  # How a sweep executes trials that differ only in seed, optimizer numbers, dropout rates
-  # or initializer scales (cnn_jax/groups.py): 'sequential', 'vmap' (one vmapped program
-  # per group of up to max_group_size), or 'auto' (the measured best on this backend).
-  config.sweep = ml_collections.ConfigDict(dict(strategy='auto', max_group_size=16))
+  # How a sweep executes its trials (cnn_jax/groups.py): 'sequential'; 'vmap' (trials that
+  # differ only in seed, optimizer numbers, dropout rates or initializer scales train as one
+  # vmapped program, up to max_group_size at a time); 'processes' (one worker process per
+  # CPU core, or `processes` of them); 'auto' (the measured best on this backend).
+  config.sweep = ml_collections.ConfigDict(dict(strategy='auto', max_group_size=16,
+                                                processes=0))
   return config

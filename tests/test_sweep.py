@@ -160,3 +160,47 @@ def test_single_trial(toy_experiment, tmp_path, mock_mnist):
   assert sum(r['status'] == 'pending' for r in rows) == 5
   with pytest.raises(ValueError, match=r'--trial=9: the sweep has trials 0 to 5'):
     sweep.run(toy_experiment, str(tmp_path), trial_index=9)
+
+
+def base_config_with(toy_experiment, **sweep_fields):
+  config = experiment_files.load_config(toy_experiment)
+  config.sweep.update(sweep_fields)
+  return config
+
+
+def test_sweep_trains_same_program_trials_as_vmapped_groups(toy_experiment, tmp_path,
+                                                            mock_mnist):
+  base = base_config_with(toy_experiment, strategy='vmap')
+  rows = sweep.run(toy_experiment, str(tmp_path), base=base)
+  assert {r['index']: r['status'] for r in rows} == {
+      0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged', 5: 'invalid'}
+  executors = {r['index']: results.read(os.path.join(str(tmp_path), r['trial'])).get('executor')
+               for r in rows}
+  # relu seeds 0 and 1 and the diverging learning rate share a program; tanh is another.
+  assert [executors[i]['group_size'] for i in (0, 1, 4)] == [3, 3, 3]
+  assert [executors[i]['group_size'] for i in (2, 3)] == [2, 2]
+  assert executors[5] is None
+
+
+def test_a_trial_locked_by_another_process_is_skipped(toy_experiment, tmp_path, mock_mnist):
+  import fcntl  # pylint: disable=g-import-not-at-top
+  trial = sweep.load_trials(toy_experiment)[0]
+  run_dir = tmp_path / trial.name
+  run_dir.mkdir()
+  with open(run_dir / '.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    sweep.run_alone(trial, str(run_dir))
+  assert results.read(str(run_dir)) is None
+  sweep.run_alone(trial, str(run_dir))
+  assert results.read(str(run_dir))['status'] == 'ok'
+
+
+@pytest.mark.realdata
+def test_sweep_in_worker_processes_on_real_data(toy_experiment, tmp_path, monkeypatch):
+  from tests.conftest import real_data_or_skip  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('TFDS_DATA_DIR', real_data_or_skip())  # the workers read it too
+  base = base_config_with(toy_experiment, strategy='processes', processes=2)
+  rows = sweep.run(toy_experiment, str(tmp_path), base=base)
+  assert {r['index']: r['status'] for r in rows} == {
+      0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged', 5: 'invalid'}
+  assert all(r['test_error'] < 0.9 for r in rows if r['status'] == 'ok')
