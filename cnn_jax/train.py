@@ -39,6 +39,11 @@ class DivergedError(ArithmeticError):
   """The loss became NaN or infinite."""
 
 
+class WorkdirConflictError(RuntimeError):
+  """The workdir holds a checkpoint of another config. Not a ValueError: a sweep must stop
+  here rather than record the trial as invalid and lose the checkpointed work."""
+
+
 def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
                        image_shape) -> TrainState:
   params = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)['params']
@@ -349,7 +354,7 @@ def check_same_config_as_before(workdir: str, config) -> None:
       previous = json.load(f)
     if previous != current:
       changed = sorted(_diff_keys(previous, current))
-      raise ValueError(f'{workdir} holds a run of a different config (changed: '
+      raise WorkdirConflictError(f'{workdir} holds a run of a different config (changed: '
                        f'{", ".join(changed)}); use another --workdir to start a new run')
   with open(path, 'w') as f:
     json.dump(current, f, indent=2, sort_keys=True)

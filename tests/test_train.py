@@ -150,7 +150,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path, tiny_config, mock_mnist):
 def test_workdir_of_another_config_is_refused(tmp_path, tiny_config, mock_mnist):
   train.train_and_evaluate(tiny_config, str(tmp_path))
   tiny_config.model.activation = 'tanh'
-  with pytest.raises(ValueError, match=r'different config \(changed: model.activation\)'):
+  with pytest.raises(train.WorkdirConflictError, match=r'different config \(changed: model.activation\)'):
     train.train_and_evaluate(tiny_config, str(tmp_path))
 
 
