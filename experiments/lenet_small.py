@@ -9,6 +9,9 @@ the 10,000 test images.
   TFDS_DATA_DIR=../shared/data/tfds python launch.py --config=experiments/lenet_small.py
 
 Tutorial: 98.83% test accuracy (1.17% error), validation 98.8%, test loss 0.0357.
+Here, seeds 0-4 (python -m cnn_jax.reproduce): 1.15 ± 0.04% test error (min 1.11, max
+1.21), validation error 1.46% on average, test loss 0.035-0.042; 504-671 s of training per
+run on 2 CPU cores (about 12 s per epoch).
 """
 from cnn_jax import architectures
 from experiments import default
