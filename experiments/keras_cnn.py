@@ -10,7 +10,9 @@ measured on those 8,000, as in the post.
   TFDS_DATA_DIR=../shared/data/tfds python launch.py --config=experiments/keras_cnn.py
 
 Tutorial: 98.71% and 98.78% test accuracy on the 8,000 (1.29% / 1.22% error); validation
-98.90% after epoch 5.
+98.90% after epoch 5. Here, over seeds 0-4 (python -m cnn_jax.reproduce): 1.08 ± 0.07% test
+error on the 8,000 (min 0.99, max 1.16; seeds 0-4: 1.09, 1.04, 1.13, 1.16, 0.99%), 0.53%
+validation error on the 2,000; about 1,000 s of training per run on 2 CPU cores.
 """
 from cnn_jax import architectures
 from experiments import default

@@ -8,8 +8,11 @@ minibatch 50, 1,100 steps. The first 5,000 training images are validation, the o
 
   TFDS_DATA_DIR=../shared/data/tfds python launch.py --config=experiments/tf_deep_cnn.py
 
-Tutorial: 96.73% test accuracy after 1,100 steps (3.27% error). The notebook's full run
-is 20,000 steps:
+Tutorial: 96.73% test accuracy after 1,100 steps (3.27% error). Here, over seeds 0-9
+(python -m cnn_jax.reproduce --only=tf_deep_cnn --seeds=10): 3.47 ± 0.21% test error (min
+3.12, max 3.73), about 120 s of training per run on 2 CPU cores; one pass over the 55,000
+leaves a seed-to-seed spread that covers 3.27% (docs/REPRODUCTION.md). The notebook's full
+run is 20,000 steps (0.81% test error for seed 0, 1,968 s of training here):
 
   python launch.py --config=experiments/tf_deep_cnn.py:variant=full
 """
