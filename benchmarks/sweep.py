@@ -9,7 +9,7 @@ Each strategy trains every trial for --steps steps through the real code paths
 pinned to its own core and running its share of the trials one after another). Rates leave
 out each run's first step (compilation) and the evaluations, and are projected to the
 config's full length to print trials per hour; the speedup is over one-after-another.
-'auto' names what sweep.strategy=auto would choose here (cnn_jax/groups.py).
+'auto picks' names what sweep.strategy=auto chooses here for K trials (cnn_jax/groups.py).
 """
 import json
 import os
@@ -102,7 +102,7 @@ def main(_):
   from cnn_jax import groups  # pylint: disable=g-import-not-at-top
   runners = {'sequential': run_sequential, 'vmap': run_vmap, 'processes': run_processes}
   full_steps = batches.total_train_steps(FLAGS.config.train, 60_000)
-  auto = groups.resolve_strategy('auto', jax.default_backend())
+  cores = len(os.sched_getaffinity(0))
   table = []
   started = time.time()
   for k in map(int, FLAGS.ks):
@@ -112,16 +112,17 @@ def main(_):
   print(f'\n{FLAGS.config.model.name}: K trials differing in seed, {FLAGS.steps} steps each, '
         f'projected to {full_steps} steps per trial; backend {jax.default_backend()} '
         f'({jax.devices()[0].device_kind}, {os.cpu_count()} CPU cores), jax {jax.__version__}; '
-        f'auto = {auto}; benchmark took {time.time() - started:.0f} s')
+        f'benchmark took {time.time() - started:.0f} s')
   names = FLAGS.strategies
   print('| K | ' + ' | '.join(f'{n} trials/h' for n in names) + ' | '
-        + ' | '.join(f'{n} speedup' for n in names if n != 'sequential') + ' |')
-  print('|' + ' --- |' * (1 + len(names) + len(names) - 1))
+        + ' | '.join(f'{n} speedup' for n in names if n != 'sequential') + ' | auto picks |')
+  print('|' + ' --- |' * (1 + len(names) + len(names)))
   for k, rates in table:
     per_hour = [f'{3600 * rates[n] / full_steps:.1f}' for n in names]
     base = rates.get('sequential')
     speedups = [f'{rates[n] / base:.2f}x' if base else '-' for n in names if n != 'sequential']
-    print(f'| {k} | ' + ' | '.join(per_hour) + ' | ' + ' | '.join(speedups) + ' |')
+    auto = groups.resolve_strategy('auto', jax.default_backend(), k, cores)
+    print(f'| {k} | ' + ' | '.join(per_hour) + ' | ' + ' | '.join(speedups) + f' | {auto} |')
 
 
 if __name__ == '__main__':

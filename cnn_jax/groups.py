@@ -12,23 +12,32 @@ The strategy is `config.sweep.strategy`:
                 (group_train.py);
   'processes'   trials one after another in `config.sweep.processes` worker processes (0:
                 one per CPU core), each pinned to its core (process_pool.py);
-  'auto'        per backend, from measurements. On CPU, sequential: benchmarks/sweep.py
-                measured a vmapped group slower than one-after-another on this project's
-                2-core machine (ENGINEERING.md: 5.8x for a vmapped convolution). On a backend
-                with no measurement here, the sweep times a few steps of the group against a
-                single member (group_train.vmap_is_faster) and keeps the faster, so 'auto' is
-                never slower than sequential where it runs.
+  'auto'        per backend, from measurements. On CPU, never vmap: benchmarks/sweep.py
+                measured vmapped groups at 0.31-0.38x of one-after-another on this project's
+                2-core machine (ENGINEERING.md: 5.8x slower for a vmapped convolution). It
+                also measured one worker pinned to one core at 0.57x the rate of one process
+                using both, so P pinned workers get through K trials
+                K / ceil(K / P) * 0.57 times as fast as one-after-another (1.14x for K=16,
+                P=2, as measured); 'auto' takes processes where that exceeds 1 (K even, or
+                K >= 9 on 2 cores) and sequential otherwise. On a backend with no
+                measurement here, the sweep times a few steps of the group against a single
+                member (group_train.vmap_is_faster) and keeps the faster, so 'auto' is never
+                slower than sequential where it runs.
 """
 from __future__ import annotations
 
 import json
+import math
 from typing import Sequence
 
 from cnn_jax import models
 from cnn_jax import optim
 
 STRATEGIES = ('auto', 'sequential', 'vmap', 'processes')
-MEASURED_BEST = {'cpu': 'sequential'}  # backend -> strategy, from benchmarks/sweep.py
+# backend -> throughput of one worker pinned to one core, relative to one process using
+# every core (benchmarks/sweep.py, K=1: 21.4 against 37.8 trials/h on the 2-core CPU). A
+# backend listed here never vmaps: it was measured slower there.
+PINNED_WORKER_SHARE = {'cpu': 0.57}
 
 TRACEABLE_PATHS = (('seed',)
                    + tuple(f'optimizer.{f}' for f in optim.TRACEABLE_FIELDS)
@@ -60,24 +69,38 @@ def group_key(config, resume_step: int | None) -> str:
   return json.dumps(flat, sort_keys=True)
 
 
-def resolve_strategy(strategy: str, backend: str) -> str:
-  """'sequential', 'vmap', or 'calibrate' (time both on this backend before choosing)."""
+def resolve_strategy(strategy: str, backend: str, trial_count: int = 1,
+                     workers: int = 1) -> str:
+  """'sequential', 'vmap', 'processes', or 'calibrate' (time a group against one member on
+  this backend before choosing) for `trial_count` trials and up to `workers` processes."""
   if strategy != 'auto':
     return strategy
-  return MEASURED_BEST.get(backend, 'calibrate')
+  share = PINNED_WORKER_SHARE.get(backend)
+  if share is None:
+    return 'calibrate'
+  return 'processes' if processes_speedup(trial_count, workers, share) > 1 else 'sequential'
 
 
-def plan(configs: Sequence, resume_steps: Sequence[int | None],
-         backend: str) -> list[tuple[str, list[int]]]:
+def processes_speedup(trial_count: int, workers: int, share: float) -> float:
+  """Predicted speedup of pinned workers over one-after-another for equal-length trials:
+  the pool finishes in ceil(K / P) rounds of single-core trials."""
+  workers = max(1, min(workers, trial_count))
+  return trial_count / math.ceil(trial_count / workers) * share
+
+
+def plan(configs: Sequence, resume_steps: Sequence[int | None], backend: str,
+         cores: int = 1) -> list[tuple[str, list[int]]]:
   """Splits trials (by position) into [(strategy, positions)], in the order of their first
-  trial. A lone trial, or any trial under 'sequential', runs alone."""
+  trial. A lone trial, or any trial under 'sequential', runs alone. `cores`: the CPU cores
+  worker processes may use (sweep.processes, when set, overrides it)."""
   groups: dict[str, list[int]] = {}
   for position, (config, step) in enumerate(zip(configs, resume_steps)):
     groups.setdefault(group_key(config, step), []).append(position)
   planned = []
   for positions in groups.values():
     sweep_cfg = configs[positions[0]].sweep
-    strategy = resolve_strategy(sweep_cfg.strategy, backend)
+    strategy = resolve_strategy(sweep_cfg.strategy, backend, len(configs),
+                                sweep_cfg.processes or cores)
     if strategy in ('sequential', 'processes') or len(positions) == 1:
       planned += [(strategy if strategy == 'processes' else 'sequential', [p])
                   for p in positions]

@@ -136,7 +136,7 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
   alone = [t for t in pending if t not in groupable]  # to be recorded as invalid
   plan = groups.plan([t.config for t in groupable],
                      [checkpoint.saved_step(os.path.join(workdir, t.name)) for t in groupable],
-                     jax.default_backend())
+                     jax.default_backend(), len(process_pool.available_cores()))
   in_processes = []
   for strategy, positions in plan:
     members = [groupable[p] for p in positions]

@@ -113,6 +113,13 @@ def test_only_traceable_differences_group(tiny_config):
   assert groups.group_key(configs[0], 8) != keys[0]  # checkpoints at another step
   by_backend = groups.plan(seeds, [None] * 3, backend='cpu')
   assert by_backend == [('sequential', [0]), ('sequential', [1]), ('sequential', [2])]
+  # CPU never vmaps; 3 trials on 2 pinned workers take 2 rounds at 0.57x: slower than
+  # one-after-another. 4 trials take 2 rounds: faster.
+  assert groups.plan(seeds, [None] * 3, backend='cpu', cores=2) == by_backend
+  four = member_configs(tiny_config, seed=[0, 1, 2, 3])
+  assert groups.plan(four, [None] * 4, backend='cpu', cores=2) == [
+      ('processes', [0]), ('processes', [1]), ('processes', [2]), ('processes', [3])]
+  assert groups.processes_speedup(16, 2, 0.57) == pytest.approx(1.14)
   for config in seeds:
     config.sweep.strategy, config.sweep.max_group_size = 'vmap', 2
   assert groups.plan(seeds, [None] * 3, backend='cpu') == [('vmap', [0, 1]), ('sequential', [2])]
