@@ -74,3 +74,18 @@ def test_deep_cnn_initialisation_follows_tf1():
 def test_softmax_regression_starts_at_zero():
   _, params = init(architectures.tf_softmax())
   assert all(bool(jnp.all(p == 0)) for p in jax.tree_util.tree_leaves(params))
+
+
+def test_last_dense_share_with_and_without_pooling():
+  """T2's question: pooling shrinks the features the classifier sees, and with them its
+  share of the parameters (2,570 of 5,994 with pooling; 125,450 of 128,874 without)."""
+  pooled_cfg = architectures.cntk_pool()
+  unpooled_cfg = architectures.cntk_pool()
+  unpooled_cfg.pool_type = ('none', 'none')
+  shares = []
+  for cfg in (pooled_cfg, unpooled_cfg):
+    model, params = init(cfg)
+    rows = summary.model_summary(model, params)
+    shares.append((rows[-1].params, models.count_params(params)))
+  assert shares == [(2_570, 5_994), (125_450, 128_874)]
+  assert [round(100 * last / total, 1) for last, total in shares] == [42.9, 97.3]

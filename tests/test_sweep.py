@@ -24,6 +24,7 @@ def get_config():
   config.train.update(dict(batch_size=32, num_train_steps=8, log_every_steps=4,
                            eval_batch_size=128))
   config.optimizer.learning_rate = 0.1
+  config.sweep.strategy = 'sequential'  # in-process, so tests can patch train (any core count)
   return config
 
 def get_sweep(h, arg=None):
