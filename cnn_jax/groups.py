@@ -13,7 +13,7 @@ The strategy is `config.sweep.strategy`:
   'processes'   trials one after another in `config.sweep.processes` worker processes (0:
                 one per CPU core), each pinned to its core (process_pool.py);
   'auto'        per backend, from measurements. On CPU, never vmap: benchmarks/sweep.py
-                measured vmapped groups at 0.31-0.38x of one-after-another on this project's
+                measured vmapped groups at 0.31-0.41x of one-after-another on this project's
                 2-core machine (ENGINEERING.md: 5.8x slower for a vmapped convolution). It
                 also measured one worker pinned to one core at 0.57x the rate of one process
                 using both, so P pinned workers get through K trials
@@ -35,8 +35,8 @@ from cnn_jax import optim
 
 STRATEGIES = ('auto', 'sequential', 'vmap', 'processes')
 # backend -> throughput of one worker pinned to one core, relative to one process using
-# every core (benchmarks/sweep.py, K=1: 21.4 against 37.8 trials/h on the 2-core CPU). A
-# backend listed here never vmaps: it was measured slower there.
+# every core (benchmarks/sweep.py, K=1: 21.4 against 37.8 and 22.1 against 38.5 trials/h in
+# two runs on the 2-core CPU). A backend listed here never vmaps: it was measured slower.
 PINNED_WORKER_SHARE = {'cpu': 0.57}
 
 TRACEABLE_PATHS = (('seed',)
