@@ -13,14 +13,19 @@ import multiprocessing
 import os
 from typing import Sequence
 
+from absl import logging
+
 
 def available_cores() -> list[int]:
   return sorted(os.sched_getaffinity(0))
 
 
-def _pin_to_next_core(cores) -> None:
+def _start_worker(cores, verbosity: int) -> None:
   # Before JAX starts in this worker, so XLA sizes its thread pool to the one core.
   os.sched_setaffinity(0, {cores.get()})
+  # A spawned worker never runs absl's app.run: give it the parent's level, so its trials
+  # log to the console ("resuming at step ...") as they would in the parent.
+  logging.set_verbosity(verbosity)
 
 
 def _run_trial(trial, run_dir) -> None:
@@ -41,8 +46,9 @@ def run_trials(trials: Sequence, run_dirs: Sequence[str], count: int = 0) -> Non
   for i in range(count):
     core_queue.put(cores[i % len(cores)])
   with concurrent.futures.ProcessPoolExecutor(count, mp_context=context,
-                                              initializer=_pin_to_next_core,
-                                              initargs=(core_queue,)) as pool:
+                                              initializer=_start_worker,
+                                              initargs=(core_queue,
+                                                        logging.get_verbosity())) as pool:
     futures = [pool.submit(_run_trial, t, d) for t, d in zip(trials, run_dirs)]
     for future in concurrent.futures.as_completed(futures):
       future.result()  # a crash in a worker stops the sweep, as it would sequentially
