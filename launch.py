@@ -5,8 +5,9 @@
     python launch.py --config=experiments/pool.py --workdir=D --trial=3     # one trial
     python launch.py --config=experiments/pool.py --list_trials
 
-Flags only; the work happens in cnn_jax.train and cnn_jax.sweep. Command-line overrides
-apply to every trial of a sweep.
+Flags only; the work happens in cnn_jax.train and cnn_jax.sweeps. Command-line overrides
+apply to every trial of a sweep. A config that cannot work prints one line, `error: ...`, and
+exits with status 2 (--verbose shows the traceback).
 """
 import hashlib
 import json
@@ -19,6 +20,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from cnn_jax import allocator
+from cnn_jax import cli
 
 allocator.use_tcmalloc_if_available()  # before JAX starts: it halves CPU step times here
 
@@ -46,29 +48,35 @@ def main(argv):
   experiment = flags.FLAGS['config'].config_filename  # 'path.py' or 'path.py:arg'
   sweeping = FLAGS.sweep or FLAGS.trial is not None
   if FLAGS.list_trials:
-    from cnn_jax import sweep  # pylint: disable=g-import-not-at-top
-    for trial in sweep.load_trials(experiment, config):
+    from cnn_jax.sweeps import trials  # pylint: disable=g-import-not-at-top
+    for trial in trials.load_trials(experiment, config):
       print(trial.name, json.dumps(trial.overrides))
     return
   workdir = FLAGS.workdir or default_workdir(experiment, config, sweeping)
   if sweeping:
-    from cnn_jax import sweep  # pylint: disable=g-import-not-at-top  (after the allocator)
-    rows = sweep.run(experiment, workdir, FLAGS.trial, config)
+    from cnn_jax.sweeps import runner  # pylint: disable=g-import-not-at-top  (after the allocator)
+    rows = runner.run(experiment, workdir, FLAGS.trial, config)
     with open(os.path.join(workdir, 'sweep.md')) as f:
       print(f.read())
     print(f'workdir: {workdir}')
     if any(r['status'] == 'pending' for r in rows) and FLAGS.trial is None:
       sys.exit('some trials did not finish')
     return
-  from cnn_jax import train  # pylint: disable=g-import-not-at-top  (after the allocator)
+  # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
+  from cnn_jax import train
+  from cnn_jax.config import validation
+  from cnn_jax.engine import results
+  validation.validate(config)  # before the log shows a config that cannot run
   logging.info('Config:\n%s\nWorkdir: %s', config, workdir)
-  run_results = train.train_and_evaluate(config, workdir)
-  print(json.dumps({k: run_results[k] for k in (
-      'status', 'test_error', 'val_error', 'params', 'steps', 'train_seconds')}))
+  record = train.train_and_evaluate(config, workdir)
+  print(json.dumps({
+      'status': record['status'], 'test_error': results.final_metric(record, 'test', 'error'),
+      'val_error': results.final_metric(record, 'validation', 'error'),
+      **{k: record[k] for k in ('params', 'steps', 'train_seconds')}}))
   print(f'workdir: {workdir}')
-  if run_results['status'] != 'ok':
-    sys.exit(f'run {run_results["status"]}: {run_results["message"]}')
+  if record['status'] != 'ok':
+    sys.exit(f'run {record["status"]}: {record["message"]}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(cli.clean_errors(main))

@@ -10,7 +10,7 @@ override of batch size or length carries through.
 """
 import ml_collections
 
-from cnn_jax import architectures
+from cnn_jax.model import architectures
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -50,9 +50,11 @@ def get_config() -> ml_collections.ConfigDict:
       checkpoint_every_epochs=1,  # 0 disables checkpoints (and so resuming)
       steps_per_call=0,     # train steps per jitted call; 0 = the backend's measured best
                             # (1 on CPU); K > 1 scans K steps inside one call
+      num_devices=0,        # local devices to use (0: all): a run splits its batch over
+                            # them, a vmapped sweep group its members
   ))
 
-  # How a sweep executes its trials (cnn_jax/groups.py): 'sequential'; 'vmap' (trials that
+  # How a sweep executes its trials (cnn_jax/sweeps/planning.py): 'sequential'; 'vmap' (trials that
   # differ only in seed, optimizer numbers, dropout rates or initializer scales train as one
   # vmapped program, up to max_group_size at a time); 'processes' (one worker process per
   # CPU core, or `processes` of them); 'auto' (the measured best on this backend).

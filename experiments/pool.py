@@ -28,8 +28,8 @@ Sweeps, each on the tutorial's training recipe (get_sweep below):
   # pooling (max, average): 8 trials.
   python launch.py --config=experiments/pool.py:sweep=arch --workdir=runs/pool-arch --sweep
 """
-from cnn_jax import architectures
-from cnn_jax import config_args
+from cnn_jax.model import architectures
+from cnn_jax.config import arguments
 from experiments import default
 
 VARIANTS = ('tutorial', 'slides')
@@ -37,16 +37,16 @@ SWEEPS = ('questions', 'arch')
 
 
 def get_config(arg=None):
-  args = config_args.parse(arg, variant='tutorial', sweep='questions')
+  args = arguments.parse(arg, variant='tutorial', sweep='questions')
   config = default.get_config()  # the base config is T2's recipe
-  if config_args.choose(args.variant, 'variant', VARIANTS) == 'slides':
+  if arguments.choose(args.variant, 'variant', VARIANTS) == 'slides':
     config.model = architectures.cntk_pool_slides()
   return config
 
 
 def get_sweep(h, arg=None):
-  args = config_args.parse(arg, variant='tutorial', sweep='questions')
-  if config_args.choose(args.sweep, 'sweep', SWEEPS) == 'questions':
+  args = arguments.parse(arg, variant='tutorial', sweep='questions')
+  if arguments.choose(args.sweep, 'sweep', SWEEPS) == 'questions':
     return h.product([
         h.sweep('model.activation', ['relu', 'sigmoid', 'leaky_relu', 'tanh']),
         h.sweep('model.pool_type', [('max', 'max'), ('avg', 'avg')]),

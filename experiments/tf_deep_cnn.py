@@ -16,20 +16,20 @@ run is 20,000 steps (0.81% test error for seed 0, 1,968 s of training here):
 
   python launch.py --config=experiments/tf_deep_cnn.py:variant=full
 """
-from cnn_jax import architectures
-from cnn_jax import config_args
+from cnn_jax.model import architectures
+from cnn_jax.config import arguments
 from experiments import default
 
 STEPS = {'tutorial': 1_100, 'full': 20_000}
 
 
 def get_config(arg=None):
-  args = config_args.parse(arg, variant='tutorial')
+  args = arguments.parse(arg, variant='tutorial')
   config = default.get_config()
   config.model = architectures.tf_deep_cnn()
   config.data.validation = 'train_head'
   config.data.num_validation = 5_000
   config.optimizer.update(dict(name='adam', learning_rate=1e-4, eps=1e-8))
-  steps = STEPS[config_args.choose(args.variant, 'variant', tuple(STEPS))]
+  steps = STEPS[arguments.choose(args.variant, 'variant', tuple(STEPS))]
   config.train.update(dict(batch_size=50, num_train_steps=steps, log_every_steps=100))
   return config

@@ -13,16 +13,29 @@ import os
 
 import numpy as np
 
+from cnn_jax.errors import DatasetNotFoundError
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What validation needs to know of a dataset before reading it."""
+  image_shape: tuple
+  num_classes: int
+  split_sizes: dict  # the prepared dataset's 'train' and 'test' sizes
+
+
+# The TFDS image-classification datasets this code is written for (MNIST's format).
+DATASETS = {
+    name: DatasetInfo((28, 28, 1), 10, {'train': 60_000, 'test': 10_000})
+    for name in ('mnist', 'fashion_mnist', 'kmnist')
+}
+
 VALIDATION_MODES = {
     'none': 'no validation split',
     'train_head': 'the first N training images (T5)',
     'train_random': 'a seeded random N of the training images (T4)',
     'test_stratified': 'a seeded, label-stratified N of the test images; the rest stay test (T3)',
 }
-
-
-class DatasetNotFoundError(FileNotFoundError):
-  """The dataset is not prepared where we looked and downloading is off or failed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +92,7 @@ def load_tfds_split(name: str, split: str, data_dir: str, download: bool) -> Spl
   except Exception as error:  # TFDS raises several types (assertions, not-found, I/O)
     raise DatasetNotFoundError(
         f'Could not load TFDS dataset {name!r} (split {split!r}) from {data_dir} '
-        f'(download={download}): {type(error).__name__}: {error}\n'
+        f'(download={download}): {type(error).__name__}: {error}. '
         f'Point TFDS at a prepared copy with --config.data.data_dir=DIR or the TFDS_DATA_DIR '
         f'environment variable (DIR holds {name}/<version>/; here: '
         f'TFDS_DATA_DIR=../shared/data/tfds), or allow a download with '
@@ -91,15 +104,14 @@ def load_tfds_split(name: str, split: str, data_dir: str, download: bool) -> Spl
 
 
 def load_splits(data_cfg) -> Splits:
-  """Train / validation / test splits as the config describes them."""
-  _check_validation_config(data_cfg)
+  """Train / validation / test splits as the (validated) config describes them."""
   data_dir = resolve_data_dir(data_cfg.data_dir)
   train = load_tfds_split(data_cfg.name, 'train', data_dir, bool(data_cfg.download))
   test = load_tfds_split(data_cfg.name, 'test', data_dir, bool(data_cfg.download))
-  num_classes = int(max(train.labels.max(), test.labels.max())) + 1
   train, validation, test = make_validation_split(
       train, test, data_cfg.validation, data_cfg.num_validation, data_cfg.split_seed)
-  return Splits(train=train, validation=validation, test=test, num_classes=num_classes)
+  return Splits(train=train, validation=validation, test=test,
+                num_classes=DATASETS[data_cfg.name].num_classes)
 
 
 def make_validation_split(train: Split, test: Split, mode: str, size: int, seed: int):
@@ -107,10 +119,6 @@ def make_validation_split(train: Split, test: Split, mode: str, size: int, seed:
   if mode == 'none':
     return train, None, test
   source = test if mode == 'test_stratified' else train
-  if not 0 < size < len(source):
-    which = 'test' if mode == 'test_stratified' else 'training'
-    raise ValueError(f'data.num_validation={size} must lie between 1 and {len(source) - 1} '
-                     f'(the {which} split has {len(source)} images)')
   rng = np.random.default_rng(seed)
   if mode == 'train_head':
     chosen = np.arange(size)
@@ -135,13 +143,3 @@ def stratified_indices(labels: np.ndarray, size: int, rng: np.random.Generator) 
             for c, n in zip(classes, per_class)]
   return np.sort(np.concatenate(chosen))
 
-
-def _check_validation_config(data_cfg) -> None:
-  if data_cfg.validation not in VALIDATION_MODES:
-    allowed = '; '.join(f'{k} ({v})' for k, v in VALIDATION_MODES.items())
-    raise ValueError(f'data.validation={data_cfg.validation!r} is not supported; '
-                     f'allowed values: {allowed}')
-  if data_cfg.validation == 'none' and data_cfg.num_validation:
-    raise ValueError(f'data.num_validation={data_cfg.num_validation} but data.validation is '
-                     f"'none'; pick a validation mode ({', '.join(VALIDATION_MODES)}) "
-                     f'or set data.num_validation=0')

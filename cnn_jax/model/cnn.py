@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnn_jax import shapes
+from cnn_jax.model import shapes
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     'relu': nn.relu,
@@ -127,7 +127,7 @@ class CNN(nn.Module):
 class Dropout(nn.Module):
   """Inverted dropout, as flax's nn.Dropout computes it (same RNG stream, same mask), except
   that `rate` may be a traced value: a vmapped sweep group trains members with different
-  dropout rates in one program (cnn_jax/group_train.py)."""
+  dropout rates in one program (cnn_jax/engine/program.py)."""
   rate: Any
 
   @nn.compact
@@ -158,72 +158,25 @@ def _pool(x, pool_type, window, stride, padding):
                      count_include_pad=False)
 
 
-def validate_model_config(model_cfg, input_shape=(28, 28, 1)) -> list[shapes.LayerShape]:
-  """Checks every model field; returns the layer shapes. Raises ValueError naming the field."""
-  _check_choice('model.activation', model_cfg.activation, tuple(ACTIVATIONS))
-  _check_choice('model.global_pool', model_cfg.global_pool, GLOBAL_POOL_TYPES)
-  _check_choice('model.kernel_init', model_cfg.kernel_init, KERNEL_INITIALIZERS)
-  _check_choice('model.bias_init', model_cfg.bias_init, BIAS_INITIALIZERS)
-  num_layers = len(model_cfg.conv_features)
-  for field in PER_CONV_LAYER_FIELDS:
-    values = getattr(model_cfg, field)
-    if not isinstance(values, (tuple, list)) or len(values) != num_layers:
-      raise ValueError(
-          f'model.{field}={values!r} must be a tuple with one entry per conv layer: '
-          f'model.conv_features={tuple(model_cfg.conv_features)!r} has {num_layers}')
-  for field in ('conv_features', 'conv_kernel_size', 'conv_strides', 'pool_window',
-                'pool_strides', 'hidden_dims'):
-    for i, value in enumerate(getattr(model_cfg, field)):
-      _check_positive_int(f'model.{field}[{i}]', value)
-  _check_positive_int('model.num_classes', model_cfg.num_classes)
-  for i, pool in enumerate(model_cfg.pool_type):
-    _check_choice(f'model.pool_type[{i}]', pool, POOL_TYPES)
-  for field in ('conv_padding', 'pool_padding'):
-    for i, value in enumerate(getattr(model_cfg, field)):
-      shapes.parse_padding(value, f'model.{field}[{i}]')
-  for field in ('conv_dropout', 'dense_dropout'):
-    rate = getattr(model_cfg, field)
-    if not 0.0 <= rate < 1.0:
-      raise ValueError(f'model.{field}={rate!r}: a dropout rate must lie in [0, 1)')
-  for field, name in (('kernel_init_std', model_cfg.kernel_init),
-                      ('bias_init_std', model_cfg.bias_init)):
-    if name in ('normal', 'truncated_normal') and not getattr(model_cfg, field) > 0:
-      raise ValueError(f'model.{field}={getattr(model_cfg, field)!r} must be > 0 for {name}')
-  return shapes.infer_layer_shapes(model_cfg, input_shape)
-
-
 # Numeric fields that change no shape and no program: a vmapped sweep group may pass them as
 # traced per-member values (see build_model's `traced`).
 TRACEABLE_FIELDS = ('conv_dropout', 'dense_dropout', 'kernel_init_std', 'kernel_init_value',
                     'bias_init_std', 'bias_init_value')
 
 
-def build_model(model_cfg, input_shape=(28, 28, 1), traced=None) -> CNN:
-  """Validates the config, then returns the (stateless) Flax module.
+def build_model(model_cfg, traced=None) -> CNN:
+  """The (stateless) Flax module of a validated `model` config (config/validation.py).
 
   traced: {field: value} for fields of TRACEABLE_FIELDS whose value is a traced array (one
-  member of a vmapped group); the concrete config is still what gets validated.
+  member of a vmapped group).
   """
-  validate_model_config(model_cfg, input_shape)
   fields = {name: getattr(model_cfg, name) for name in CNN.__dataclass_fields__
             if name not in ('parent', 'name') and name in model_cfg}
   fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-  for field, value in (traced or {}).items():
-    if field not in TRACEABLE_FIELDS:
-      raise ValueError(f'model.{field} changes the program and cannot vary within a group')
-    fields[field] = value
+  fields.update(traced or {})
   return CNN(**fields)
 
 
 def count_params(params) -> int:
   return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
 
-
-def _check_choice(field, value, allowed):
-  if value not in allowed:
-    raise ValueError(f'{field}={value!r} is not supported; allowed values: {", ".join(allowed)}')
-
-
-def _check_positive_int(field, value):
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f'{field}={value!r} must be a positive integer')

@@ -1,7 +1,7 @@
 """One checkpoint per run directory, written atomically, so an interrupted run resumes at its
 last completed epoch.
 
-The training state (step, parameters, optimizer state) is serialised with flax's msgpack
+The training state ({'step', 'params', 'opt_state'} of one member) is serialised with flax's msgpack
 format; the run's own bookkeeping (per-epoch history, seconds spent) travels beside it as
 JSON. Everything else a resumed run needs (the shuffling order, dropout keys) is derived from
 the seed and the step, so restoring the state is enough to continue bit-identically.
@@ -16,11 +16,9 @@ import flax.serialization
 import jax
 import numpy as np
 
+from cnn_jax.errors import CorruptCheckpointError
+
 FILENAME = 'checkpoint.msgpack'
-
-
-class CorruptCheckpointError(RuntimeError):
-  """The checkpoint file exists but cannot be read back into this run's state."""
 
 
 def path_in(workdir: str) -> str:

@@ -16,9 +16,6 @@ import numpy as np
 class ShuffledBatches:
 
   def __init__(self, num_examples: int, batch_size: int, seed: int):
-    if not 0 < batch_size <= num_examples:
-      raise ValueError(f'train.batch_size={batch_size} must lie between 1 and the '
-                       f'{num_examples} training examples')
     self.num_examples = num_examples
     self.batch_size = batch_size
     self.seed = seed
@@ -51,7 +48,13 @@ def total_train_steps(train_cfg, num_examples: int) -> int:
   """train.num_train_steps when positive, else ceil(num_epochs * examples / batch size)."""
   if train_cfg.num_train_steps > 0:
     return int(train_cfg.num_train_steps)
-  if not train_cfg.num_epochs > 0:
-    raise ValueError(f'train.num_epochs={train_cfg.num_epochs!r} must be > 0 '
-                     f'(or set train.num_train_steps > 0)')
   return math.ceil(train_cfg.num_epochs * num_examples / train_cfg.batch_size)
+
+
+def steps_to_next_boundary(step: int, total_steps: int, log_every: int,
+                           order: ShuffledBatches) -> int:
+  """Steps until the next log step, epoch end or the last step, whichever comes first."""
+  next_log = (step // log_every + 1) * log_every
+  next_epoch = order.epochs_completed(step) + 1
+  epoch_end = -(-next_epoch * order.num_examples // order.batch_size)  # first step past it
+  return min(next_log, epoch_end, total_steps) - step

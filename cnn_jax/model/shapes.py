@@ -10,16 +10,18 @@ import dataclasses
 import math
 from typing import Sequence, Union
 
+from cnn_jax.errors import ConfigError
+
 Padding = Union[str, int]
 
 
 def parse_padding(padding: Padding, field: str) -> Padding:
-  """Returns 'SAME', 'VALID' or a non-negative int; raises ValueError naming `field`."""
+  """Returns 'SAME', 'VALID' or a non-negative int; raises ConfigError naming `field`."""
   if isinstance(padding, bool):  # bool is an int subclass; True is surely a mistake
-    raise ValueError(f'{field}={padding!r}: allowed values are "SAME", "VALID" or an integer >= 0')
+    raise ConfigError(f'{field}={padding!r}: allowed values are "SAME", "VALID" or an integer >= 0')
   if isinstance(padding, int):
     if padding < 0:
-      raise ValueError(f'{field}={padding}: explicit zero padding must be >= 0')
+      raise ConfigError(f'{field}={padding}: explicit zero padding must be >= 0')
     return padding
   if isinstance(padding, str):
     upper = padding.strip().upper()
@@ -27,7 +29,7 @@ def parse_padding(padding: Padding, field: str) -> Padding:
       return upper
     if upper.isdigit():
       return int(upper)
-  raise ValueError(
+  raise ConfigError(
       f'{field}={padding!r}: allowed values are "SAME", "VALID" or an integer >= 0')
 
 
@@ -57,7 +59,7 @@ class LayerShape:
 def infer_layer_shapes(model_cfg, input_shape: Sequence[int] = (28, 28, 1)) -> list[LayerShape]:
   """Walks the layers of a (name-validated) model config and returns each output shape.
 
-  Raises ValueError naming the layer, its input size and its window/stride/padding when a
+  Raises ConfigError naming the layer, its input size and its window/stride/padding when a
   layer would produce an empty output.
   """
   height, width, channels = input_shape
@@ -67,7 +69,7 @@ def infer_layer_shapes(model_cfg, input_shape: Sequence[int] = (28, 28, 1)) -> l
     out_h = output_size(size_h, window, stride, padding)
     out_w = output_size(size_w, window, stride, padding)
     if out_h < 1 or out_w < 1:
-      raise ValueError(
+      raise ConfigError(
           f'model: layer {name} ({what} window {window}, stride {stride}, padding {padding}) '
           f'gets a {size_h}x{size_w} input and would output nothing '
           f'({max(out_h, 0)}x{max(out_w, 0)}); use a smaller window or stride, '
@@ -103,3 +105,19 @@ def infer_layer_shapes(model_cfg, input_shape: Sequence[int] = (28, 28, 1)) -> l
       layers.append(LayerShape(f'dense_dropout{i}', 'dropout', (width_i,)))
   layers.append(LayerShape('logits', 'dense', (model_cfg.num_classes,)))
   return layers
+
+
+def count_params(model_cfg, input_shape: Sequence[int] = (28, 28, 1)) -> int:
+  """The number of parameters, from the shapes alone (no arrays): what validation needs to
+  tell a model that cannot fit in memory before building it. Tests check it against the
+  real parameters of every tutorial model."""
+  height, width, channels = input_shape
+  total = 0
+  for layer in infer_layer_shapes(model_cfg, input_shape):
+    if layer.kind == 'conv':
+      k = model_cfg.conv_kernel_size[int(layer.name[len('conv'):])]
+      total += k * k * channels * layer.output_shape[-1] + layer.output_shape[-1]
+    elif layer.kind == 'dense':
+      total += channels * layer.output_shape[-1] + layer.output_shape[-1]
+    channels = layer.output_shape[-1]
+  return total

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import ml_collections
 
 
-class MetricWriter:
+class EventWriter:
   """Writes scalars and hparams to `logdir` (created if needed)."""
 
   def __init__(self, logdir: str):

@@ -10,7 +10,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from cnn_jax import models, shapes
+from cnn_jax.model import cnn as models
+from cnn_jax.model import shapes
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,234 @@
+"""`validate(config)`: every field of every section, checked once, before any data is read.
+
+The rest of the code trusts a validated config: the model, optimizer, data and loop modules
+build what it says without checking again. Each failure is a ConfigError whose message names
+the field, the value and what is allowed, so the command line can print it as one line.
+Allowed values come from the modules that implement them (model.cnn.ACTIVATIONS, ...), so a
+new choice is added in one place.
+
+The last check estimates the memory a run needs (parameters, gradients, optimizer state and
+activations, from the shapes alone) against what the device has, so an oversized model is a
+message with its parameter count rather than an XLA out-of-memory error.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from cnn_jax.data import datasets
+from cnn_jax.engine import optimizers
+from cnn_jax.errors import ConfigError
+from cnn_jax.model import cnn
+from cnn_jax.model import shapes
+
+SWEEP_STRATEGIES = ('auto', 'sequential', 'vmap', 'processes')
+MAX_SEED = 2**32 - 1  # seeds become uint32 PRNG keys and numpy seed sequences
+
+# Optimizer slots per parameter (momentum, second moments ...), for the memory estimate.
+_OPTIMIZER_SLOTS = {'sgd': 0, 'momentum': 1, 'nesterov': 1, 'adagrad': 1, 'rmsprop': 1,
+                    'adam': 2, 'adamw': 2}
+
+
+def validate(config, members: int = 1) -> None:
+  """Raises ConfigError for the first field that cannot work. `members`: how many runs of
+  this shape train together (a vmapped sweep group), for the memory check."""
+  _integer('seed', config.seed, low=0, high=MAX_SEED)
+  dataset = validate_data(config.data)
+  validate_model(config.model, dataset.image_shape, dataset.num_classes)
+  validate_optimizer(config.optimizer)
+  validate_train(config.train, config.data, dataset)
+  validate_sweep(config.sweep)
+  check_fits_in_memory(config, members)
+
+
+def validate_data(data_cfg) -> datasets.DatasetInfo:
+  _choice('data.name', data_cfg.name, tuple(datasets.DATASETS))
+  dataset = datasets.DATASETS[data_cfg.name]
+  _of_type('data.data_dir', data_cfg.data_dir, str)
+  _of_type('data.download', data_cfg.download, bool)
+  if data_cfg.validation not in datasets.VALIDATION_MODES:
+    allowed = '; '.join(f'{k} ({v})' for k, v in datasets.VALIDATION_MODES.items())
+    raise ConfigError(f'data.validation={data_cfg.validation!r} is not supported; '
+                      f'allowed values: {allowed}')
+  _integer('data.num_validation', data_cfg.num_validation, low=0)
+  _integer('data.split_seed', data_cfg.split_seed, low=0, high=MAX_SEED)
+  if data_cfg.validation == 'none':
+    if data_cfg.num_validation:
+      raise ConfigError(f'data.num_validation={data_cfg.num_validation} but data.validation '
+                        f"is 'none'; pick a validation mode "
+                        f'({", ".join(datasets.VALIDATION_MODES)}) or set data.num_validation=0')
+    return dataset
+  source = 'test' if data_cfg.validation == 'test_stratified' else 'train'
+  size = dataset.split_sizes[source]
+  if not 0 < data_cfg.num_validation < size:
+    raise ConfigError(f'data.num_validation={data_cfg.num_validation} must lie between 1 and '
+                      f'{size - 1} (the {source} split of {data_cfg.name} has {size} images)')
+  return dataset
+
+
+def validate_model(model_cfg, input_shape=(28, 28, 1), num_classes=None) -> None:
+  _of_type('model.name', model_cfg.name, str)
+  _choice('model.activation', model_cfg.activation, tuple(cnn.ACTIVATIONS))
+  _choice('model.global_pool', model_cfg.global_pool, cnn.GLOBAL_POOL_TYPES)
+  _choice('model.kernel_init', model_cfg.kernel_init, cnn.KERNEL_INITIALIZERS)
+  _choice('model.bias_init', model_cfg.bias_init, cnn.BIAS_INITIALIZERS)
+  num_layers = len(model_cfg.conv_features)
+  for field in cnn.PER_CONV_LAYER_FIELDS:
+    values = getattr(model_cfg, field)
+    if not isinstance(values, (tuple, list)) or len(values) != num_layers:
+      raise ConfigError(
+          f'model.{field}={values!r} must be a tuple with one entry per conv layer: '
+          f'model.conv_features={tuple(model_cfg.conv_features)!r} has {num_layers}')
+  for field in ('conv_features', 'conv_kernel_size', 'conv_strides', 'pool_window',
+                'pool_strides', 'hidden_dims'):
+    for i, value in enumerate(getattr(model_cfg, field)):
+      _integer(f'model.{field}[{i}]', value, low=1)
+  _integer('model.num_classes', model_cfg.num_classes, low=1)
+  if num_classes is not None and model_cfg.num_classes != num_classes:
+    raise ConfigError(f'model.num_classes={model_cfg.num_classes} but the dataset has '
+                      f'{num_classes} classes')
+  for i, pool in enumerate(model_cfg.pool_type):
+    _choice(f'model.pool_type[{i}]', pool, cnn.POOL_TYPES)
+  for field in ('conv_padding', 'pool_padding'):
+    for i, value in enumerate(getattr(model_cfg, field)):
+      shapes.parse_padding(value, f'model.{field}[{i}]')
+  for field in ('conv_dropout', 'dense_dropout'):
+    rate = _number(f'model.{field}', getattr(model_cfg, field))
+    if not 0.0 <= rate < 1.0:
+      raise ConfigError(f'model.{field}={rate!r}: a dropout rate must lie in [0, 1)')
+  for field in ('kernel_init_std', 'kernel_init_value', 'bias_init_std', 'bias_init_value'):
+    _number(f'model.{field}', getattr(model_cfg, field))
+  for field, name in (('kernel_init_std', model_cfg.kernel_init),
+                      ('bias_init_std', model_cfg.bias_init)):
+    if name in ('normal', 'truncated_normal') and not getattr(model_cfg, field) > 0:
+      raise ConfigError(f'model.{field}={getattr(model_cfg, field)!r} must be > 0 for {name}')
+  shapes.infer_layer_shapes(model_cfg, input_shape)  # a layer shrunk to nothing names itself
+
+
+def validate_optimizer(opt_cfg) -> None:
+  _choice('optimizer.name', opt_cfg.name, optimizers.OPTIMIZERS)
+  _choice('optimizer.schedule', opt_cfg.schedule, optimizers.SCHEDULES)
+  if not _number('optimizer.learning_rate', opt_cfg.learning_rate) > 0:
+    raise ConfigError(f'optimizer.learning_rate={opt_cfg.learning_rate!r} must be > 0')
+  _integer('optimizer.warmup_steps', opt_cfg.warmup_steps, low=0)
+  for field in ('momentum', 'b1', 'b2', 'rms_decay'):
+    value = _number(f'optimizer.{field}', getattr(opt_cfg, field))
+    if not 0.0 <= value < 1.0:
+      raise ConfigError(f'optimizer.{field}={value!r} must lie in [0, 1)')
+  if not _number('optimizer.eps', opt_cfg.eps) > 0:
+    raise ConfigError(f'optimizer.eps={opt_cfg.eps!r} must be > 0')
+  for field in ('initial_accumulator', 'weight_decay'):
+    if not _number(f'optimizer.{field}', getattr(opt_cfg, field)) >= 0:
+      raise ConfigError(f'optimizer.{field}={getattr(opt_cfg, field)!r} must be >= 0')
+
+
+def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
+  num_train = dataset.split_sizes['train']
+  if data_cfg.validation in ('train_head', 'train_random'):
+    num_train -= data_cfg.num_validation
+  _integer('train.batch_size', train_cfg.batch_size, low=1, high=num_train,
+           why=f'(the {num_train} training images)')
+  _integer('train.num_train_steps', train_cfg.num_train_steps)
+  if train_cfg.num_train_steps <= 0:
+    epochs = _number('train.num_epochs', train_cfg.num_epochs)
+    if not (epochs > 0 and math.isfinite(epochs)):
+      raise ConfigError(f'train.num_epochs={epochs!r} must be > 0 '
+                        f'(or set train.num_train_steps > 0)')
+  for field in ('log_every_steps', 'eval_batch_size'):
+    _integer(f'train.{field}', getattr(train_cfg, field), low=1)
+  _integer('train.checkpoint_every_epochs', train_cfg.checkpoint_every_epochs, low=0,
+           why='(0 turns checkpoints off)')
+  _integer('train.steps_per_call', train_cfg.steps_per_call, low=0,
+           why='(0 chooses per backend)')
+  _integer('train.num_devices', train_cfg.num_devices, low=0, why='(0: every local device)')
+  if train_cfg.num_devices:
+    import jax  # pylint: disable=g-import-not-at-top  (after launch.py chose the allocator)
+    available = jax.local_device_count()
+    if train_cfg.num_devices > available:
+      raise ConfigError(f'train.num_devices={train_cfg.num_devices} but this machine has '
+                        f'{available} local {jax.default_backend()} device(s)')
+    if train_cfg.batch_size % train_cfg.num_devices:
+      raise ConfigError(f'train.batch_size={train_cfg.batch_size} does not split evenly over '
+                        f'train.num_devices={train_cfg.num_devices}; pick a divisor of the '
+                        f'batch size, or 0 to use as many devices as divide it')
+
+
+def validate_sweep(sweep_cfg) -> None:
+  _choice('sweep.strategy', sweep_cfg.strategy, SWEEP_STRATEGIES)
+  _integer('sweep.max_group_size', sweep_cfg.max_group_size, low=1)
+  _integer('sweep.processes', sweep_cfg.processes, low=0, why='(0: one per CPU core)')
+
+
+def memory_needed(config, members: int = 1) -> tuple[int, int]:
+  """(parameters per member, bytes a training run needs), estimated from the shapes: the
+  float32 parameters, their gradients and optimizer slots, the activations of one batch
+  (forward and backward), and the uint8 dataset on the device."""
+  dataset = datasets.DATASETS[config.data.name]
+  params = shapes.count_params(config.model, dataset.image_shape)
+  copies = 2 + _OPTIMIZER_SLOTS[config.optimizer.name]
+  activations = sum(math.prod(layer.output_shape)
+                    for layer in shapes.infer_layer_shapes(config.model, dataset.image_shape))
+  batch = max(config.train.batch_size, config.train.eval_batch_size)
+  per_member = 4 * (copies * params + 3 * batch * activations)
+  data_bytes = math.prod(dataset.image_shape) * sum(dataset.split_sizes.values())
+  return params, members * per_member + data_bytes
+
+
+def available_memory() -> tuple[int, str]:
+  """(bytes, description) the first local device can hold: its free memory on an
+  accelerator, the host's available memory on CPU."""
+  import jax  # pylint: disable=g-import-not-at-top
+  device = jax.local_devices()[0]
+  stats = device.memory_stats() if device.platform != 'cpu' else None
+  if stats and 'bytes_limit' in stats:
+    return stats['bytes_limit'] - stats.get('bytes_in_use', 0), f'the {device.device_kind}'
+  with open('/proc/meminfo') as f:
+    info = dict(line.split(':', 1) for line in f)
+  return int(info['MemAvailable'].split()[0]) * 1024, 'this machine (cpu)'
+
+
+def check_fits_in_memory(config, members: int = 1) -> None:
+  if not os.path.exists('/proc/meminfo'):
+    return  # not Linux: no cheap way to ask; XLA reports it if it comes to that
+  params, needed = memory_needed(config, members)
+  available, where = available_memory()
+  if needed > available:
+    group = f' x {members} members' if members > 1 else ''
+    raise ConfigError(
+        f'model: {params:,} parameters{group} need about {_gb(needed)} to train '
+        f'(parameters, gradients, {config.optimizer.name} state and activations at batch '
+        f'{config.train.batch_size}) but {where} has {_gb(available)} available; make '
+        f'model.conv_features or model.hidden_dims smaller, or pool more before the dense '
+        f'layers')
+
+
+def _gb(size: int) -> str:
+  return f'{size / 1e9:,.1f} GB'
+
+
+def _choice(field, value, allowed) -> None:
+  if value not in allowed:
+    raise ConfigError(f'{field}={value!r} is not supported; allowed values: '
+                      f'{", ".join(allowed)}')
+
+
+def _of_type(field, value, kind) -> None:
+  if not isinstance(value, kind):
+    raise ConfigError(f'{field}={value!r} must be of type {kind.__name__}')
+
+
+def _integer(field, value, low=None, high=None, why='') -> int:
+  if isinstance(value, bool) or not isinstance(value, int):
+    raise ConfigError(f'{field}={value!r} must be an integer')
+  if (low is not None and value < low) or (high is not None and value > high):
+    bounds = (f'between {low} and {high}' if high is not None and low is not None
+              else 'a positive integer' if low == 1 else f'>= {low}' if low is not None
+              else f'<= {high}')
+    raise ConfigError(f'{field}={value!r} must be {bounds}' + (f' {why}' if why else ''))
+  return value
+
+
+def _number(field, value) -> float:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    raise ConfigError(f'{field}={value!r} must be a number')
+  return value

@@ -1,0 +1,63 @@
+"""Where the loop's arrays live: a jax.sharding mesh over the local devices.
+
+One mesh axis, 'devices'. A vmapped group splits its member axis over it (each device trains
+its own members; nothing is communicated); a single run splits its batch axis (data
+parallel: parameters replicated, XLA adds the gradient all-reduce). The dataset is
+replicated. `train.num_devices` chooses how many devices (0: all local devices); when a
+member count or batch does not divide over them, 0 takes the largest count that divides, and
+an explicit count is a config error (config/validation.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from absl import logging
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import numpy as np
+
+AXIS = 'devices'
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+  mesh: Mesh
+  split_members: bool  # True: a group's member axis is split; False: the batch axis
+
+  @property
+  def count(self) -> int:
+    return self.mesh.size
+
+  @property
+  def replicated(self) -> NamedSharding:
+    return NamedSharding(self.mesh, P())
+
+  @property
+  def members(self) -> NamedSharding:
+    """For arrays with a leading member axis: parameters, optimizer states, metric sums."""
+    return NamedSharding(self.mesh, P(AXIS) if self.split_members else P())
+
+  def indices(self, leading_axes: int) -> NamedSharding:
+    """For batch indices of shape (*leading, members, batch)."""
+    spec = (AXIS, None) if self.split_members else (None, AXIS)
+    return NamedSharding(self.mesh, P(*([None] * leading_axes), *spec))
+
+  def eval_batch(self) -> NamedSharding:
+    """For one evaluation batch (batch first): split over the devices in data parallel."""
+    return NamedSharding(self.mesh, P() if self.split_members else P(AXIS))
+
+  def eval_batch_size(self, configured: int) -> int:
+    """Data parallel: a multiple of the device count (the padded tail carries weight 0)."""
+    return configured if self.split_members else math.ceil(configured / self.count) * self.count
+
+
+def place(num_devices: int, members: int, batch_size: int) -> Placement:
+  available = jax.local_devices()
+  wanted = num_devices or len(available)
+  split_along = members if members > 1 else batch_size
+  count = max(d for d in range(1, wanted + 1) if split_along % d == 0)
+  if count < wanted:
+    logging.info('Using %d of %d devices: %s %d splits evenly over %d', count, wanted,
+                 'the group of' if members > 1 else 'batch size', split_along, count)
+  return Placement(Mesh(np.array(available[:count]), (AXIS,)), split_members=members > 1)

@@ -1,0 +1,175 @@
+"""A RunRecord owns one run directory for as long as a process trains into it.
+
+It takes the directory's lock (one process per run directory), checks the directory's
+config.json against this run's config, restores and saves the checkpoint with the run's own
+bookkeeping (per-epoch history, seconds spent), writes the TensorBoard events and the
+console lines, keeps the status, and writes results.json through results.build/write. A
+member of a vmapped group and a single run have one RunRecord each and so leave identical
+directories. Metric values reach it as host sums and go out as metrics.py declares.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+from cnn_jax.engine import checkpoint
+from cnn_jax.engine import events
+from cnn_jax.engine import metrics
+from cnn_jax.engine import program
+from cnn_jax.engine import results
+from cnn_jax.engine import workdir_lock
+from cnn_jax.errors import WorkdirConflictError
+
+CONFIG_FILENAME = 'config.json'
+
+
+class RunRecord:
+
+  def __init__(self, workdir: str, config, who: str = '', started: float | None = None):
+    self.workdir = os.path.abspath(workdir)
+    self.config = config
+    self.who = who  # prefixes console lines of group members
+    os.makedirs(self.workdir, exist_ok=True)
+    self._lock = workdir_lock.WorkdirLock(self.workdir).acquire()
+    try:
+      self._check_same_config_as_before()
+    except Exception:
+      self._lock.release()
+      raise
+    self.status, self.message, self.steps = 'running', '', 0
+    self.history: list[dict[str, Any]] = []
+    self.final: dict[str, Any] = {}
+    self.train_seconds, self.first_step_seconds = 0.0, None
+    self._earlier_wall_seconds, self._opened = 0.0, started or time.time()
+    self._epoch_sums = None
+    self._writer = None
+
+  @property
+  def running(self) -> bool:
+    return self.status == 'running'
+
+  def _check_same_config_as_before(self) -> None:
+    """A workdir belongs to one run: resuming under another config would silently mix two.
+    Execution details (program.EXECUTION_PATHS, sweep.*) may change between resumptions."""
+    path = os.path.join(self.workdir, CONFIG_FILENAME)
+    current = json.loads(self.config.to_json())
+    if os.path.exists(path) and os.path.exists(checkpoint.path_in(self.workdir)):
+      with open(path) as f:
+        previous = json.load(f)
+      changed = [key for key in sorted(set(program.flatten(previous))
+                                       | set(program.flatten(current)))
+                 if program.flatten(previous).get(key) != program.flatten(current).get(key)
+                 and key not in program.EXECUTION_PATHS and not key.startswith('sweep.')]
+      if changed:
+        raise WorkdirConflictError(
+            f'{self.workdir} holds a run of a different config (changed: '
+            f'{", ".join(changed)}); use another --workdir to start a new run')
+    with open(path, 'w') as f:
+      json.dump(current, f, indent=2, sort_keys=True)
+
+  def restore(self, template: dict) -> dict | None:
+    """The checkpointed member state ({'step', 'params', 'opt_state'}), or None; loads the
+    run's bookkeeping with it."""
+    found = checkpoint.restore(self.workdir, template)
+    if found is None:
+      return None
+    state, extra = found
+    self.history = [results.upgrade_history_record(h) for h in extra['history']]
+    self.train_seconds = extra['train_seconds']
+    self.first_step_seconds = extra['first_step_seconds']
+    self._earlier_wall_seconds = extra['wall_seconds']
+    self.steps = int(state['step'])
+    logging.info('Resuming %s at step %d', checkpoint.path_in(self.workdir), self.steps)
+    return state
+
+  def start_events(self, hparams: dict[str, Any]) -> None:
+    self._writer = events.EventWriter(self.workdir)
+    self._writer.write_hparams(hparams)
+
+  def add_train_window(self, step: int, window_sums: dict, first_step: int, seconds: float,
+                       host_values: dict[str, float]) -> None:
+    """A log window's train sums (this member's): scalars out, epoch sums kept; a loss that
+    is no longer finite marks the run diverged."""
+    values = metrics.finalize(window_sums)
+    self.train_seconds += seconds
+    if not metrics.is_finite(values):
+      self.diverge(f'train/{metrics.LOSS} averaged over steps {first_step + 1}-{step} is '
+                   f'{values[metrics.LOSS]}', step)
+      return
+    self._writer.write_scalars(step, metrics.scalars(metrics.TRAIN, {**values, **host_values}))
+    self._epoch_sums = (window_sums if self._epoch_sums is None
+                        else metrics.add(self._epoch_sums, window_sums))
+
+  def end_epoch(self, step: int, epoch: float, total_epochs: float,
+                eval_sums: dict[str, dict]) -> None:
+    """The epoch's evaluation ({split: this member's host sums}) into the events, the
+    history and the console."""
+    evaluated = {split: metrics.finalize(sums) for split, sums in eval_sums.items()}
+    for split, values in evaluated.items():
+      self._writer.write_scalars(step, metrics.scalars(split, values))
+    bad = [split for split, values in evaluated.items() if not metrics.is_finite(values)]
+    if bad:
+      self.diverge(f'eval/{bad[0]}/{metrics.LOSS} at step {step} is '
+                   f'{evaluated[bad[0]][metrics.LOSS]}', step)
+      return
+    scalar = lambda values: {k: v for k, v in values.items() if metrics.BY_NAME[k].scalar}
+    record = {'epoch': round(epoch, 4), 'step': step, 'train_seconds': round(self.train_seconds, 3),
+              metrics.TRAIN: scalar(metrics.finalize(self._epoch_sums))}
+    record.update({split: scalar(values) for split, values in evaluated.items()})
+    self.history.append(record)
+    self.final, self.steps, self._epoch_sums = evaluated, step, None
+    self._writer.flush()
+    logging.info('%s', metrics.console_line(record, total_epochs, self.who))
+
+  def checkpoint_due(self, step: int, total_steps: int) -> bool:
+    every = self.config.train.checkpoint_every_epochs
+    return self.running and bool(every) and (len(self.history) % every == 0
+                                             or step == total_steps)
+
+  def save_checkpoint(self, member_state: dict) -> None:
+    checkpoint.save(self.workdir, member_state, {
+        'history': self.history, 'train_seconds': self.train_seconds,
+        'first_step_seconds': self.first_step_seconds, 'wall_seconds': self._wall_seconds()})
+
+  def diverge(self, message: str, step: int) -> None:
+    self.status, self.message, self.steps = 'diverged', message, step
+    logging.error('%sRun diverged: %s. Try a smaller optimizer.learning_rate.', self.who,
+                  message)
+
+  def finish(self, step: int, steps_per_epoch: float, **facts) -> dict[str, Any]:
+    """Writes results.json (facts: params, num_examples, executor, environment); returns it."""
+    if self.running:
+      self.status, self.steps = 'ok', step
+    if self._writer is not None:
+      self._writer.close()
+    record = results.build(
+        status=self.status, message=self.message, config=json.loads(self.config.to_json()),
+        final=self.final, history=self.history, steps=self.steps,
+        epochs=self.steps / steps_per_epoch, train_seconds=self.train_seconds,
+        first_step_seconds=self.first_step_seconds, wall_seconds=self._wall_seconds(), **facts)
+    path = results.write(self.workdir, record)
+    logging.info('%s%s: status %s, test error %s, validation error %s; %.1f s training; %s',
+                 self.who, self.config.model.name, record['status'],
+                 metrics.show('error', results.final_metric(record, 'test', 'error')),
+                 metrics.show('error', results.final_metric(record, 'validation', 'error')),
+                 self.train_seconds, path)
+    return record
+
+  def close(self) -> None:
+    self._lock.release()
+
+  def _wall_seconds(self) -> float:
+    return self._earlier_wall_seconds + time.time() - self._opened
+
+
+def record_invalid(workdir: str, config, message: str) -> dict[str, Any]:
+  """results.json for a sweep trial whose config cannot work: status 'invalid'."""
+  os.makedirs(workdir, exist_ok=True)
+  record = results.build(status='invalid', message=message,
+                         config=json.loads(config.to_json()))
+  results.write(workdir, record)
+  return record
+
