@@ -5,11 +5,15 @@
         --config=experiments/pool.py --ks=1,4,8,16 --steps=60
 
 Each strategy trains every trial for --steps steps through the real code paths
-(train.train_and_evaluate; group_train.train_group; --processes worker processes, each
-pinned to its own core and running its share of the trials one after another). Rates leave
-out each run's first step (compilation) and the evaluations, and are projected to the
+(train.train_and_evaluate; engine/loop.train with K members; --processes worker processes,
+each pinned to its own core and running its share of the trials one after another). Rates
+leave out each run's first step (compilation) and the evaluations, and are projected to the
 config's full length to print trials per hour; the speedup is over one-after-another.
-'auto picks' names what sweep.strategy=auto chooses here for K trials (cnn_jax/groups.py).
+
+The speedups are recorded for this machine (cnn_jax/sweeps/planning.py: MEASUREMENTS, keyed
+by backend, processor and core count; --record=False leaves them alone), and
+sweep.strategy=auto follows them from then on; 'auto picks' names what it chooses here for
+K trials with these figures.
 """
 import json
 import os
@@ -35,6 +39,8 @@ flags.DEFINE_integer('steps', 60, 'Train steps per trial.')
 flags.DEFINE_list('strategies', ['sequential', 'vmap', 'processes'], 'Strategies to time.')
 flags.DEFINE_integer('processes', 0, 'Worker processes for the processes strategy '
                      '(0: one per CPU core, at most K).')
+flags.DEFINE_bool('record', True, "Record the speedups as this machine's measurement for "
+                  "sweep.strategy=auto.")
 flags.DEFINE_string('worker_seeds', '', 'Internal: run these seeds sequentially, print JSON.')
 FLAGS = flags.FLAGS
 
@@ -65,10 +71,10 @@ def run_sequential(seeds) -> float:
 
 
 def run_vmap(seeds) -> float:
-  from cnn_jax import group_train  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import loop  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as workdir:
-    outs = group_train.train_group([short_config(s) for s in seeds],
-                                   [os.path.join(workdir, str(s)) for s in seeds])
+    outs = loop.train([short_config(s) for s in seeds],
+                      [os.path.join(workdir, str(s)) for s in seeds])
   return len(seeds) * (FLAGS.steps - 1) / steady_seconds(outs[0])
 
 
@@ -98,8 +104,8 @@ def main(_):
     print(json.dumps({'trial_steps_per_second': run_sequential(seeds)}))
     return
   import jax  # pylint: disable=g-import-not-at-top
-  from cnn_jax import batches  # pylint: disable=g-import-not-at-top
-  from cnn_jax import groups  # pylint: disable=g-import-not-at-top
+  from cnn_jax.data import batches  # pylint: disable=g-import-not-at-top
+  from cnn_jax.sweeps import planning  # pylint: disable=g-import-not-at-top
   runners = {'sequential': run_sequential, 'vmap': run_vmap, 'processes': run_processes}
   full_steps = batches.total_train_steps(FLAGS.config.train, 60_000)
   cores = len(os.sched_getaffinity(0))
@@ -113,6 +119,17 @@ def main(_):
         f'projected to {full_steps} steps per trial; backend {jax.default_backend()} '
         f'({jax.devices()[0].device_kind}, {os.cpu_count()} CPU cores), jax {jax.__version__}; '
         f'benchmark took {time.time() - started:.0f} s')
+  measurement = {}
+  for k, rates in table:
+    base = rates.get('sequential')
+    if base and k == 1 and 'processes' in rates:
+      measurement['pinned_worker_share'] = round(rates['processes'] / base, 3)
+    if base and k > 1 and 'vmap' in rates:
+      measurement.setdefault('vmap_speedup', {})[str(k)] = round(rates['vmap'] / base, 3)
+  if FLAGS.record and measurement:
+    planning.write_measurement(jax.default_backend(), measurement)
+    print(f'recorded for {planning.machine_key(jax.default_backend())} in '
+          f'{planning.MEASUREMENTS}: {measurement}')
   names = FLAGS.strategies
   print('| K | ' + ' | '.join(f'{n} trials/h' for n in names) + ' | '
         + ' | '.join(f'{n} speedup' for n in names if n != 'sequential') + ' | auto picks |')
@@ -121,7 +138,8 @@ def main(_):
     per_hour = [f'{3600 * rates[n] / full_steps:.1f}' for n in names]
     base = rates.get('sequential')
     speedups = [f'{rates[n] / base:.2f}x' if base else '-' for n in names if n != 'sequential']
-    auto = groups.resolve_strategy('auto', jax.default_backend(), k, cores)
+    auto = planning.resolve('auto', jax.default_backend(), k, k, cores,
+                            measurement or planning.read_measurement(jax.default_backend()))
     print(f'| {k} | ' + ' | '.join(per_hour) + ' | ' + ' | '.join(speedups) + f' | {auto} |')
 
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from cnn_jax import data
+from cnn_jax.data import datasets as data
 from experiments import default
 
 REAL_TFDS_DIR = os.path.abspath(

@@ -3,10 +3,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from cnn_jax import architectures
-from cnn_jax import models
-from cnn_jax import shapes
-from cnn_jax import summary
+from cnn_jax.model import architectures
+from cnn_jax.model import cnn as models
+from cnn_jax.model import shapes
+from cnn_jax.model import summary
 
 # (total, per-layer counts of the layers with parameters), from TUTORIALS.md.
 EXPECTED_PARAMS = {
@@ -31,6 +31,7 @@ def test_parameter_counts(name):
   model, params = init(architectures.TUTORIAL_MODELS[name]())
   total, per_layer = EXPECTED_PARAMS[name]
   assert models.count_params(params) == total
+  assert shapes.count_params(architectures.TUTORIAL_MODELS[name]()) == total  # the estimate
   rows = summary.model_summary(model, params)
   assert [r.params for r in rows if r.params] == per_layer
   assert sum(r.params for r in rows) == total

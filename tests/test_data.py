@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 
-from cnn_jax import batches
-from cnn_jax import data
+from cnn_jax import errors
+from cnn_jax.config import validation
+from cnn_jax.data import batches
+from cnn_jax.data import datasets as data
 from experiments import default
 
 
@@ -61,19 +63,19 @@ def test_stratified_indices_sum_exactly():
     ('kfold', 10, r"data.validation='kfold' is not supported; allowed values: none"),
     ('none', 100, r"data.num_validation=100 but data.validation is 'none'"),
     ('train_random', 0, r'data.num_validation=0 must lie between 1 and'),
-    ('test_stratified', 10_000, r'data.num_validation=10000 must lie between 1 and 255'),
+    ('test_stratified', 10_000, r'data.num_validation=10000 must lie between 1 and 9999 \(the test split of mnist'),
 ])
-def test_bad_validation_configs(mode, size, message, mock_mnist):
+def test_bad_validation_configs(mode, size, message):
   config = default.get_config().data
   config.update(dict(validation=mode, num_validation=size))
-  with pytest.raises(ValueError, match=message):
-    data.load_splits(config)
+  with pytest.raises(errors.ConfigError, match=message):
+    validation.validate_data(config)
 
 
 def test_missing_dataset_says_where_it_looked(tmp_path):
   config = default.get_config().data
   config.data_dir = str(tmp_path / 'nowhere')
-  with pytest.raises(data.DatasetNotFoundError) as info:
+  with pytest.raises(errors.DatasetNotFoundError) as info:
     data.load_splits(config)
   text = str(info.value)
   assert str(tmp_path / 'nowhere') in text and 'TFDS_DATA_DIR' in text

@@ -4,11 +4,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnn_jax import batches
-from cnn_jax import data
-from cnn_jax import experiment_files
-from cnn_jax import models
 from cnn_jax import train
+from cnn_jax.config import files as experiment_files
+from cnn_jax.config import validation
+from cnn_jax.data import batches
+from cnn_jax.data import datasets as data
+from cnn_jax.engine import results
+from cnn_jax.model import cnn as models
 
 # experiment -> (params, optimizer, learning rate, batch, steps, (train, validation, test)).
 # Step counts: epochs * train images / batch, rounded up (batches run on across epochs).
@@ -38,6 +40,7 @@ def full_size_fake_mnist():
 def test_experiment_follows_the_tutorial(spec):
   params, optimizer, lr, batch, steps, sizes = TUTORIAL_RECIPES[spec]
   config = experiment_files.load_config(spec)
+  validation.validate(config)
   model = models.build_model(config.model)
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)),
                                                 train=False))
@@ -45,10 +48,10 @@ def test_experiment_follows_the_tutorial(spec):
   assert (config.optimizer.name, config.optimizer.learning_rate) == (optimizer, lr)
   assert config.train.batch_size == batch
   train_split, test_split = full_size_fake_mnist()
-  new_train, validation, new_test = data.make_validation_split(
+  new_train, val_split, new_test = data.make_validation_split(
       train_split, test_split, config.data.validation, config.data.num_validation,
       config.data.split_seed)
-  assert (len(new_train), len(validation) if validation else 0, len(new_test)) == sizes
+  assert (len(new_train), len(val_split) if val_split else 0, len(new_test)) == sizes
   assert batches.total_train_steps(config.train, len(new_train)) == steps
 
 
@@ -72,7 +75,7 @@ def test_experiment_runs_a_few_steps(spec, tmp_path, mock_mnist):
     config.data.num_validation = 32  # mock splits hold 256 images
   out = train.train_and_evaluate(config, str(tmp_path))
   assert out['status'] == 'ok' and out['steps'] == 2
-  assert np.isfinite(out['test_error'])
+  assert np.isfinite(results.final_metric(out, 'test', 'error'))
 
 
 def test_unknown_variant_is_refused():

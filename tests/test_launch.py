@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cnn_jax import results
+from cnn_jax.engine import results
 from tests.conftest import real_data_or_skip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +68,7 @@ def test_pool_one_epoch_on_real_mnist(tmp_path):
   saved = results.read(str(tmp_path))
   assert saved['num_examples'] == {'train': 60_000, 'test': 10_000}
   assert saved['steps'] == 938
-  assert saved['test_error'] < 0.03, saved['test_error']
+  assert saved['final']['test']['error'] < 0.03, saved['final']['test']
 
 
 def test_list_trials():
@@ -89,3 +89,59 @@ def test_one_sweep_trial_through_launch_with_an_override(tmp_path):
   assert saved['status'] == 'ok' and saved['steps'] == 3  # the override reached the trial
   assert saved['config']['seed'] == 1
   assert '| 1 | relu | 1 |' in proc.stdout  # the sweep table is printed
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.seed=-5', 'error: seed=-5 must be between 0 and 4294967295'),
+    ('--config.model.hidden_dims=(100000000,)',
+     'error: model: 26,700,003,434 parameters need about'),
+    ('--config.model.pool_type=("max","median")',
+     "error: model.pool_type[1]='median' is not supported; allowed values: max, avg, none"),
+    ('--config.optimizer.momentum=1.5', 'error: optimizer.momentum=1.5 must lie in [0, 1)'),
+    ('--config.data.name=cifar100', "error: data.name='cifar100' is not supported"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, override, message):
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', override], mock=False)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+  assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1] == errors[0]
+  assert 'Traceback' not in proc.stderr
+  assert not os.path.exists(tmp_path / 'results.json')
+
+
+def test_verbose_keeps_the_traceback(tmp_path):
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', '--config.seed=-5',
+              '--verbose'], mock=False)
+  assert proc.returncode != 0
+  assert 'Traceback' in proc.stderr and 'ConfigError: seed=-5' in proc.stderr
+
+
+HOLD_LOCK = '''
+import sys, time
+from cnn_jax.engine import workdir_lock
+lock = workdir_lock.WorkdirLock(sys.argv[1]).acquire()  # held while this process lives
+print('locked', flush=True)
+time.sleep(120)
+'''
+
+
+def test_one_run_per_workdir_and_a_stale_lock_is_taken_over(tmp_path):
+  holder = subprocess.Popen([sys.executable, '-c', HOLD_LOCK, str(tmp_path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == 'locked'
+    args = ['--config=experiments/pool.py', f'--workdir={tmp_path}',
+            '--config.train.num_train_steps=3', '--config.train.batch_size=16']
+    proc = run(args)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f'is in use by process {holder.pid}' in proc.stderr.strip().splitlines()[-1]
+    assert not os.path.exists(tmp_path / 'results.json')
+  finally:
+    holder.kill()
+    holder.wait()
+  # The killed holder's lock file is still there, naming it: the next run takes it over.
+  assert open(tmp_path / '.lock').read() == str(holder.pid)
+  proc = run(args)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert results.read(str(tmp_path))['status'] == 'ok'

@@ -6,8 +6,9 @@ is checked through launch.py in test_launch.py. Full-length figures: docs/REPROD
 """
 import pytest
 
-from cnn_jax import experiment_files
 from cnn_jax import train
+from cnn_jax.config import files as experiment_files
+from cnn_jax.engine import results
 from tests.conftest import real_data_or_skip
 
 pytestmark = pytest.mark.realdata
@@ -32,4 +33,5 @@ def test_short_real_run(spec, tmp_path):
   out = train.train_and_evaluate(config, str(tmp_path))
   assert out['status'] == 'ok' and out['steps'] == steps
   assert out['num_examples'] == dict(zip(('train', 'validation', 'test'), sizes))
-  assert out['test_error'] < bound, out['test_error']
+  test_error = results.final_metric(out, 'test', 'error')
+  assert test_error < bound, test_error

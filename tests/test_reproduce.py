@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from cnn_jax import reproduce
+from cnn_jax.engine import results
+from cnn_jax.reports import reproduction as reproduce
 
 ROW = reproduce.Row('toy', 'Toy model', 'experiments/toy.py', (1.0,), '1.0')
 
@@ -54,7 +55,7 @@ def test_archived_runs_are_not_run_again(tmp_path, monkeypatch):
   write_archived(str(tmp_path), ROW, 0, 0.01)
   def must_not_load(spec):
     raise AssertionError(f'{spec} was run again')
-  monkeypatch.setattr(reproduce.experiment_files, 'load_config', must_not_load)
+  monkeypatch.setattr(reproduce.files, 'load_config', must_not_load)
   reproduce.run_row(ROW, 1, str(tmp_path / 'runs'), str(tmp_path))  # nothing to do
 
 
@@ -65,3 +66,15 @@ def test_a_missed_row_demands_an_explanation(tmp_path, monkeypatch):
     write_archived(str(tmp_path), ROW, seed, 0.015 + seed * 1e-4)
   report = reproduce.format_report(reproduce.collect(str(tmp_path), 5), 5, 'm')
   assert 'MISSED' in report and 'NOT YET EXPLAINED' in report
+
+
+def test_the_archive_of_schema_version_1_reads_as_version_2():
+  """docs/reproduction_results was written before results.json had a schema version."""
+  figures = reproduce.collect(reproduce.files.REPO_ROOT + '/docs/reproduction_results', 5)
+  pool = next(f for f in figures if f.row.key == 'cntk_pool')
+  assert len(pool.errors) == 5 and pool.params == 5_994
+  record = reproduce.read_archived(reproduce.files.REPO_ROOT + '/docs/reproduction_results',
+                                   pool.row, 0)
+  assert record['schema_version'] == results.SCHEMA_VERSION and record['upgraded_from'] == 1
+  assert results.final_metric(record, 'test', 'error') == pytest.approx(pool.errors[0] / 100)
+  assert set(record['history'][-1]) >= {'epoch', 'step', 'train', 'test'}

@@ -4,9 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnn_jax import architectures
-from cnn_jax import models
-from cnn_jax import shapes
+from cnn_jax.config import validation
+from cnn_jax.model import architectures
+from cnn_jax.model import cnn as models
+from cnn_jax.model import shapes
 
 FILTER = [[1, 0, 1], [0, 1, 0], [1, 0, 1]]
 
@@ -19,7 +20,8 @@ def conv_through_model(image, kernel, padding='VALID', stride=1):
                      conv_strides=(stride,), conv_padding=(padding,), pool_type=('none',),
                      pool_window=(2,), pool_strides=(2,), pool_padding=('VALID',),
                      activation='linear'))
-  model = models.build_model(config, input_shape=(*image.shape, 1))
+  validation.validate_model(config, (*image.shape, 1))
+  model = models.build_model(config)
   x = jnp.asarray(image)[None, :, :, None]
   params = model.init(jax.random.key(0), x, train=False)['params']
   params['conv0'] = {'kernel': jnp.asarray(kernel)[:, :, None, None], 'bias': jnp.zeros(1)}
@@ -78,7 +80,7 @@ def test_formula_matches_real_conv_and_pool_layers(size, window, stride, padding
   assert out.shape == (expected, expected)
   x = jnp.ones((1, size, size, 1))
   for pool in ('max', 'avg'):
-    pooled = models._pool(x, pool, window, stride, padding)  # pylint: disable=protected-access
+    pooled = models.pool(x, pool, window, stride, padding)
     assert pooled.shape[1:3] == (expected, expected)
 
 
@@ -96,5 +98,5 @@ def test_thirteen_valid_3x3_convs_fit_28x28_and_a_fourteenth_does_not():
 
 def test_average_pooling_leaves_padding_out_of_the_mean():
   x = jnp.ones((1, 3, 3, 1))
-  pooled = models._pool(x, 'avg', 2, 2, 'SAME')  # pylint: disable=protected-access
+  pooled = models.pool(x, 'avg', 2, 2, 'SAME')
   np.testing.assert_allclose(pooled, 1.0)  # padded cells would pull the edge means below 1

@@ -7,11 +7,14 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from cnn_jax import experiment_files
-from cnn_jax import hyper as h
-from cnn_jax import results
-from cnn_jax import sweep
 from cnn_jax import train
+from cnn_jax.config import files as experiment_files
+from cnn_jax.config import validation
+from cnn_jax.engine import results
+from cnn_jax.sweeps import executors
+from cnn_jax.sweeps import hyper as h
+from cnn_jax.sweeps import runner
+from cnn_jax.sweeps import trials as trials_lib
 
 REPO = experiment_files.REPO_ROOT
 
@@ -67,21 +70,20 @@ def experiment_sweeps():
 
 @pytest.mark.parametrize('spec', experiment_sweeps())
 def test_every_experiment_sweep_is_well_formed(spec):
-  from cnn_jax import models  # pylint: disable=g-import-not-at-top
-  trials = sweep.load_trials(os.path.join(REPO, spec))
+  trials = trials_lib.load_trials(os.path.join(REPO, spec))
   assert len(trials) >= 2
   assert len({t.name for t in trials}) == len(trials)
   for trial in trials:
-    models.validate_model_config(trial.config.model)  # every trial's model can be built
+    validation.validate(trial.config)  # every trial can run
 
 
 def test_pool_sweeps_ask_the_tutorial_questions():
-  questions = sweep.load_trials(os.path.join(REPO, 'experiments/pool.py'))
+  questions = trials_lib.load_trials(os.path.join(REPO, 'experiments/pool.py'))
   assert {t.overrides['model.activation'] for t in questions} == {
       'relu', 'sigmoid', 'leaky_relu', 'tanh'}
   assert {t.overrides['model.pool_type'] for t in questions} == {('max', 'max'), ('avg', 'avg')}
   assert len(questions) == 16
-  arch = sweep.load_trials(os.path.join(REPO, 'experiments/pool.py:sweep=arch'))
+  arch = trials_lib.load_trials(os.path.join(REPO, 'experiments/pool.py:sweep=arch'))
   assert {t.config.model.conv_strides for t in arch} == {(1, 1), (2, 1)}
   assert len({t.config.model.conv_features for t in arch}) == 2
   assert all(t.config.optimizer.learning_rate == 0.2 for t in questions + arch)  # the recipe
@@ -97,7 +99,7 @@ def test_pool_sweeps_ask_the_tutorial_questions():
 def test_bad_sweep_keys_and_values_fail_before_any_trial(overrides, message):
   base = experiment_files.load_config(os.path.join(REPO, 'experiments/pool.py'))
   with pytest.raises(ValueError, match=message):
-    sweep.apply_overrides(base, overrides, 'trial 0')
+    trials_lib.apply_overrides(base, overrides, 'trial 0')
 
 
 def read_events(logdir):
@@ -118,11 +120,11 @@ def test_sweep_runs_records_and_resumes(toy_experiment, tmp_path, mock_mnist, mo
     return real_train(config, run_dir)
   monkeypatch.setattr(train, 'train_and_evaluate', train_then_maybe_die)
   with pytest.raises(KeyboardInterrupt):
-    sweep.run(toy_experiment, workdir)
+    runner.run(toy_experiment, workdir)
   assert len(calls) == 3
 
   calls.clear()
-  rows = sweep.run(toy_experiment, workdir)  # the same command again
+  rows = runner.run(toy_experiment, workdir)  # the same command again
   assert [c[:3] for c in calls] == ['002', '003', '004', '005']  # finished ones not repeated
   statuses = {r['index']: r['status'] for r in rows}
   assert statuses == {0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged', 5: 'invalid'}
@@ -151,16 +153,16 @@ def test_sweep_runs_records_and_resumes(toy_experiment, tmp_path, mock_mnist, mo
   assert session.session_start_info.hparams['seed'].number_value == 1
 
   calls.clear()
-  sweep.run(toy_experiment, workdir)
+  runner.run(toy_experiment, workdir)
   assert calls == []  # everything finished: nothing runs again
 
 
 def test_single_trial(toy_experiment, tmp_path, mock_mnist):
-  rows = sweep.run(toy_experiment, str(tmp_path), trial_index=2)
+  rows = runner.run(toy_experiment, str(tmp_path), trial_index=2)
   assert {r['index']: r['status'] for r in rows}[2] == 'ok'
   assert sum(r['status'] == 'pending' for r in rows) == 5
   with pytest.raises(ValueError, match=r'--trial=9: the sweep has trials 0 to 5'):
-    sweep.run(toy_experiment, str(tmp_path), trial_index=9)
+    runner.run(toy_experiment, str(tmp_path), trial_index=9)
 
 
 def base_config_with(toy_experiment, **sweep_fields):
@@ -172,27 +174,27 @@ def base_config_with(toy_experiment, **sweep_fields):
 def test_sweep_trains_same_program_trials_as_vmapped_groups(toy_experiment, tmp_path,
                                                             mock_mnist):
   base = base_config_with(toy_experiment, strategy='vmap')
-  rows = sweep.run(toy_experiment, str(tmp_path), base=base)
+  rows = runner.run(toy_experiment, str(tmp_path), base=base)
   assert {r['index']: r['status'] for r in rows} == {
       0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged', 5: 'invalid'}
-  executors = {r['index']: results.read(os.path.join(str(tmp_path), r['trial'])).get('executor')
-               for r in rows}
+  ran_by = {r['index']: results.read(os.path.join(str(tmp_path), r['trial']))['executor']
+            for r in rows}
   # relu seeds 0 and 1 and the diverging learning rate share a program; tanh is another.
-  assert [executors[i]['group_size'] for i in (0, 1, 4)] == [3, 3, 3]
-  assert [executors[i]['group_size'] for i in (2, 3)] == [2, 2]
-  assert executors[5] is None
+  assert [ran_by[i]['members'] for i in (0, 1, 4)] == [3, 3, 3]
+  assert [ran_by[i]['members'] for i in (2, 3)] == [2, 2]
+  assert ran_by[5] == {}
 
 
 def test_a_trial_locked_by_another_process_is_skipped(toy_experiment, tmp_path, mock_mnist):
   import fcntl  # pylint: disable=g-import-not-at-top
-  trial = sweep.load_trials(toy_experiment)[0]
+  trial = trials_lib.load_trials(toy_experiment)[0]
   run_dir = tmp_path / trial.name
   run_dir.mkdir()
   with open(run_dir / '.lock', 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    sweep.run_alone(trial, str(run_dir))
+    executors.run_alone(trial, str(run_dir))
   assert results.read(str(run_dir)) is None
-  sweep.run_alone(trial, str(run_dir))
+  executors.run_alone(trial, str(run_dir))
   assert results.read(str(run_dir))['status'] == 'ok'
 
 
@@ -201,7 +203,7 @@ def test_sweep_in_worker_processes_on_real_data(toy_experiment, tmp_path, monkey
   from tests.conftest import real_data_or_skip  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv('TFDS_DATA_DIR', real_data_or_skip())  # the workers read it too
   base = base_config_with(toy_experiment, strategy='processes', processes=2)
-  rows = sweep.run(toy_experiment, str(tmp_path), base=base)
+  rows = runner.run(toy_experiment, str(tmp_path), base=base)
   assert {r['index']: r['status'] for r in rows} == {
       0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged', 5: 'invalid'}
   assert all(r['test_error'] < 0.9 for r in rows if r['status'] == 'ok')

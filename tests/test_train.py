@@ -1,4 +1,6 @@
-"""Training steps and the whole train_and_evaluate loop on mock data."""
+"""The train and eval steps of one member, and the whole loop (train_and_evaluate) on mock
+data."""
+import functools
 import json
 import os
 
@@ -9,45 +11,54 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from cnn_jax import checkpoint
-from cnn_jax import models
-from cnn_jax import optim
-from cnn_jax import results
+from cnn_jax import errors
 from cnn_jax import train
+from cnn_jax.config import validation
+from cnn_jax.engine import checkpoint
+from cnn_jax.engine import results
+from cnn_jax.engine import step
 from experiments import default
+
+
+def member_functions(config):
+  validation.validate(config)
+  return step.MemberFunctions(config, total_steps=10)
 
 
 def test_train_steps_lower_the_loss_on_a_fixed_batch():
   config = default.get_config()
-  model = models.build_model(config.model)
-  state = train.create_train_state(model, optim.make_optimizer(config.optimizer, 10),
-                                   jax.random.key(0), (28, 28, 1))
+  functions = member_functions(config)
+  params, opt_state, dropout_key = functions.init(config, (28, 28, 1))
   rng = np.random.default_rng(0)
-  batch = {'image': jnp.asarray(rng.random((32, 28, 28, 1), np.float32)),
-           'label': jnp.asarray(rng.integers(0, 10, 32), jnp.int32)}
-  step = jax.jit(train.train_step)
+  images = jnp.asarray(rng.integers(0, 256, (32, 28, 28, 1)), jnp.uint8)
+  labels = jnp.asarray(rng.integers(0, 10, 32), jnp.int32)
+  train_step = jax.jit(functools.partial(functions.train_step, traced=step.NO_TRACED))
   losses = []
   for i in range(5):
-    state, metrics = step(state, batch, jax.random.key(i))
-    losses.append(float(metrics['loss']))
+    params, opt_state, sums = train_step(params, opt_state, dropout_key=dropout_key, step=i,
+                                         images=images, labels=labels, indices=jnp.arange(32))
+    assert float(sums['count']) == 32
+    losses.append(float(sums['loss']) / 32)
+    assert float(sums['error']) + float(sums['accuracy']) == pytest.approx(32)
   assert all(np.isfinite(losses))
   assert losses[-1] < losses[0] - 0.1
-  assert int(state.step) == 5
 
 
 def test_eval_step_ignores_padding():
   config = default.get_config()
-  model = models.build_model(config.model)
-  state = train.create_train_state(model, optim.make_optimizer(config.optimizer, 10),
-                                   jax.random.key(0), (28, 28, 1))
-  images = jnp.asarray(np.random.default_rng(0).random((8, 28, 28, 1), np.float32))
+  functions = member_functions(config)
+  params, _, _ = functions.init(config, (28, 28, 1))
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)), jnp.uint8)
   labels = jnp.arange(8) % 10
-  full = train.eval_step(state, {'image': images, 'label': labels, 'mask': jnp.ones(8)})
-  half = train.eval_step(state, {'image': images, 'label': labels,
-                                 'mask': jnp.asarray([1.] * 4 + [0.] * 4)})
-  alone = train.eval_step(state, {'image': images[:4], 'label': labels[:4], 'mask': jnp.ones(4)})
+  evaluate = functools.partial(functions.eval_step, params, step.NO_TRACED)
+  full = evaluate(images, labels, jnp.ones(8))
+  half = evaluate(images, labels, jnp.asarray([1.] * 4 + [0.] * 4))
+  alone = evaluate(images[:4], labels[:4], jnp.ones(4))
   assert float(full['count']) == 8 and float(half['count']) == 4
   np.testing.assert_allclose(float(half['loss']), float(alone['loss']), rtol=1e-5)
+  np.testing.assert_array_equal(half['confusion'], alone['confusion'])
+  assert float(jnp.sum(half['confusion'])) == 4
+  assert float(jnp.trace(half['confusion'])) == pytest.approx(float(half['accuracy']))
 
 
 def read_params(workdir):
@@ -75,19 +86,29 @@ def test_train_and_evaluate_end_to_end(tmp_path, tiny_config, mock_mnist):
   saved = results.read(str(tmp_path))
   assert saved == json.loads(json.dumps(out))
   assert saved['status'] == 'ok' and saved['steps'] == 25
-  assert 0.0 <= saved['test_error'] <= 1.0 and 0.0 <= saved['val_error'] <= 1.0
+  assert saved['schema_version'] == results.SCHEMA_VERSION
+  for split, size in (('test', 256), ('validation', 56)):
+    final = saved['final'][split]
+    assert 0.0 <= final['error'] <= 1.0 and final['accuracy'] == pytest.approx(1 - final['error'])
+    confusion = np.array(final['confusion'])
+    assert confusion.shape == (10, 10) and confusion.sum() == size  # true label by predicted
+    assert np.trace(confusion) / size == pytest.approx(final['accuracy'])
+  assert saved['executor'] == {'members': 1, 'devices': 1, 'steps_per_call': 1}
   assert saved['params'] == 208 // 2 + (5 * 5 * 4 * 8 + 8) + (4 * 4 * 8 * 10 + 10)
   assert saved['train_seconds'] > 0 and saved['config']['model']['conv_features'] == [4, 8]
   assert saved['num_examples'] == {'train': 200, 'validation': 56, 'test': 256}
   assert [round(h['epoch']) for h in saved['history']] == [1, 2, 3, 4]
 
   scalars, accumulator = read_scalars(str(tmp_path))
-  for tag in ('train/loss', 'train/error', 'train/learning_rate', 'train/examples_per_second',
-              'eval/validation/loss', 'eval/validation/error', 'eval/test/loss',
-              'eval/test/error'):
+  for tag in ('train/loss', 'train/error', 'train/accuracy', 'train/learning_rate',
+              'train/examples_per_second', 'eval/validation/loss', 'eval/validation/error',
+              'eval/validation/accuracy', 'eval/test/loss', 'eval/test/error',
+              'eval/test/accuracy'):
     assert tag in scalars, tag
-  assert [step for step, _ in scalars['eval/test/error']] == [7, 13, 19, 25]
-  assert scalars['eval/test/error'][-1][1] == pytest.approx(saved['test_error'])
+  assert not any('confusion' in tag for tag in scalars)  # counts go to results.json only
+  assert [s for s, _ in scalars['eval/test/error']] == [7, 13, 19, 25]
+  assert scalars['eval/test/error'][-1][1] == pytest.approx(saved['final']['test']['error'])
+  assert [h['test']['error'] for h in saved['history']][-1] == saved['final']['test']['error']
   assert all(lr == pytest.approx(0.1) for _, lr in scalars['train/learning_rate'])
   hparams = accumulator.PluginTagToContent('hparams')
   assert hparams, 'the run records its hyperparameters for the HParams dashboard'
@@ -125,7 +146,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_config, mock_
   resumed = train.train_and_evaluate(tiny_config, str(tmp_path / 'split'))
 
   assert resumed['steps'] == whole['steps'] == 24
-  assert [h['test_error'] for h in resumed['history']] == [h['test_error'] for h in whole['history']]
+  assert [h['test'] for h in resumed['history']] == [h['test'] for h in whole['history']]
+  assert resumed['final'] == whole['final']
   jax.tree_util.tree_map(np.testing.assert_array_equal, read_params(str(tmp_path / 'whole')),
                          read_params(str(tmp_path / 'split')))
 
@@ -135,7 +157,7 @@ def test_diverging_run_stops_with_a_recorded_status(tmp_path, tiny_config, mock_
   out = train.train_and_evaluate(tiny_config, str(tmp_path))
   assert out['status'] == 'diverged'
   assert 'train/loss' in out['message'] and ('nan' in out['message'] or 'inf' in out['message'])
-  assert out['test_error'] is None and out['steps'] == tiny_config.train.log_every_steps
+  assert out['final'] == {} and out['steps'] == tiny_config.train.log_every_steps
   assert results.read(str(tmp_path))['status'] == 'diverged'
 
 
@@ -143,14 +165,14 @@ def test_corrupt_checkpoint_is_reported(tmp_path, tiny_config, mock_mnist):
   train.train_and_evaluate(tiny_config, str(tmp_path))
   with open(checkpoint.path_in(str(tmp_path)), 'wb') as f:
     f.write(b'\x93not a checkpoint')
-  with pytest.raises(checkpoint.CorruptCheckpointError, match=r'checkpoint.msgpack could not be read'):
+  with pytest.raises(errors.CorruptCheckpointError, match=r'checkpoint.msgpack could not be read'):
     train.train_and_evaluate(tiny_config, str(tmp_path))
 
 
 def test_workdir_of_another_config_is_refused(tmp_path, tiny_config, mock_mnist):
   train.train_and_evaluate(tiny_config, str(tmp_path))
   tiny_config.model.activation = 'tanh'
-  with pytest.raises(train.WorkdirConflictError, match=r'different config \(changed: model.activation\)'):
+  with pytest.raises(errors.WorkdirConflictError, match=r'different config \(changed: model.activation\)'):
     train.train_and_evaluate(tiny_config, str(tmp_path))
 
 
@@ -170,9 +192,23 @@ def test_several_steps_per_call_match_one_step_per_call(tmp_path, tiny_config, m
   assert scanned['steps'] == one['steps'] == 16
   assert [h['step'] for h in scanned['history']] == [h['step'] for h in one['history']] == [8, 16]
   for a, b in zip(one['history'], scanned['history']):
-    assert a['train_loss'] == pytest.approx(b['train_loss'], rel=1e-4)
-    assert a['test_error'] == pytest.approx(b['test_error'], abs=1 / 256)
+    assert a['train']['loss'] == pytest.approx(b['train']['loss'], rel=1e-4)
+    assert a['test']['error'] == pytest.approx(b['test']['error'], abs=1 / 256)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                          read_params(str(tmp_path / 'one')), read_params(str(tmp_path / 'scanned')))
   steps = [s for s, _ in read_scalars(str(tmp_path / 'scanned'))[0]['train/loss']]
   assert steps == [4, 8, 12, 16]
+
+
+def test_a_finished_run_re_reports_its_results(tmp_path, tiny_config, mock_mnist):
+  first = train.train_and_evaluate(tiny_config, str(tmp_path))
+  again = train.train_and_evaluate(tiny_config, str(tmp_path))  # resumes at the last step
+  assert again['final'] == first['final'] and again['history'] == first['history']
+  assert again['steps'] == first['steps']
+
+
+def test_execution_fields_may_change_between_resumptions(tmp_path, tiny_config, mock_mnist):
+  train.train_and_evaluate(tiny_config, str(tmp_path))
+  tiny_config.train.steps_per_call = 2  # how it is computed, not which run it is
+  tiny_config.sweep.strategy = 'sequential'
+  assert train.train_and_evaluate(tiny_config, str(tmp_path))['status'] == 'ok'

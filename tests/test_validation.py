@@ -1,9 +1,12 @@
-"""A config that cannot work fails before training, naming the field and what is allowed."""
+"""validate(config): a config that cannot work fails before any data is read, naming the
+field and what is allowed."""
 import pytest
 
-from cnn_jax import architectures
-from cnn_jax import models
-from cnn_jax import optim
+from cnn_jax.config import validation
+from cnn_jax.engine import optimizers
+from cnn_jax.errors import ConfigError
+from cnn_jax.model import architectures
+from cnn_jax.model import cnn
 from experiments import default
 
 
@@ -28,51 +31,85 @@ def pool_model(**changes):
     (dict(conv_padding=('SAME', 'FULL')), r"model.conv_padding\[1\]='FULL': allowed values are \"SAME\", \"VALID\" or an integer"),
     (dict(conv_dropout=1.0), r'model.conv_dropout=1.0: a dropout rate must lie in \[0, 1\)'),
     (dict(kernel_init='normal', kernel_init_std=0.0), r'model.kernel_init_std=0.0 must be > 0'),
+    (dict(num_classes=0), r'model.num_classes=0 must be a positive integer'),
     # Layers whose output would be empty name themselves and their input size.
     (dict(pool_window=(2, 15)), r'layer pool1 \(max pool window 15, stride 3, padding VALID\) gets a 14x14 input'),
     (dict(conv_strides=(30, 1)), r'layer pool0 .* gets a 1x1 input'),
     (dict(conv_padding=('VALID', 'VALID'), conv_kernel_size=(5, 13)), r'layer conv1 \(conv window 13.*12x12 input'),
 ])
 def test_invalid_model_configs(changes, message):
-  with pytest.raises(ValueError, match=message):
-    models.build_model(pool_model(**changes))
+  with pytest.raises(ConfigError, match=message):
+    validation.validate_model(pool_model(**changes))
 
 
 @pytest.mark.parametrize('changes, message', [
     (dict(name='lbfgs'), r"optimizer.name='lbfgs' is not supported; allowed values: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw"),
     (dict(schedule='step'), r"optimizer.schedule='step' .* allowed values: constant, cosine"),
     (dict(learning_rate=0.0), r'optimizer.learning_rate=0.0 must be > 0'),
+    (dict(learning_rate=float('nan')), r'optimizer.learning_rate=nan must be a number'),
+    (dict(momentum=1.5), r'optimizer.momentum=1.5 must lie in \[0, 1\)'),
+    (dict(b2=-0.1), r'optimizer.b2=-0.1 must lie in \[0, 1\)'),
+    (dict(eps=0.0), r'optimizer.eps=0.0 must be > 0'),
+    (dict(weight_decay=-1e-4), r'optimizer.weight_decay=-0.0001 must be >= 0'),
+    (dict(warmup_steps=-3), r'optimizer.warmup_steps=-3 must be >= 0'),
 ])
 def test_invalid_optimizer_configs(changes, message):
-  config = default.get_config().optimizer
-  config.update(changes)
-  with pytest.raises(ValueError, match=message):
-    optim.make_optimizer(config, 100)
+  config = default.get_config()
+  config.optimizer.update(changes)
+  with pytest.raises(ConfigError, match=message):
+    validation.validate(config)
 
 
 def test_every_allowed_value_builds():
-  for activation in models.ACTIVATIONS:
-    models.build_model(pool_model(activation=activation))
-  for pool in models.POOL_TYPES:
-    models.build_model(pool_model(pool_type=(pool, pool)))
-  for name in models.KERNEL_INITIALIZERS:
-    models.build_model(pool_model(kernel_init=name))
-  for name in optim.OPTIMIZERS:
-    config = default.get_config().optimizer
-    for schedule in optim.SCHEDULES:
-      config.update(dict(name=name, schedule=schedule, warmup_steps=5, weight_decay=1e-4))
-      optim.make_optimizer(config, 100)
+  for activation in cnn.ACTIVATIONS:
+    validation.validate_model(pool_model(activation=activation))
+    cnn.build_model(pool_model(activation=activation))
+  for pool in cnn.POOL_TYPES:
+    cnn.build_model(pool_model(pool_type=(pool, pool)))
+  for name in cnn.KERNEL_INITIALIZERS:
+    cnn.build_model(pool_model(kernel_init=name))
+  for name in optimizers.OPTIMIZERS:
+    config = default.get_config()
+    for schedule in optimizers.SCHEDULES:
+      config.optimizer.update(dict(name=name, schedule=schedule, warmup_steps=5,
+                                   weight_decay=1e-4))
+      validation.validate(config)
+      optimizers.make_optimizer(config.optimizer, 100)
 
 
-@pytest.mark.parametrize('field, value, message', [
-    ('log_every_steps', 0, r'train.log_every_steps=0 must be a positive integer'),
-    ('eval_batch_size', -5, r'train.eval_batch_size=-5 must be a positive integer'),
-    ('checkpoint_every_epochs', -1, r'train.checkpoint_every_epochs=-1 must be >= 0'),
-    ('steps_per_call', -1, r'train.steps_per_call=-1 must be >= 0'),
+@pytest.mark.parametrize('path, value, message', [
+    ('seed', -5, r'seed=-5 must be between 0 and 4294967295'),
+    ('train.batch_size', 0, r'train.batch_size=0 must be between 1 and 60000'),
+    ('train.log_every_steps', 0, r'train.log_every_steps=0 must be a positive integer'),
+    ('train.eval_batch_size', -5, r'train.eval_batch_size=-5 must be a positive integer'),
+    ('train.checkpoint_every_epochs', -1, r'train.checkpoint_every_epochs=-1 must be >= 0'),
+    ('train.steps_per_call', -1, r'train.steps_per_call=-1 must be >= 0'),
+    ('train.num_epochs', 0.0, r'train.num_epochs=0.0 must be > 0 \(or set train.num_train_steps'),
+    ('train.num_devices', 64, r'train.num_devices=64 but this machine has 1 local cpu device'),
+    ('data.name', 'cifar100', r"data.name='cifar100' is not supported; allowed values: mnist"),
+    ('data.split_seed', -1, r'data.split_seed=-1 must be between 0'),
+    ('sweep.strategy', 'parallel', r"sweep.strategy='parallel' is not supported; allowed values: auto, sequential, vmap, processes"),
+    ('sweep.max_group_size', 0, r'sweep.max_group_size=0 must be a positive integer'),
 ])
-def test_invalid_train_configs(field, value, message, tmp_path):
-  from cnn_jax import train  # pylint: disable=g-import-not-at-top
+def test_invalid_fields_of_every_section(path, value, message):
   config = default.get_config()
-  config.train[field] = value
-  with pytest.raises(ValueError, match=message):
-    train.train_and_evaluate(config, str(tmp_path))  # fails before reading any data
+  section, _, field = path.rpartition('.')
+  (config[section] if section else config)[field] = value
+  with pytest.raises(ConfigError, match=message):
+    validation.validate(config)
+
+
+def test_a_model_too_large_for_memory_names_its_size():
+  config = default.get_config()
+  config.model.hidden_dims = (100_000_000,)
+  with pytest.raises(ConfigError, match=r'model: 26,700,003,434 parameters need about .* GB to '
+                     r'train .* but this machine \(cpu\) has .* GB available'):
+    validation.validate(config)
+
+
+def test_the_default_and_every_experiment_validate():
+  import glob, os  # pylint: disable=g-import-not-at-top,multiple-imports
+  from cnn_jax.config import files  # pylint: disable=g-import-not-at-top
+  validation.validate(default.get_config())
+  for path in glob.glob(os.path.join(files.REPO_ROOT, 'experiments', '[!_]*.py')):
+    validation.validate(files.load_config(path))

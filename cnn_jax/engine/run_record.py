@@ -78,6 +78,10 @@ class RunRecord:
       return None
     state, extra = found
     self.history = [results.upgrade_history_record(h) for h in extra['history']]
+    # The last evaluation (confusion counts included), so that a finished run re-reports.
+    self.final = extra.get('final') or {
+        split: values for split, values in (self.history[-1] if self.history else {}).items()
+        if isinstance(values, dict) and split != metrics.TRAIN}
     self.train_seconds = extra['train_seconds']
     self.first_step_seconds = extra['first_step_seconds']
     self._earlier_wall_seconds = extra['wall_seconds']
@@ -131,7 +135,7 @@ class RunRecord:
 
   def save_checkpoint(self, member_state: dict) -> None:
     checkpoint.save(self.workdir, member_state, {
-        'history': self.history, 'train_seconds': self.train_seconds,
+        'history': self.history, 'final': self.final, 'train_seconds': self.train_seconds,
         'first_step_seconds': self.first_step_seconds, 'wall_seconds': self._wall_seconds()})
 
   def diverge(self, message: str, step: int) -> None:

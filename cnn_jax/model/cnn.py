@@ -93,7 +93,7 @@ class CNN(nn.Module):
       x = act(x)
       self._record(f'conv{i}', x)
       if self.pool_type[i] != 'none':
-        x = _pool(x, self.pool_type[i], self.pool_window[i], self.pool_strides[i],
+        x = pool(x, self.pool_type[i], self.pool_window[i], self.pool_strides[i],
                   self.pool_padding[i])
         self._record(f'pool{i}', x)
     if _is_on(self.conv_dropout) and self.conv_features:
@@ -149,7 +149,7 @@ def _flax_padding(padding):
   return padding if isinstance(padding, str) else ((padding, padding), (padding, padding))
 
 
-def _pool(x, pool_type, window, stride, padding):
+def pool(x, pool_type, window, stride, padding):
   padding = _flax_padding(padding)
   if pool_type == 'max':
     return nn.max_pool(x, (window, window), strides=(stride, stride), padding=padding)

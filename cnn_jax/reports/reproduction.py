@@ -1,4 +1,6 @@
-"""Runs every tutorial experiment over several seeds and writes docs/REPRODUCTION.md.
+"""The reproduction of the tutorials: their rows and reported figures, running a row over
+seeds, the archive of finished runs, and the report (docs/REPRODUCTION.md). The command is
+cnn_jax/reproduce.py:
 
     TFDS_DATA_DIR=../shared/data/tfds python -m cnn_jax.reproduce --seeds=5
 
@@ -12,24 +14,16 @@ the table from the archive.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import shutil
 import platform
+import shutil
 import statistics
-import sys
 
-from cnn_jax import allocator
+from absl import logging
 
-if __name__ == '__main__':
-  allocator.use_tcmalloc_if_available()  # before JAX loads; see allocator.py
-
-from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from cnn_jax import experiment_files  # pylint: disable=g-import-not-at-top,wrong-import-position
-from cnn_jax import results  # pylint: disable=g-import-not-at-top,wrong-import-position
+from cnn_jax.config import files
+from cnn_jax.engine import metrics
+from cnn_jax.engine import results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,18 +93,6 @@ EXPLANATIONS: dict[str, str] = {
         '--config=experiments/softmax.py --config.train.batch_size=100 --config.seed=K`.'),
 }
 
-flags.DEFINE_string('workdir', 'runs/reproduction', 'Where the runs go.')
-flags.DEFINE_integer('seeds', 5, 'Seeds per tutorial model (0 .. seeds-1).')
-flags.DEFINE_list('only', [], f'Row keys to run (default all): {", ".join(r.key for r in ROWS)}.')
-flags.DEFINE_string('archive', 'docs/reproduction_results',
-                    'Finished runs\' results.json, one per row and seed; the table\'s source.')
-flags.DEFINE_string('output', 'docs/REPRODUCTION.md', 'The table.')
-flags.DEFINE_string('remark', '', 'A sentence for the report on how it was run (e.g. '
-                    'whether other work shared the machine while timings were taken).')
-flags.DEFINE_bool('report_only', False, 'Write the table from existing runs; train nothing.')
-FLAGS = flags.FLAGS
-
-
 def seeds_for(row: Row, seeds: int) -> range:
   return range(min(seeds, row.max_seeds) if row.max_seeds else seeds)
 
@@ -120,11 +102,8 @@ def archived_path(archive: str, row: Row, seed: int) -> str:
 
 
 def read_archived(archive: str, row: Row, seed: int) -> dict | None:
-  path = archived_path(archive, row, seed)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  """The archived results.json (any schema version, read as the current one), or None."""
+  return results.read_file(archived_path(archive, row, seed))
 
 
 def run_row(row: Row, seeds: int, workdir: str, archive: str) -> None:
@@ -133,9 +112,9 @@ def run_row(row: Row, seeds: int, workdir: str, archive: str) -> None:
     done = read_archived(archive, row, seed)
     if done is not None:
       logging.info('%s seed %d: archived already (%s test error)', row.key, seed,
-                   results.percent(done['test_error']))
+                   metrics.show('error', results.final_metric(done, 'test', 'error')))
       continue
-    config = experiment_files.load_config(row.experiment)
+    config = files.load_config(row.experiment)
     config.seed = seed
     run_dir = os.path.join(workdir, row.key, f'seed{seed}')
     outcome = train.train_and_evaluate(config, run_dir)
@@ -184,7 +163,7 @@ def collect(archive: str, seeds: int) -> list[RowFigures]:
     for seed in seeds_for(row, seeds):
       done = read_archived(archive, row, seed)
       if done is not None:
-        errors.append(100 * done['test_error'])
+        errors.append(100 * results.final_metric(done, 'test', 'error'))
         seconds.append(done['wall_seconds'])
         params = done['params']
     figures.append(RowFigures(row, errors, params, seconds))
@@ -244,26 +223,3 @@ def format_report(figures: list[RowFigures], seeds: int, machine: str, remark: s
               '(Row.max_seeds in cnn_jax/reproduce.py).']
   return '\n'.join(lines) + '\n'
 
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  unknown = set(FLAGS.only) - {r.key for r in ROWS}
-  if unknown:
-    raise app.UsageError(f'--only: unknown rows {sorted(unknown)}; '
-                         f'allowed: {", ".join(r.key for r in ROWS)}')
-  if not FLAGS.report_only:
-    for row in ROWS:
-      if not FLAGS.only or row.key in FLAGS.only:
-        run_row(row, FLAGS.seeds, FLAGS.workdir, FLAGS.archive)
-  report = format_report(collect(FLAGS.archive, FLAGS.seeds), FLAGS.seeds, machine_description(),
-                         FLAGS.remark)
-  os.makedirs(os.path.dirname(FLAGS.output) or '.', exist_ok=True)
-  with open(FLAGS.output, 'w') as f:
-    f.write(report)
-  print(report)
-
-
-if __name__ == '__main__':
-  sys.path.insert(0, experiment_files.REPO_ROOT)
-  app.run(main)

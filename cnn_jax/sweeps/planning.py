@@ -1,128 +1,167 @@
-"""Which sweep trials can train together as one vmapped program, and whether they should.
+"""Planning a sweep: which trials share a compiled program, and how each set executes.
+`plan` decides it in one place and returns it final (calibration on the spot included).
 
-Trials form a group when their configs differ only in values that change no shape and no
-compiled program: the seed, the optimizer's numbers (optim.TRACEABLE_FIELDS) and the model's
-dropout rates and initializer scales (models.TRACEABLE_FIELDS). Filters, strides, pooling,
-activation, batch size, run length... change shapes or the program, so those trials compile
-separately.
-
-The strategy is `config.sweep.strategy`:
-  'sequential'  one trial after another, each a plain jitted step (train.py);
-  'vmap'        groups of up to `config.sweep.max_group_size` trials as one vmapped program
-                (group_train.py);
-  'processes'   trials one after another in `config.sweep.processes` worker processes (0:
-                one per CPU core), each pinned to its core (process_pool.py);
-  'auto'        per backend, from measurements. On CPU, never vmap: benchmarks/sweep.py
-                measured vmapped groups at 0.31-0.41x of one-after-another on this project's
-                2-core machine (ENGINEERING.md: 5.8x slower for a vmapped convolution). It
-                also measured one worker pinned to one core at 0.57x the rate of one process
-                using both, so P pinned workers get through K trials
-                K / ceil(K / P) * 0.57 times as fast as one-after-another (1.14x for K=16,
-                P=2, as measured); 'auto' takes processes where that exceeds 1 (K even, or
-                K >= 9 on 2 cores) and sequential otherwise. On a backend with no
-                measurement here, the sweep times a few steps of the group against a single
-                member (group_train.vmap_is_faster) and keeps the faster, so 'auto' is never
-                slower than sequential where it runs.
+Trials share a program when their configs differ only in values that change no shape
+(engine/program.py: the seed, the optimizer's numbers, dropout rates and initializer
+scales). The strategy is `config.sweep.strategy`:
+  'sequential'  one trial after another in this process;
+  'vmap'        groups of up to sweep.max_group_size same-program trials as one vmapped
+                program (engine/loop.py with K members);
+  'processes'   trials in sweep.processes worker processes (0: one per CPU core), each
+                pinned to its core (sweeps/process_pool.py);
+  'auto'        what was measured fastest on this machine: benchmarks/sweep.py records its
+                figures per machine (MEASUREMENTS), and 'auto' takes the strategy with the
+                best predicted throughput from them. With nothing measured here, a CPU runs
+                sequentially (the conservative default: on this project's 2-core CPUs
+                processes gained about 1.15x and vmap lost 2.5-3x) and an accelerator times a
+                few steps of each group against one member and keeps the faster.
 """
 from __future__ import annotations
 
 import json
 import math
-from typing import Sequence
+import os
+import platform
+import time
+from typing import Callable, Sequence
 
-from cnn_jax import models
-from cnn_jax import optim
+from absl import logging
 
-STRATEGIES = ('auto', 'sequential', 'vmap', 'processes')
-# backend -> throughput of one worker pinned to one core, relative to one process using
-# every core (benchmarks/sweep.py, K=1: 21.4 against 37.8 and 22.1 against 38.5 trials/h in
-# two runs on the 2-core CPU). A backend listed here never vmaps: it was measured slower.
-PINNED_WORKER_SHARE = {'cpu': 0.57}
+from cnn_jax.engine import program as program_lib
 
-TRACEABLE_PATHS = (('seed',)
-                   + tuple(f'optimizer.{f}' for f in optim.TRACEABLE_FIELDS)
-                   + tuple(f'model.{f}' for f in models.TRACEABLE_FIELDS))
+# Where benchmarks/sweep.py records what it measured, per machine (machine_key).
+MEASUREMENTS = os.path.join(os.environ.get('CNN_JAX_CACHE', os.path.expanduser('~/.cache/cnn_jax')),
+                            'sweep_measurements.json')
 
 
-def validate_sweep_config(sweep_cfg) -> None:
-  if sweep_cfg.strategy not in STRATEGIES:
-    raise ValueError(f'sweep.strategy={sweep_cfg.strategy!r} is not supported; allowed values: '
-                     f'{", ".join(STRATEGIES)}')
-  size = sweep_cfg.max_group_size
-  if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-    raise ValueError(f'sweep.max_group_size={size!r} must be a positive integer')
-  count = sweep_cfg.processes
-  if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-    raise ValueError(f'sweep.processes={count!r} must be >= 0 (0: one per CPU core)')
+def machine_key(backend: str) -> str:
+  """The measurement's machine: backend, processor or device, and core count."""
+  import jax  # pylint: disable=g-import-not-at-top
+  device = jax.devices()[0].device_kind if backend != 'cpu' else _cpu_model()
+  return f'{backend}|{device}|{len(os.sched_getaffinity(0))} cores'
 
 
-def group_key(config, resume_step: int | None) -> str:
-  """Equal keys <=> the trials can share one compiled program (and start at the same step)."""
-  flat = _flatten(json.loads(config.to_json()))
-  for path in TRACEABLE_PATHS:
-    flat.pop(path, None)
-  # Zero and non-zero differ in structure: a rate of 0 leaves the dropout (or decay) out.
-  flat['uses weight decay'] = config.optimizer.weight_decay > 0
-  flat['uses conv dropout'] = config.model.conv_dropout > 0
-  flat['uses dense dropout'] = config.model.dense_dropout > 0
-  flat['resumes at step'] = resume_step
-  return json.dumps(flat, sort_keys=True)
+def _cpu_model() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
 
 
-def resolve_strategy(strategy: str, backend: str, trial_count: int = 1,
-                     workers: int = 1) -> str:
-  """'sequential', 'vmap', 'processes', or 'calibrate' (time a group against one member on
-  this backend before choosing) for `trial_count` trials and up to `workers` processes."""
-  if strategy != 'auto':
-    return strategy
-  share = PINNED_WORKER_SHARE.get(backend)
-  if share is None:
-    return 'calibrate'
-  return 'processes' if processes_speedup(trial_count, workers, share) > 1 else 'sequential'
+def read_measurement(backend: str, path: str = MEASUREMENTS) -> dict | None:
+  """{'pinned_worker_share': x, 'vmap_speedup': {K: x}} measured on this machine, or None."""
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f).get(machine_key(backend))
+
+
+def write_measurement(backend: str, measurement: dict, path: str = MEASUREMENTS) -> None:
+  everything = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      everything = json.load(f)
+  everything[machine_key(backend)] = measurement
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(everything, f, indent=2, sort_keys=True)
 
 
 def processes_speedup(trial_count: int, workers: int, share: float) -> float:
   """Predicted speedup of pinned workers over one-after-another for equal-length trials:
-  the pool finishes in ceil(K / P) rounds of single-core trials."""
+  the pool finishes in ceil(K / P) rounds of single-core trials, each at `share` of the
+  speed of one process using every core."""
   workers = max(1, min(workers, trial_count))
   return trial_count / math.ceil(trial_count / workers) * share
 
 
-def plan(configs: Sequence, resume_steps: Sequence[int | None], backend: str,
-         cores: int = 1) -> list[tuple[str, list[int]]]:
-  """Splits trials (by position) into [(strategy, positions)], in the order of their first
-  trial. A lone trial, or any trial under 'sequential', runs alone. `cores`: the CPU cores
-  worker processes may use (sweep.processes, when set, overrides it)."""
+def vmap_speedup(group_size: int, measurement: dict) -> float:
+  """The measured vmap speedup at the nearest measured group size not above this one."""
+  measured = {int(k): v for k, v in measurement.get('vmap_speedup', {}).items()}
+  sizes = [k for k in measured if 1 < k <= group_size]
+  return measured[max(sizes)] if sizes else 0.0
+
+
+def resolve(strategy: str, backend: str, trial_count: int, group_size: int, workers: int,
+            measurement: dict | None) -> str:
+  """'sequential', 'vmap', 'processes', or 'calibrate' (time the group first)."""
+  if strategy != 'auto':
+    return strategy
+  if measurement is None:
+    return 'sequential' if backend == 'cpu' else 'calibrate'
+  predicted = {'sequential': 1.0}
+  if 'pinned_worker_share' in measurement:
+    predicted['processes'] = processes_speedup(trial_count, workers,
+                                               measurement['pinned_worker_share'])
+  if group_size > 1:
+    predicted['vmap'] = vmap_speedup(group_size, measurement)
+  return max(predicted, key=predicted.get)
+
+
+def plan(configs: Sequence, resume_steps: Sequence[int | None], backend: str, cores: int,
+         measurement: dict | None,
+         calibrate: Callable[[list], bool] | None = None) -> list[tuple[str, list[int]]]:
+  """[(strategy, trial positions)] in the order of their first trial, each strategy final:
+  'sequential' and 'processes' entries hold one trial, 'vmap' entries a group. `calibrate`
+  (default: vmap_is_faster) answers for groups that must be timed on the spot."""
+  calibrate = calibrate or vmap_is_faster
   groups: dict[str, list[int]] = {}
   for position, (config, step) in enumerate(zip(configs, resume_steps)):
-    groups.setdefault(group_key(config, step), []).append(position)
+    groups.setdefault(program_lib.program_key(config, step), []).append(position)
   planned = []
   for positions in groups.values():
     sweep_cfg = configs[positions[0]].sweep
-    strategy = resolve_strategy(sweep_cfg.strategy, backend, len(configs),
-                                sweep_cfg.processes or cores)
-    if strategy in ('sequential', 'processes') or len(positions) == 1:
-      planned += [(strategy if strategy == 'processes' else 'sequential', [p])
-                  for p in positions]
-      continue
     size = sweep_cfg.max_group_size
     for chunk in (positions[i:i + size] for i in range(0, len(positions), size)):
-      planned.append((strategy if len(chunk) > 1 else 'sequential', chunk))
+      strategy = resolve(sweep_cfg.strategy, backend, len(configs), len(chunk),
+                         sweep_cfg.processes or cores, measurement)
+      if strategy == 'calibrate':
+        strategy = ('vmap' if len(chunk) > 1 and calibrate([configs[p] for p in chunk])
+                    else 'sequential')
+      if strategy == 'vmap' and len(chunk) > 1:
+        planned.append(('vmap', chunk))
+      else:
+        planned += [('processes' if strategy == 'processes' else 'sequential', [p])
+                    for p in chunk]
   return sorted(planned, key=lambda item: item[1][0])
 
 
-def differing_values(configs: Sequence) -> dict[str, list]:
-  """{path: [value per member]} for the traceable paths whose values differ in the group."""
-  flats = [_flatten(json.loads(c.to_json())) for c in configs]
-  return {path: [flat[path] for flat in flats] for path in TRACEABLE_PATHS
-          if path in flats[0] and len({flat[path] for flat in flats}) > 1}
-
-
-def _flatten(tree, prefix=''):
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = json.dumps(value) if isinstance(value, list) else value
-  return flat
+def vmap_is_faster(configs: Sequence, steps: int = 20) -> bool:
+  """Times `steps` steps of the whole group against the same steps of one member (both
+  compiled first) on this backend: True when the group beats K one-member runs."""
+  # pylint: disable=g-import-not-at-top  (JAX only after launch.py chose the allocator)
+  import jax
+  import numpy as np
+  from cnn_jax.data import batches
+  from cnn_jax.data import datasets
+  from cnn_jax.engine import devices
+  from cnn_jax.engine import metrics
+  first = configs[0]
+  splits = datasets.load_splits(first.data)
+  total_steps = batches.total_train_steps(first.train, len(splits.train))
+  order = batches.ShuffledBatches(len(splits.train), first.train.batch_size, first.seed)
+  seconds = {}
+  for name, members in (('group', list(configs)), ('single', [first])):
+    placement = devices.place(first.train.num_devices, len(members), first.train.batch_size)
+    program = program_lib.Program(members, total_steps, splits.image_shape, placement)
+    state = program.init(members)
+    images = jax.device_put(splits.train.images, placement.replicated)
+    labels = jax.device_put(splits.train.labels, placement.replicated)
+    sums = program.zero_sums(metrics.TRAIN)
+    indices = np.stack([order.indices(0)] * len(members))
+    for timed in (False, True):  # the first pass compiles
+      start = time.time()
+      for step in range(steps if timed else 1):
+        state, sums = program.train(state, sums, step, images, labels, indices)
+      jax.block_until_ready(sums)
+      seconds[name] = time.time() - start
+  faster = seconds['group'] < len(configs) * seconds['single']
+  logging.info('Calibration on %s: %d steps of a group of %d took %.3f s, of one member '
+               '%.3f s (x%d = %.3f s): %s', jax.default_backend(), steps, len(configs),
+               seconds['group'], seconds['single'], len(configs),
+               len(configs) * seconds['single'], 'vmap' if faster else 'sequential')
+  return faster

@@ -1,17 +1,17 @@
-"""Runs sweep trials in worker processes, each pinned to its own CPU core.
+"""Runs work items in worker processes, each pinned to its own CPU core.
 
 Small CNNs use two cores poorly: XLA's intra-op threads mostly wait on each other, so on a
 2-core CPU two single-core processes, each training its own trial, get through a sweep
-faster than one process using both cores (benchmarks/sweep.py measures it). Each worker
-runs whole trials through the same code as a sequential sweep (sweep.run_alone), so trial
-directories, resumption and 'invalid'/'diverged' records are the same.
+faster than one process using both cores (benchmarks/sweep.py measures it). The function
+each worker runs is passed in (a sweep passes executors.run_alone), so this module knows
+nothing of sweeps.
 """
 from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 from absl import logging
 
@@ -28,18 +28,14 @@ def _start_worker(cores, verbosity: int) -> None:
   logging.set_verbosity(verbosity)
 
 
-def _run_trial(trial, run_dir) -> None:
-  from cnn_jax import sweep  # pylint: disable=g-import-not-at-top
-  sweep.run_alone(trial, run_dir)
-
-
-def run_trials(trials: Sequence, run_dirs: Sequence[str], count: int = 0) -> None:
-  """Runs every trial in its run dir with `count` workers (0: one per available core)."""
+def run_in_workers(function: Callable, argument_tuples: Sequence[tuple], count: int = 0) -> None:
+  """function(*arguments) for each tuple, in `count` pinned workers (0: one per core).
+  `function` must be importable by name (a module-level function): workers are spawned."""
   cores = available_cores()
-  count = min(count or len(cores), len(trials))
+  count = min(count or len(cores), len(argument_tuples))
   if count <= 1:
-    for trial, run_dir in zip(trials, run_dirs):
-      _run_trial(trial, run_dir)
+    for arguments in argument_tuples:
+      function(*arguments)
     return
   context = multiprocessing.get_context('spawn')  # a fresh interpreter: no forked JAX state
   core_queue = context.SimpleQueue()
@@ -49,6 +45,6 @@ def run_trials(trials: Sequence, run_dirs: Sequence[str], count: int = 0) -> Non
                                               initializer=_start_worker,
                                               initargs=(core_queue,
                                                         logging.get_verbosity())) as pool:
-    futures = [pool.submit(_run_trial, t, d) for t, d in zip(trials, run_dirs)]
+    futures = [pool.submit(function, *arguments) for arguments in argument_tuples]
     for future in concurrent.futures.as_completed(futures):
       future.result()  # a crash in a worker stops the sweep, as it would sequentially

@@ -1,0 +1,65 @@
+"""Runs every tutorial experiment over several seeds and writes docs/REPRODUCTION.md.
+
+    TFDS_DATA_DIR=../shared/data/tfds python -m cnn_jax.reproduce --seeds=5
+
+Runs live in --workdir (default runs/reproduction/<row>/seed<k>); an interrupted one
+resumes from its last checkpoint. Each finished run's results.json is copied to the archive
+(docs/reproduction_results/<row>/seed<k>.json, committed with the table), the table is built
+from the archive alone, and a run already archived is not run again: the same command
+continues where it stopped, on this machine or after a fresh clone. --report_only rewrites
+the table from the archive. The rows, the archive and the report: reports/reproduction.py.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from cnn_jax import allocator
+
+if __name__ == '__main__':
+  allocator.use_tcmalloc_if_available()  # before JAX loads; see allocator.py
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+
+from cnn_jax import cli
+from cnn_jax.config import files
+from cnn_jax.reports import reproduction
+
+ROWS = reproduction.ROWS
+flags.DEFINE_string('workdir', 'runs/reproduction', 'Where the runs go.')
+flags.DEFINE_integer('seeds', 5, 'Seeds per tutorial model (0 .. seeds-1).')
+flags.DEFINE_list('only', [], f'Row keys to run (default all): {", ".join(r.key for r in ROWS)}.')
+flags.DEFINE_string('archive', 'docs/reproduction_results',
+                    'Finished runs\' results.json, one per row and seed; the table\'s source.')
+flags.DEFINE_string('output', 'docs/REPRODUCTION.md', 'The table.')
+flags.DEFINE_string('remark', '', 'A sentence for the report on how it was run (e.g. '
+                    'whether other work shared the machine while timings were taken).')
+flags.DEFINE_bool('report_only', False, 'Write the table from existing runs; train nothing.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  unknown = set(FLAGS.only) - {r.key for r in ROWS}
+  if unknown:
+    raise app.UsageError(f'--only: unknown rows {sorted(unknown)}; '
+                         f'allowed: {", ".join(r.key for r in ROWS)}')
+  if not FLAGS.report_only:
+    for row in ROWS:
+      if not FLAGS.only or row.key in FLAGS.only:
+        reproduction.run_row(row, FLAGS.seeds, FLAGS.workdir, FLAGS.archive)
+  report = reproduction.format_report(
+      reproduction.collect(FLAGS.archive, FLAGS.seeds), FLAGS.seeds,
+      reproduction.machine_description(), FLAGS.remark)
+  os.makedirs(os.path.dirname(FLAGS.output) or '.', exist_ok=True)
+  with open(FLAGS.output, 'w') as f:
+    f.write(report)
+  print(report)
+
+
+if __name__ == '__main__':
+  sys.path.insert(0, files.REPO_ROOT)
+  app.run(cli.clean_errors(main))

@@ -1,0 +1,96 @@
+"""A sweep's trials: read from an experiment file's `get_sweep(h, arg=None)` (built with
+sweeps/hyper.py), each a {config path: value} dict applied to the base config and checked
+before anything runs (an unknown key or a value of the wrong type names itself).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import re
+from typing import Any
+
+import ml_collections
+
+from cnn_jax.config import files
+from cnn_jax.errors import ConfigError
+from cnn_jax.sweeps import hyper
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+  index: int
+  overrides: dict[str, Any]
+  config: ml_collections.ConfigDict
+
+  @property
+  def name(self) -> str:
+    """'<index>-<short readable name>', safe as a directory name."""
+    parts = [f'{key.split(".")[-1]}={short(value)}' for key, value in self.overrides.items()]
+    readable = re.sub(r'[^A-Za-z0-9=.,_-]+', '', ','.join(parts))[:80] or 'base'
+    return f'{self.index:03d}-{readable}'
+
+
+def load_trials(experiment: str,
+                base: ml_collections.ConfigDict | None = None) -> list[Trial]:
+  """'experiments/pool.py:sweep=arch' -> its trials, each with a checked full config.
+
+  `base` (default: the file's get_config) is the config every trial starts from; launch.py
+  passes the one with the command-line overrides. Raises ConfigError before anything runs if
+  a key is not a config field or a value has the wrong type for it.
+  """
+  path, _, arg = experiment.partition(':')
+  module = files.load_module(path)
+  if not hasattr(module, 'get_sweep'):
+    raise ConfigError(f'{path} defines no get_sweep(h, arg=None); nothing to sweep')
+  accepts_arg = len(inspect.signature(module.get_sweep).parameters) > 1
+  specs = module.get_sweep(hyper, arg or None) if accepts_arg else module.get_sweep(hyper)
+  if base is None:
+    base = module.get_config(arg) if arg else module.get_config()
+  if not specs:
+    raise ConfigError(f'{experiment}: get_sweep returned no trials')
+  return [Trial(i, dict(overrides), apply_overrides(base, overrides, f'{experiment} trial {i}'))
+          for i, overrides in enumerate(specs)]
+
+
+def apply_overrides(base: ml_collections.ConfigDict, overrides: dict[str, Any],
+                    where: str) -> ml_collections.ConfigDict:
+  """A copy of `base` with `overrides` ({'model.activation': 'tanh'}) applied and checked."""
+  config = copy.deepcopy(base)
+  for key, value in overrides.items():
+    *parents, leaf = key.split('.')
+    node = config
+    for depth, part in enumerate(parents):
+      if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+        raise ConfigError(f'{where}: {key!r} is not a config field '
+                         f'({".".join(parents[:depth + 1])!r} is not a section)')
+      node = node[part]
+    if leaf not in node:
+      raise ConfigError(f'{where}: {key!r} is not a config field; fields there: '
+                       f'{", ".join(sorted(node.keys()))}')
+    node[leaf] = _checked_value(node[leaf], value, f'{where}: {key}')
+  return config
+
+
+def _checked_value(current, value, what):
+  if isinstance(current, tuple):
+    if not isinstance(value, (tuple, list)):
+      raise ConfigError(f'{what}={value!r} must be a tuple like {current!r}')
+    return tuple(value)
+  if isinstance(current, bool) or isinstance(value, bool):
+    if not (isinstance(current, bool) and isinstance(value, bool)):
+      raise ConfigError(f'{what}={value!r} must be of type {type(current).__name__}')
+    return value
+  if isinstance(current, float) and isinstance(value, int):
+    return float(value)
+  if not isinstance(value, type(current)):
+    raise ConfigError(f'{what}={value!r} must be of type {type(current).__name__} '
+                     f'(the config holds {current!r})')
+  return value
+
+
+def short(value) -> str:
+  """A swept value as a short name or table cell: tuples joined with '-'."""
+  if isinstance(value, (tuple, list)):
+    return '-'.join(str(v) for v in value)
+  return str(value)
