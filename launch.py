@@ -65,13 +65,15 @@ def main(argv):
   # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
   from cnn_jax import train
   from cnn_jax.config import validation
+  from cnn_jax.engine import metrics
   from cnn_jax.engine import results
   validation.validate(config)  # before the log shows a config that cannot run
   logging.info('Config:\n%s\nWorkdir: %s', config, workdir)
   record = train.train_and_evaluate(config, workdir)
   print(json.dumps({
-      'status': record['status'], 'test_error': results.final_metric(record, 'test', 'error'),
-      'val_error': results.final_metric(record, 'validation', 'error'),
+      'status': record['status'],
+      'test_error': results.final_metric(record, 'test', metrics.ERROR),
+      'val_error': results.final_metric(record, 'validation', metrics.ERROR),
       **{k: record[k] for k in ('params', 'steps', 'train_seconds')}}))
   print(f'workdir: {workdir}')
   if record['status'] != 'ok':

@@ -77,7 +77,8 @@ METRICS = (
 )
 BY_NAME = {m.name: m for m in METRICS}
 LOSS = 'loss'             # what divergence is checked on
-TABLE_METRICS = ('error',)  # sweep table columns per split; trials are ranked by the first
+ERROR = 'error'           # the headline figure: console summaries, the tutorials' tables
+TABLE_METRICS = (ERROR,)  # sweep table columns per split; trials are ranked by the first
 RANK_SPLITS = ('validation', 'test')  # rank on validation when a run has it, else test
 
 

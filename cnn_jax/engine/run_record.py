@@ -155,11 +155,12 @@ class RunRecord:
         epochs=self.steps / steps_per_epoch, train_seconds=self.train_seconds,
         first_step_seconds=self.first_step_seconds, wall_seconds=self._wall_seconds(), **facts)
     path = results.write(self.workdir, record)
+    shown = {split: metrics.show(metrics.ERROR,
+                                 results.final_metric(record, split, metrics.ERROR))
+             for split in ('test', 'validation')}
     logging.info('%s%s: status %s, test error %s, validation error %s; %.1f s training; %s',
-                 self.who, self.config.model.name, record['status'],
-                 metrics.show('error', results.final_metric(record, 'test', 'error')),
-                 metrics.show('error', results.final_metric(record, 'validation', 'error')),
-                 self.train_seconds, path)
+                 self.who, self.config.model.name, record['status'], shown['test'],
+                 shown['validation'], self.train_seconds, path)
     return record
 
   def close(self) -> None:

@@ -1,15 +1,6 @@
-"""The reproduction of the tutorials: their rows and reported figures, running a row over
-seeds, the archive of finished runs, and the report (docs/REPRODUCTION.md). The command is
-cnn_jax/reproduce.py:
-
-    TFDS_DATA_DIR=../shared/data/tfds python -m cnn_jax.reproduce --seeds=5
-
-Runs live in --workdir (default runs/reproduction/<row>/seed<k>); an interrupted one
-resumes from its last checkpoint. Each finished run's results.json is copied to the archive
-(docs/reproduction_results/<row>/seed<k>.json, committed with the table), the table is built
-from the archive alone, and a run already archived is not run again: the same command
-continues where it stopped, on this machine or after a fresh clone. --report_only rewrites
-the table from the archive.
+"""The reproduction of the tutorials: the rows and the figures the tutorials report, running
+a row over seeds into the archive of finished runs (docs/reproduction_results, results.json
+of any schema version), the verdicts, and the report. The command: cnn_jax/reproduce.py.
 """
 from __future__ import annotations
 
@@ -112,7 +103,7 @@ def run_row(row: Row, seeds: int, workdir: str, archive: str) -> None:
     done = read_archived(archive, row, seed)
     if done is not None:
       logging.info('%s seed %d: archived already (%s test error)', row.key, seed,
-                   metrics.show('error', results.final_metric(done, 'test', 'error')))
+                   metrics.show(metrics.ERROR, results.final_metric(done, 'test', metrics.ERROR)))
       continue
     config = files.load_config(row.experiment)
     config.seed = seed
@@ -163,7 +154,7 @@ def collect(archive: str, seeds: int) -> list[RowFigures]:
     for seed in seeds_for(row, seeds):
       done = read_archived(archive, row, seed)
       if done is not None:
-        errors.append(100 * results.final_metric(done, 'test', 'error'))
+        errors.append(100 * results.final_metric(done, 'test', metrics.ERROR))
         seconds.append(done['wall_seconds'])
         params = done['params']
     figures.append(RowFigures(row, errors, params, seconds))
