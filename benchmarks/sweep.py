@@ -113,7 +113,9 @@ def main(_):
   started = time.time()
   for k in map(int, FLAGS.ks):
     seeds = list(range(k))
-    rates = {name: runners[name](seeds) for name in FLAGS.strategies}
+    # A group of one is the same program as a single run (engine/program.py): no vmap row.
+    rates = {name: runners[name](seeds) for name in FLAGS.strategies
+             if not (name == 'vmap' and k == 1)}
     table.append((k, rates))
   print(f'\n{FLAGS.config.model.name}: K trials differing in seed, {FLAGS.steps} steps each, '
         f'projected to {full_steps} steps per trial; backend {jax.default_backend()} '
@@ -135,9 +137,10 @@ def main(_):
         + ' | '.join(f'{n} speedup' for n in names if n != 'sequential') + ' | auto picks |')
   print('|' + ' --- |' * (1 + len(names) + len(names)))
   for k, rates in table:
-    per_hour = [f'{3600 * rates[n] / full_steps:.1f}' for n in names]
+    per_hour = [f'{3600 * rates[n] / full_steps:.1f}' if n in rates else '-' for n in names]
     base = rates.get('sequential')
-    speedups = [f'{rates[n] / base:.2f}x' if base else '-' for n in names if n != 'sequential']
+    speedups = [f'{rates[n] / base:.2f}x' if base and n in rates else '-'
+                for n in names if n != 'sequential']
     auto = planning.resolve('auto', jax.default_backend(), k, k, cores,
                             measurement or planning.read_measurement(jax.default_backend()))
     print(f'| {k} | ' + ' | '.join(per_hour) + ' | ' + ' | '.join(speedups) + f' | {auto} |')

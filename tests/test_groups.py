@@ -165,3 +165,17 @@ def test_runs_that_cannot_share_a_program_are_refused(tmp_path, tiny_config):
 def test_calibration_times_both_and_answers(tiny_config, mock_mnist):
   configs = member_configs(tiny_config, seed=[0, 1])
   assert planning.vmap_is_faster(configs, steps=2) in (True, False)
+
+
+def test_a_group_scans_several_steps_per_call_as_it_steps_one(tmp_path, tiny_config,
+                                                               mock_mnist):
+  configs = member_configs(tiny_config, seed=[0, 1])
+  one = loop.train(configs, [str(tmp_path / f'one{k}') for k in range(2)])
+  for config in configs:
+    config.train.steps_per_call = 3  # chunks of 3 must still stop at every boundary
+  scanned = loop.train(configs, [str(tmp_path / f'scan{k}') for k in range(2)])
+  for k in range(2):
+    assert scanned[k]['executor']['steps_per_call'] == 3
+    assert [h['step'] for h in scanned[k]['history']] == [h['step'] for h in one[k]['history']]
+    assert_close_params(read_params(str(tmp_path / f'scan{k}')),
+                        read_params(str(tmp_path / f'one{k}')))

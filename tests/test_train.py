@@ -212,3 +212,20 @@ def test_execution_fields_may_change_between_resumptions(tmp_path, tiny_config, 
   tiny_config.train.steps_per_call = 2  # how it is computed, not which run it is
   tiny_config.sweep.strategy = 'sequential'
   assert train.train_and_evaluate(tiny_config, str(tmp_path))['status'] == 'ok'
+
+
+def test_a_metric_declared_once_reaches_every_output(tmp_path, tiny_config, mock_mnist,
+                                                     monkeypatch):
+  from cnn_jax.engine import metrics  # pylint: disable=g-import-not-at-top
+  top_logit = metrics.Metric(
+      'top_logit', 'mean largest logit', 'mean', (metrics.TRAIN, metrics.EVAL),
+      lambda logits, labels, w: jnp.sum(jnp.max(logits, -1) * w), console=True, hparams=True)
+  monkeypatch.setattr(metrics, 'METRICS', metrics.METRICS + (top_logit,))
+  monkeypatch.setattr(metrics, 'BY_NAME', {m.name: m for m in metrics.METRICS})
+  out = train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert np.isfinite(out['final']['test']['top_logit'])
+  assert 'top_logit' in out['history'][-1]['train'] and 'top_logit' in out['history'][-1]['test']
+  scalars, _ = read_scalars(str(tmp_path))
+  assert {'train/top_logit', 'eval/test/top_logit'} <= set(scalars)
+  assert 'eval/test/top_logit' in metrics.hparams_tags()
+  assert 'top_logit' in metrics.console_line(out['history'][-1], 1.5)
