@@ -11,9 +11,11 @@ REAL_TFDS_DIR = os.path.abspath(
 
 
 @pytest.fixture
-def mock_mnist():
+def mock_mnist(monkeypatch):
   """Random MNIST-shaped data (images and labels) of `num_examples` per split."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  # The mock replaces TFDS's reading, not the prepared files the array cache is keyed on.
+  monkeypatch.setenv(data.CACHE_SWITCH, '0')
   data.load_tfds_split.cache_clear()  # never serve a cached split across fixtures
   with tfds.testing.mock_data(num_examples=256):
     yield

@@ -105,3 +105,39 @@ def test_t1_step_count():
   assert batches.total_train_steps(config, 60_000) == 9_375  # 10 passes at minibatch 64
   config.num_train_steps = 1_100
   assert batches.total_train_steps(config, 55_000) == 1_100
+
+
+def fake_prepared_dataset(root, sizes=(('train', 96), ('test', 32))):
+  """A TFDS-like prepared directory (record files whose bytes key the cache) and the arrays
+  to cache for it."""
+  version_dir = root / 'mnist' / '3.0.1'
+  version_dir.mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  splits = {}
+  for split, n in sizes:
+    (version_dir / f'mnist-{split}.tfrecord-00000-of-00001').write_bytes(split.encode() * 7)
+    splits[split] = data.Split(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
+                               rng.integers(0, 10, n).astype(np.int32))
+  return splits
+
+
+def test_a_split_is_read_through_tfds_once_then_from_the_cache(tmp_path, monkeypatch):
+  monkeypatch.setenv('CNN_JAX_CACHE', str(tmp_path / 'cache'))
+  splits = fake_prepared_dataset(tmp_path / 'tfds')
+  reads = []
+  def read_with_tfds(name, split, data_dir, download):
+    reads.append(split)
+    return splits[split]
+  monkeypatch.setattr(data, 'read_with_tfds', read_with_tfds)
+  for _ in range(2):
+    data.load_tfds_split.cache_clear()
+    loaded = data.load_tfds_split('mnist', 'train', str(tmp_path / 'tfds'), False)
+    np.testing.assert_array_equal(loaded.images, splits['train'].images)
+    np.testing.assert_array_equal(loaded.labels, splits['train'].labels)
+  assert reads == ['train']  # the second process-level read came from the cache
+  # Other prepared bytes (a re-prepared dataset) are another key: read through TFDS again.
+  (tmp_path / 'tfds' / 'mnist' / '3.0.1' / 'mnist-train.tfrecord-00000-of-00001').write_bytes(b'x')
+  data.load_tfds_split.cache_clear()
+  data.load_tfds_split('mnist', 'train', str(tmp_path / 'tfds'), False)
+  assert reads == ['train', 'train']
+  data.load_tfds_split.cache_clear()

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cnn_jax.engine import results
@@ -24,7 +25,9 @@ with tfds.testing.mock_data(num_examples=96):
 def run(args, mock=True, env=None, timeout=300):
   command = [sys.executable, '-c', MOCK_LAUNCH, *args] if mock else [sys.executable, 'launch.py', *args]
   # Under the mock, the tcmalloc re-exec would start a fresh interpreter without it.
-  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='1' if mock else '', **(env or {}))
+  # Under the mock, the data cache would serve the real MNIST it holds for ../shared.
+  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='1' if mock else '',
+             CNN_JAX_DATA_CACHE='0' if mock else '1', **(env or {}))
   return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                         env=env)
 
@@ -145,3 +148,43 @@ def test_one_run_per_workdir_and_a_stale_lock_is_taken_over(tmp_path):
   proc = run(args)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert results.read(str(tmp_path))['status'] == 'ok'
+
+
+WITHOUT_TENSORFLOW = '''
+import atexit, runpy, sys
+class NoTensorFlow:  # as on a machine where TensorFlow is not installed
+  def find_spec(self, name, path, target=None):
+    if name.split('.')[0] in ('tensorflow', 'tensorflow_datasets'):
+      raise ImportError(f'{name} is not installed here')
+sys.meta_path.insert(0, NoTensorFlow())
+atexit.register(lambda: print('tensorflow loaded:', 'tensorflow' in sys.modules))
+sys.argv = ['launch.py'] + sys.argv[1:]
+runpy.run_path('launch.py', run_name='__main__')
+'''
+
+
+def test_a_run_without_tensorflow_reads_cached_data_and_writes_events(tmp_path, monkeypatch):
+  from cnn_jax.data import datasets  # pylint: disable=g-import-not-at-top
+  from tests.test_data import fake_prepared_dataset  # pylint: disable=g-import-not-at-top
+  from tests.test_train import read_scalars  # pylint: disable=g-import-not-at-top
+  splits = fake_prepared_dataset(tmp_path / 'tfds')
+  env = {'CNN_JAX_CACHE': str(tmp_path / 'cache'), 'TFDS_DATA_DIR': str(tmp_path / 'tfds')}
+  monkeypatch.setenv('CNN_JAX_CACHE', env['CNN_JAX_CACHE'])
+  for split, arrays in splits.items():  # what a first run through TFDS would have cached
+    path = datasets.cache_path('mnist', split, *datasets.prepared_files(
+        'mnist', split, str(tmp_path / 'tfds')))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.savez(path, images=arrays.images, labels=arrays.labels)
+  run_dir = tmp_path / 'run'
+  proc = subprocess.run(
+      [sys.executable, '-c', WITHOUT_TENSORFLOW, '--config=experiments/pool.py',
+       f'--workdir={run_dir}', '--config.train.num_train_steps=3',
+       '--config.train.batch_size=16', '--config.train.eval_batch_size=32'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, CNN_JAX_NO_TCMALLOC='1', **env))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip().splitlines()[-1] == 'tensorflow loaded: False'
+  saved = results.read(str(run_dir))
+  assert saved['status'] == 'ok' and saved['num_examples'] == {'train': 96, 'test': 32}
+  scalars, accumulator = read_scalars(str(run_dir))
+  assert 'eval/test/error' in scalars and accumulator.PluginTagToContent('hparams')

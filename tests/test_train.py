@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
 
 from cnn_jax import errors
 from cnn_jax import train
@@ -68,11 +69,10 @@ def read_params(workdir):
 
 def read_scalars(workdir):
   """{tag: [(step, value), ...]} of the scalars in a run's event files, and the accumulator."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   accumulator = event_accumulator.EventAccumulator(workdir, size_guidance={'tensors': 0})
   accumulator.Reload()
   scalar_tags = accumulator.PluginTagToContent('scalars')  # TF2 scalars are stored as tensors
-  scalars = {tag: [(e.step, tf.make_ndarray(e.tensor_proto).item())
+  scalars = {tag: [(e.step, tensor_util.make_ndarray(e.tensor_proto).item())
                    for e in accumulator.Tensors(tag)] for tag in scalar_tags}
   return scalars, accumulator
 
@@ -229,3 +229,19 @@ def test_a_metric_declared_once_reaches_every_output(tmp_path, tiny_config, mock
   assert {'train/top_logit', 'eval/test/top_logit'} <= set(scalars)
   assert 'eval/test/top_logit' in metrics.hparams_tags()
   assert 'top_logit' in metrics.console_line(out['history'][-1], 1.5)
+
+
+@pytest.mark.parametrize('model, optimizer', [('cntk_pool', 'sgd'), ('keras_cnn', 'adam'),
+                                              ('tf_deep_cnn', 'momentum')])
+def test_the_jitted_init_gives_the_eager_parameters_bit_for_bit(model, optimizer):
+  from cnn_jax.model import architectures, cnn  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import optimizers  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.model = architectures.TUTORIAL_MODELS[model]()
+  config.optimizer.name = optimizer
+  params, opt_state, _ = step.MemberFunctions(config, 100).init(config, (28, 28, 1))
+  init_key, _ = jax.random.split(jax.random.key(config.seed))
+  eager = cnn.build_model(config.model).init(init_key, jnp.zeros((1, 28, 28, 1)),
+                                             train=False)['params']
+  eager_opt = optimizers.make_optimizer(config.optimizer, 100).init(eager)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, (params, opt_state), (eager, eager_opt))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
+import hashlib
 import os
 
 import numpy as np
@@ -77,9 +79,64 @@ def resolve_data_dir(configured: str) -> str:
   return os.path.expanduser(os.path.join('~', 'tensorflow_datasets'))
 
 
+# The decoded uint8 arrays of each prepared split are cached as .npz under
+# $CNN_JAX_CACHE/datasets (default ~/.cache/cnn_jax), keyed by dataset, version, split and a
+# checksum of the prepared files: a run after the first reads MNIST in a fraction of a second
+# without TensorFlow, where reading it through TFDS takes TensorFlow and about 15 s here.
+# CNN_JAX_DATA_CACHE=0 turns it off (tests under tfds.testing.mock_data must not read it).
+CACHE_SWITCH = 'CNN_JAX_DATA_CACHE'
+
+
+def cache_root() -> str:
+  return os.environ.get('CNN_JAX_CACHE', os.path.expanduser(os.path.join('~', '.cache',
+                                                                          'cnn_jax')))
+
+
+def prepared_files(name: str, split: str, data_dir: str) -> tuple[str, list[str]] | None:
+  """(version, files) of a split prepared by TFDS in data_dir (its newest version)."""
+  root = os.path.join(data_dir, name)
+  if not os.path.isdir(root):
+    return None
+  versions = [v for v in os.listdir(root)
+              if all(part.isdigit() for part in v.split('.')) and v.count('.') == 2]
+  if not versions:
+    return None
+  version = max(versions, key=lambda v: tuple(int(p) for p in v.split('.')))
+  files = sorted(glob.glob(os.path.join(root, version, f'{name}-{split}.*')))
+  return (version, files) if files else None
+
+
+def cache_path(name: str, split: str, version: str, files: list[str]) -> str:
+  digest = hashlib.sha256()
+  for path in files:
+    digest.update(os.path.basename(path).encode())
+    with open(path, 'rb') as f:
+      digest.update(f.read())
+  return os.path.join(cache_root(), 'datasets', name, version,
+                      f'{split}-{digest.hexdigest()[:16]}.npz')
+
+
 @functools.lru_cache(maxsize=4)
 def load_tfds_split(name: str, split: str, data_dir: str, download: bool) -> Split:
-  """Reads one whole split into memory. Cached: a process reads each split once."""
+  """Reads one whole split into memory: from the cache when it holds the prepared files'
+  arrays, else through TFDS (and then into the cache). A process reads each split once."""
+  use_cache = os.environ.get(CACHE_SWITCH, '1') != '0'
+  prepared = prepared_files(name, split, data_dir) if use_cache else None
+  path = cache_path(name, split, *prepared) if prepared else None
+  if path and os.path.exists(path):
+    with np.load(path) as arrays:
+      return Split(images=arrays['images'], labels=arrays['labels'])
+  loaded = read_with_tfds(name, split, data_dir, download)
+  if path:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.tmp.npz'
+    np.savez(tmp, images=loaded.images, labels=loaded.labels)
+    os.replace(tmp, path)  # a concurrent reader never sees half a file
+  return loaded
+
+
+def read_with_tfds(name: str, split: str, data_dir: str, download: bool) -> Split:
+  """The split through tfds.load, which needs TensorFlow (imported only here)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   # TensorFlow only reads files here; keep it off any GPU so JAX has the device to itself.

@@ -1,47 +1,74 @@
 """TensorBoard event files: scalars and the run's hyperparameters (HParams dashboard).
 
-TensorFlow is already a dependency (TFDS needs it to read prepared datasets), so its summary
-writer is used directly rather than adding another event-file library.
+Written with TensorBoard's own event writer and protos, so a run needs no TensorFlow (which
+takes seconds to import, and is absent on this project's GPU machine). Scalars are stored as
+TensorFlow 2's tf.summary.scalar stores them (a float tensor tagged for the scalars plugin),
+so TensorBoard, EventAccumulator and tbparse read them as before. (TensorBoard's own
+EventFileWriter would import TensorFlow through tf.io.gfile whenever it is installed; its
+TFRecord RecordWriter on a plain file does not.)
 """
 from __future__ import annotations
 
+import itertools
+import os
+import socket
+import time
 from typing import Any, Mapping
 
 import ml_collections
+from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.compat.proto import tensor_pb2
+from tensorboard.compat.proto import tensor_shape_pb2
+from tensorboard.compat.proto import types_pb2
+from tensorboard.plugins.hparams import summary_v2 as hparams_summary
+from tensorboard.summary.writer import record_writer
+
+_FILE_NUMBERS = itertools.count()  # two writers in one second and process get two files
+_SCALARS_PLUGIN = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'))
 
 
 class EventWriter:
   """Writes scalars and hparams to `logdir` (created if needed)."""
 
   def __init__(self, logdir: str):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.config.set_visible_devices([], 'GPU')
-    self._tf = tf
-    self._writer = tf.summary.create_file_writer(logdir)
+    os.makedirs(logdir, exist_ok=True)
+    name = (f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.'
+            f'{os.getpid()}.{next(_FILE_NUMBERS)}')
+    self._file = open(os.path.join(logdir, name), 'wb')
+    self._records = record_writer.RecordWriter(self._file)
+    self._add(event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
+
+  def _add(self, event: event_pb2.Event) -> None:
+    self._records.write(event.SerializeToString())
+
+  def _write(self, summary: summary_pb2.Summary, step: int = 0) -> None:
+    self._add(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-    with self._writer.as_default():
-      for tag, value in scalars.items():
-        self._tf.summary.scalar(tag, float(value), step=int(step))
+    values = [summary_pb2.Summary.Value(
+        tag=tag, metadata=_SCALARS_PLUGIN,
+        tensor=tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[float(value)],
+                                      tensor_shape=tensor_shape_pb2.TensorShapeProto()))
+              for tag, value in scalars.items()]
+    self._write(summary_pb2.Summary(value=values), step)
 
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
-    from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
-    with self._writer.as_default():
-      hp.hparams(dict(hparams))
+    self._write(hparams_summary.hparams_pb(dict(hparams)))
 
   def write_hparams_config(self, domains: Mapping[str, list], metric_tags: list[str]) -> None:
     """The sweep-level experiment: each swept hparam with its values, and the metrics."""
-    from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
-    with self._writer.as_default():
-      hp.hparams_config(
-          hparams=[hp.HParam(name, hp.Discrete(values)) for name, values in domains.items()],
-          metrics=[hp.Metric(tag) for tag in metric_tags])
+    self._write(hparams_summary.hparams_config_pb(
+        hparams=[hparams_summary.HParam(name, hparams_summary.Discrete(values))
+                 for name, values in domains.items()],
+        metrics=[hparams_summary.Metric(tag) for tag in metric_tags]))
 
   def flush(self) -> None:
-    self._writer.flush()
+    self._file.flush()
 
   def close(self) -> None:
-    self._writer.close()
+    self._file.close()
 
 
 def flatten_hparams(config: ml_collections.ConfigDict, prefix: str = '') -> dict[str, Any]:

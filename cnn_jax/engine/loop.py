@@ -25,6 +25,7 @@ import numpy as np
 from cnn_jax.config import validation
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
+from cnn_jax.engine import compilation_cache
 from cnn_jax.engine import devices
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
@@ -64,6 +65,7 @@ def train(configs: Sequence, workdirs: Sequence[str]) -> list[dict[str, Any]]:
   """Trains `configs` (K >= 1 runs that can share one program) together, each into its
   workdir, resuming from their checkpoints. Returns each run's results.json record."""
   started = time.time()
+  compilation_cache.enable()
   for config in configs:
     validation.validate(config, members=len(configs))
   program_lib.check_shared(configs)
