@@ -1,8 +1,10 @@
 """Preloads tcmalloc into this process when the library is installed.
 
-With glibc's malloc a JAX process on this project's CPU machine spent most of a run
-returning large buffers to the kernel; tcmalloc cut T2's run time roughly in half
-(../shared/ENGINEERING.md). The allocator can only be swapped before the process starts, so
+With glibc's malloc a JAX process on one of this project's CPU machines once spent most of a
+run returning large buffers to the kernel, and tcmalloc cut that away; how much it gains
+varies by machine (../shared/ENGINEERING.md: 6% per T2 epoch on an Intel Xeon; measured
+side by side on an AMD EPYC on 2026-11-23 with benchmarks/train_loop.py: no gain, 71.6
+against 73.6 steps/s). The allocator can only be swapped before the process starts, so
 this re-executes the interpreter once with LD_PRELOAD set. Install it with
 `apt-get install libtcmalloc-minimal4`; set CNN_JAX_NO_TCMALLOC=1 to opt out.
 """
@@ -29,8 +31,9 @@ def use_tcmalloc_if_available() -> None:
     return
   library = find_tcmalloc()
   if library is None:
-    print('cnn_jax: tcmalloc not found; CPU runs are about 2x slower with glibc malloc '
-          '(apt-get install libtcmalloc-minimal4)', file=sys.stderr)
+    print('cnn_jax: tcmalloc not found; on some CPUs glibc malloc slows JAX runs (0-6% '
+          'measured on this project\'s machines, far more once): apt-get install '
+          'libtcmalloc-minimal4', file=sys.stderr)
     return
   env = dict(os.environ, LD_PRELOAD=':'.join(filter(None, [library, os.environ.get('LD_PRELOAD')])))
   os.execve(sys.executable, [sys.executable] + sys.argv, env)
