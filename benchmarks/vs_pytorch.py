@@ -1,0 +1,250 @@
+"""cnn_jax against a plain PyTorch loop on the same CPU, side by side in one run.
+
+    pip install -e '.[bench]'
+    TFDS_DATA_DIR=../shared/data/tfds python benchmarks/vs_pytorch.py
+
+For each tutorial model (T1 conv, T2 pool, T4 lenet_small, T3 keras_cnn, T5 tf_deep_cnn) both
+sides build the same architecture from the same model config, with the same initialisation
+(Glorot uniform or truncated normal weights, zero or constant biases), optimizer (SGD, or Adam
+with the config's epsilon), batch, data (the same MNIST arrays) and batch order. Each trains
+--steps steps (per model below); the first step, which compiles on the JAX side, is left out
+on both sides, and the steady rate is projected to seconds per 60,000-image epoch.
+
+The PyTorch side is written the way a PyTorch user writes it: default threads, NCHW float
+tensors, model.train(), zero_grad / backward / step, the loss summed without a host sync.
+
+Then the whole process of a 1-epoch T2 run, cold command to printed test error, median of
+--repeats: `launch.py --config=experiments/pool.py --config.train.num_epochs=1` against this
+file's --torch_one_epoch mode (reads the IDX files of ../shared/data/mnist-idx with numpy,
+trains one epoch of T2, tests).
+"""
+import gzip
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from cnn_jax import allocator  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+allocator.use_tcmalloc_if_available()  # as launch.py does; both sides run under it
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+flags.DEFINE_list('models', ['conv', 'pool', 'lenet_small', 'keras_cnn', 'tf_deep_cnn'],
+                  'Experiments (experiments/<name>.py) to time.')
+flags.DEFINE_integer('steps', 0, 'Train steps per side (0: per model, STEPS below).')
+flags.DEFINE_integer('repeats', 3, 'Whole-process runs per side (median), 0 to skip.')
+flags.DEFINE_bool('torch_one_epoch', False, 'Internal: the PyTorch 1-epoch T2 script.')
+FLAGS = flags.FLAGS
+
+STEPS = {'conv': 300, 'pool': 300, 'lenet_small': 200, 'keras_cnn': 30, 'tf_deep_cnn': 80}
+IDX = os.path.join(ROOT, '..', 'shared', 'data', 'mnist-idx')
+
+
+def same_padding(size, kernel, stride):
+  """TensorFlow's SAME: (before, after); the extra pixel goes after."""
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def torch_model(cfg, image_size=28):
+  """The cnn_jax model config as a torch.nn.Sequential (NCHW)."""
+  import torch
+  from torch import nn
+  act = {'relu': nn.ReLU, 'sigmoid': nn.Sigmoid, 'tanh': nn.Tanh}[cfg.activation]
+  def init(layer):
+    if cfg.kernel_init == 'truncated_normal':
+      nn.init.trunc_normal_(layer.weight, std=cfg.kernel_init_std, a=-2 * cfg.kernel_init_std,
+                            b=2 * cfg.kernel_init_std)
+    else:
+      nn.init.xavier_uniform_(layer.weight)
+    nn.init.constant_(layer.bias, cfg.bias_init_value if cfg.bias_init == 'constant' else 0.0)
+    return layer
+
+  def padded(layer, padding, size, kernel, stride, value=0.0):
+    if padding == 'VALID':
+      return [layer], (size - kernel) // stride + 1
+    before, after = same_padding(size, kernel, stride)
+    pad = [nn.ConstantPad2d((before, after, before, after), value)] if before + after else []
+    return pad + [layer], -(-size // stride)
+
+  layers, channels, size = [], 1, image_size
+  for i, features in enumerate(cfg.conv_features):
+    k, s = cfg.conv_kernel_size[i], cfg.conv_strides[i]
+    block, size = padded(init(nn.Conv2d(channels, features, k, s)), cfg.conv_padding[i], size,
+                         k, s)
+    layers += block + [act()]
+    channels = features
+    if cfg.pool_type[i] != 'none':
+      w, ps = cfg.pool_window[i], cfg.pool_strides[i]
+      pool = nn.MaxPool2d(w, ps) if cfg.pool_type[i] == 'max' else nn.AvgPool2d(w, ps)
+      block, size = padded(pool, cfg.pool_padding[i], size, w, ps, value=-float('inf'))
+      layers += block
+  if cfg.conv_dropout:
+    layers.append(nn.Dropout(cfg.conv_dropout))
+  layers.append(nn.Flatten())
+  width = channels * size * size
+  for hidden in cfg.hidden_dims:
+    layers += [init(nn.Linear(width, hidden)), act()]
+    if cfg.dense_dropout:
+      layers.append(nn.Dropout(cfg.dense_dropout))
+    width = hidden
+  layers.append(init(nn.Linear(width, cfg.num_classes)))
+  return nn.Sequential(*layers)
+
+
+def torch_optimizer(opt_cfg, params):
+  import torch
+  if opt_cfg.name == 'sgd':
+    return torch.optim.SGD(params, lr=opt_cfg.learning_rate)
+  if opt_cfg.name == 'adam':
+    return torch.optim.Adam(params, lr=opt_cfg.learning_rate, betas=(opt_cfg.b1, opt_cfg.b2),
+                            eps=opt_cfg.eps)
+  raise ValueError(f'optimizer {opt_cfg.name} has no PyTorch twin here')
+
+
+def torch_seconds_per_step(config, images, labels, order, steps):
+  import torch
+  import torch.nn.functional as F
+  from cnn_jax.model import shapes
+  torch.manual_seed(config.seed)
+  model = torch_model(config.model)
+  count = sum(p.numel() for p in model.parameters())
+  assert count == shapes.count_params(config.model), (count, config.model.name)  # the same net
+  optimizer = torch_optimizer(config.optimizer, model.parameters())
+  x_all = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
+  y_all = torch.from_numpy(labels.astype(np.int64))
+  model.train()
+  total = torch.zeros(())
+  start = None
+  for step in range(steps):
+    if step == 1:
+      start = time.perf_counter()  # as on the JAX side: the first step is not timed
+    index = torch.from_numpy(order.indices(step).astype(np.int64))
+    x, y = x_all[index].float() / 255.0, y_all[index]
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    total += loss.detach()
+  total.item()
+  return (time.perf_counter() - start) / (steps - 1)
+
+
+def jax_seconds_per_step(config, steps):
+  from cnn_jax import train
+  with config.unlocked():
+    config.train.num_train_steps = steps
+    config.train.log_every_steps = steps  # one sync at the end, as in real runs
+    config.train.checkpoint_every_epochs = 0
+  with tempfile.TemporaryDirectory() as workdir:
+    out = train.train_and_evaluate(config, workdir)
+  return (out['train_seconds'] - out['first_step_seconds']) / (steps - 1)
+
+
+def read_idx(name):
+  with gzip.open(os.path.join(IDX, name)) as f:
+    data = f.read()
+  dims = data[3]
+  shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(dims)]
+  return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def torch_one_epoch():
+  """A PyTorch user's one-epoch T2 script: load MNIST, train one epoch, test."""
+  import torch
+  import torch.nn.functional as F
+  from cnn_jax.config import files
+  config = files.load_config(os.path.join(ROOT, 'experiments', 'pool.py'))
+  x = torch.from_numpy(read_idx('train-images-idx3-ubyte.gz').copy()).float().div(255)[:, None]
+  y = torch.from_numpy(read_idx('train-labels-idx1-ubyte.gz').astype(np.int64))
+  xt = torch.from_numpy(read_idx('t10k-images-idx3-ubyte.gz').copy()).float().div(255)[:, None]
+  yt = torch.from_numpy(read_idx('t10k-labels-idx1-ubyte.gz').astype(np.int64))
+  torch.manual_seed(0)
+  model = torch_model(config.model)
+  optimizer = torch_optimizer(config.optimizer, model.parameters())
+  model.train()
+  batch = config.train.batch_size
+  for index in torch.randperm(len(y)).split(batch):
+    optimizer.zero_grad()
+    F.cross_entropy(model(x[index]), y[index]).backward()
+    optimizer.step()
+  model.eval()
+  with torch.no_grad():
+    wrong = sum(int((model(xt[i:i + 1000]).argmax(1) != yt[i:i + 1000]).sum())
+                for i in range(0, len(yt), 1000))
+  print(f'test error {100 * wrong / len(yt):.2f}%')
+
+
+def whole_process(command_for, repeats):
+  """Median and all wall seconds of `repeats` runs of command_for(i), after one untimed run
+  (which fills cnn_jax's data and compilation caches, as a user's first run does)."""
+  seconds = []
+  for i in range(-1, repeats):
+    start = time.perf_counter()
+    subprocess.run(command_for(i), cwd=ROOT, check=True, capture_output=True)
+    if i < 0:
+      continue
+    seconds.append(time.perf_counter() - start)
+  return statistics.median(seconds), seconds
+
+
+def main(_):
+  logging.set_verbosity(logging.WARNING)
+  if FLAGS.torch_one_epoch:
+    torch_one_epoch()
+    return
+  import jax
+  import torch
+  from cnn_jax.config import files
+  from cnn_jax.data import batches
+  from cnn_jax.data import datasets
+  rows = []
+  for name in FLAGS.models:
+    config = files.load_config(os.path.join(ROOT, 'experiments', f'{name}.py'))
+    steps = FLAGS.steps or STEPS[name]
+    splits = datasets.load_splits(config.data)
+    order = batches.ShuffledBatches(len(splits.train), config.train.batch_size, config.seed)
+    jax_step = jax_seconds_per_step(config, steps)
+    torch_step = torch_seconds_per_step(config, splits.train.images, splits.train.labels, order,
+                                        steps)
+    per_epoch = 60_000 / config.train.batch_size
+    rows.append((name, config.model.name, config.train.batch_size, steps,
+                 jax_step * per_epoch, torch_step * per_epoch))
+  cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
+              if l.startswith('model name')), 'unknown CPU')
+  print(f'\n{cpu}, {len(os.sched_getaffinity(0))} cores; jax {jax.__version__} '
+        f'({jax.default_backend()}), torch {torch.__version__} ({torch.get_num_threads()} '
+        f'threads); LD_PRELOAD={os.environ.get("LD_PRELOAD", "")}')
+  print('| experiment | model | batch | steps timed | cnn_jax s/epoch | PyTorch s/epoch | '
+        'cnn_jax / PyTorch |')
+  print('| --- | --- | --- | --- | --- | --- | --- |')
+  for name, model, batch, steps, jax_epoch, torch_epoch in rows:
+    print(f'| {name} | {model} | {batch} | {steps - 1} | {jax_epoch:.1f} | {torch_epoch:.1f} | '
+          f'{jax_epoch / torch_epoch:.2f} |')
+  if FLAGS.repeats:
+    with tempfile.TemporaryDirectory() as workdir:
+      ours, ours_all = whole_process(
+          lambda i: [sys.executable, 'launch.py', '--config=experiments/pool.py',
+                     '--config.train.num_epochs=1', f'--workdir={workdir}/run{i}'],
+          FLAGS.repeats)
+    theirs, theirs_all = whole_process(
+        lambda i: [sys.executable, os.path.abspath(__file__), '--torch_one_epoch'],
+        FLAGS.repeats)
+    print(f'\nWhole process, 1 epoch of T2 (median of {FLAGS.repeats}): cnn_jax launch.py '
+          f'{ours:.1f} s ({", ".join(f"{s:.1f}" for s in ours_all)}), PyTorch script '
+          f'{theirs:.1f} s ({", ".join(f"{s:.1f}" for s in theirs_all)}): '
+          f'{ours / theirs:.2f}x')
+
+
+if __name__ == '__main__':
+  app.run(main)
