@@ -106,6 +106,12 @@ def torch_optimizer(opt_cfg, params):
   import torch
   if opt_cfg.name == 'sgd':
     return torch.optim.SGD(params, lr=opt_cfg.learning_rate)
+  if opt_cfg.name in ('momentum', 'nesterov'):
+    return torch.optim.SGD(params, lr=opt_cfg.learning_rate, momentum=opt_cfg.momentum,
+                           nesterov=opt_cfg.name == 'nesterov')
+  if opt_cfg.name == 'rmsprop':  # epsilon outside the square root, as cnn_jax (Keras) does
+    return torch.optim.RMSprop(params, lr=opt_cfg.learning_rate, alpha=opt_cfg.rms_decay,
+                               eps=opt_cfg.eps)
   if opt_cfg.name == 'adam':
     return torch.optim.Adam(params, lr=opt_cfg.learning_rate, betas=(opt_cfg.b1, opt_cfg.b2),
                             eps=opt_cfg.eps)
