@@ -1,0 +1,196 @@
+"""Per-layer cost of a model's convolutions and poolings: each candidate implementation
+against XLA's own and PyTorch's, forward and forward+backward, on this backend.
+
+    python benchmarks/layers.py --config=experiments/pool.py            # T2, its batch
+    python benchmarks/layers.py --config=experiments/keras_cnn.py --repeats=5
+
+Candidates (each checked against XLA's result first; the max difference is printed):
+  conv  xla       lax.conv_general_dilated (what flax's nn.Conv runs)
+        im2col    the k*k shifted slices concatenated on channels, then one matmul
+        shifted   the sum over the k*k offsets of slice @ kernel[offset] (few input channels)
+  pool  xla       lax.reduce_window (flax's nn.max_pool / avg_pool)
+        reshape   crop, reshape to (H', w, W', w) windows and reduce: exact when window ==
+                  stride and padding is VALID
+Times are medians over --repeats calls of --calls each, after a compiling call. Backward is
+the gradient with respect to the layer's input and weights of sum(output * g).
+"""
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from cnn_jax import allocator
+
+allocator.use_tcmalloc_if_available()
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+from ml_collections import config_flags
+import numpy as np
+
+from cnn_jax.model import cnn
+
+config_flags.DEFINE_config_file('config', 'experiments/pool.py', 'Experiment whose layers to time.',
+                                lock_config=True)
+flags.DEFINE_integer('repeats', 7, 'Timed repeats (median).')
+flags.DEFINE_integer('calls', 10, 'Calls per repeat.')
+FLAGS = flags.FLAGS
+
+
+def same_pads(size, k, s):
+  out = -(-size // s)
+  total = max((out - 1) * s + k - size, 0)
+  return total // 2, total - total // 2
+
+
+def pad_input(x, k, s, padding, value=0.0):
+  """Explicit padding, so every candidate below works on VALID windows."""
+  if padding == 'VALID':
+    return x
+  if isinstance(padding, int):
+    pads = ((padding, padding),) * 2
+  else:
+    pads = (same_pads(x.shape[1], k, s), same_pads(x.shape[2], k, s))
+  return jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=value)
+
+
+def windows(x, k, s):
+  """The k*k strided slices of x (VALID): each (N, H', W', C)."""
+  h = (x.shape[1] - k) // s + 1
+  w = (x.shape[2] - k) // s + 1
+  return [x[:, dy:dy + (h - 1) * s + 1:s, dx:dx + (w - 1) * s + 1:s, :]
+          for dy in range(k) for dx in range(k)]
+
+
+def conv_xla(x, w, s, padding):
+  pad = padding if isinstance(padding, str) else ((padding, padding),) * 2
+  return jax.lax.conv_general_dilated(x, w, (s, s), pad,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def conv_im2col(x, w, s, padding):
+  k = w.shape[0]
+  patches = jnp.concatenate(windows(pad_input(x, k, s, padding), k, s), axis=-1)
+  return patches @ w.reshape(k * k * w.shape[2], w.shape[3])
+
+
+def conv_shifted(x, w, s, padding):
+  k = w.shape[0]
+  parts = windows(pad_input(x, k, s, padding), k, s)
+  return sum(part @ w[i // k, i % k] for i, part in enumerate(parts))
+
+
+def pool_xla(x, kind, k, s, padding):
+  return cnn.pool(x, kind, k, s, padding)  # what the model runs: flax's reduce_window pools
+
+
+def pool_reshape(x, kind, k, s, padding):
+  n, h, w, c = x.shape
+  h2, w2 = (h - k) // s + 1, (w - k) // s + 1
+  x = x[:, :h2 * k, :w2 * k, :].reshape(n, h2, k, w2, k, c)
+  return x.max(axis=(2, 4)) if kind == 'max' else x.mean(axis=(2, 4))
+
+
+def timed(fn, *args):
+  jax.block_until_ready(fn(*args))  # compiles
+  samples = []
+  for _ in range(FLAGS.repeats):
+    start = time.perf_counter()
+    for _ in range(FLAGS.calls):
+      out = fn(*args)
+    jax.block_until_ready(out)
+    samples.append((time.perf_counter() - start) / FLAGS.calls)
+  return statistics.median(samples) * 1e3
+
+
+def forward_and_backward(layer, argnums=(0, 1)):
+  def loss(x, w, g):
+    return jnp.sum(layer(x, w) * g)
+  return jax.jit(layer), jax.jit(jax.grad(loss, argnums=argnums))
+
+
+def torch_times(kind, x, w, s, padding, pool=None):
+  try:
+    import torch
+    import torch.nn.functional as F
+  except ImportError:
+    return None, None
+  xt = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).contiguous().requires_grad_()
+  if kind == 'conv':
+    wt = torch.from_numpy(np.array(w)).permute(3, 2, 0, 1).contiguous().requires_grad_()
+    k = w.shape[0]
+    pads = same_pads(x.shape[1], k, s) if padding == 'SAME' else (0, 0)
+    layer = lambda: F.conv2d(F.pad(xt, (pads[0], pads[1], pads[0], pads[1])) if sum(pads) else xt,
+                             wt, stride=s)
+  else:
+    k = pool
+    layer = lambda: (F.max_pool2d if kind == 'max' else F.avg_pool2d)(xt, k, s)
+  def run(backward):
+    samples = []
+    for i in range(FLAGS.repeats + 1):
+      start = time.perf_counter()
+      for _ in range(FLAGS.calls):
+        out = layer()
+        if backward:
+          out.backward(torch.ones_like(out))
+      if i:
+        samples.append((time.perf_counter() - start) / FLAGS.calls)
+    return statistics.median(samples) * 1e3
+  return run(False), run(True)
+
+
+def main(_):
+  cfg = FLAGS.config
+  model, batch = cfg.model, cfg.train.batch_size
+  rng = np.random.default_rng(0)
+  size, channels = 28, 1
+  print(f'{model.name}, batch {batch}, backend {jax.default_backend()}, jax {jax.__version__}; '
+        f'ms per call (forward | forward+backward)')
+  print('| layer | shape | candidate | max diff vs xla | forward ms | fwd+bwd ms |')
+  print('| --- | --- | --- | --- | --- | --- |')
+  for i, features in enumerate(model.conv_features):
+    k, s, padding = model.conv_kernel_size[i], model.conv_strides[i], model.conv_padding[i]
+    x = jnp.asarray(rng.random((batch, size, size, channels), np.float32))
+    w = jnp.asarray(rng.standard_normal((k, k, channels, features), np.float32) * 0.1)
+    reference = conv_xla(x, w, s, padding)
+    g = jnp.asarray(rng.standard_normal(reference.shape, np.float32))
+    shape = f'{size}x{size}x{channels} -> {reference.shape[1]}x{reference.shape[2]}x{features}, {k}x{k}/{s} {padding}'
+    for name, impl in (('xla', conv_xla), ('im2col', conv_im2col), ('shifted', conv_shifted)):
+      layer = lambda x, w, impl=impl: impl(x, w, s, padding)
+      forward, backward = forward_and_backward(layer)
+      diff = float(jnp.max(jnp.abs(forward(x, w) - reference)))
+      print(f'| conv{i} | {shape} | {name} | {diff:.1e} | {timed(forward, x, w):.2f} | '
+            f'{timed(backward, x, w, g):.2f} |')
+    fwd, both = torch_times('conv', x, w, s, padding)
+    if fwd is not None:
+      print(f'| conv{i} | {shape} | PyTorch | - | {fwd:.2f} | {both:.2f} |')
+    size, channels = reference.shape[1], features
+    kind = model.pool_type[i]
+    if kind == 'none':
+      continue
+    pk, ps, pp = model.pool_window[i], model.pool_strides[i], model.pool_padding[i]
+    x = jnp.asarray(rng.standard_normal((batch, size, size, channels), np.float32))
+    reference = pool_xla(x, kind, pk, ps, pp)
+    g = jnp.asarray(rng.standard_normal(reference.shape, np.float32))
+    shape = f'{size}x{size}x{channels} -> {reference.shape[1]}x{reference.shape[2]}, {kind} {pk}/{ps} {pp}'
+    candidates = [('xla', pool_xla)]
+    if pk == ps and pp == 'VALID':
+      candidates.append(('reshape', pool_reshape))
+    for name, impl in candidates:
+      layer = lambda x, w, impl=impl: impl(x, kind, pk, ps, pp)
+      forward, backward = forward_and_backward(layer, argnums=0)
+      diff = float(jnp.max(jnp.abs(forward(x, None) - reference)))
+      print(f'| pool{i} | {shape} | {name} | {diff:.1e} | {timed(forward, x, None):.2f} | '
+            f'{timed(lambda x, g: backward(x, None, g), x, g):.2f} |')
+    fwd, both = torch_times(kind, x, None, ps, pp, pool=pk)
+    if fwd is not None:
+      print(f'| pool{i} | {shape} | PyTorch | - | {fwd:.2f} | {both:.2f} |')
+    size = reference.shape[1]
+
+
+if __name__ == '__main__':
+  app.run(main)
