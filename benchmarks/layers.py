@@ -33,18 +33,13 @@ from ml_collections import config_flags
 import numpy as np
 
 from cnn_jax.model import cnn
+from cnn_jax.model import shapes
 
 config_flags.DEFINE_config_file('config', 'experiments/pool.py', 'Experiment whose layers to time.',
                                 lock_config=True)
 flags.DEFINE_integer('repeats', 7, 'Timed repeats (median).')
 flags.DEFINE_integer('calls', 10, 'Calls per repeat.')
 FLAGS = flags.FLAGS
-
-
-def same_pads(size, k, s):
-  out = -(-size // s)
-  total = max((out - 1) * s + k - size, 0)
-  return total // 2, total - total // 2
 
 
 def pad_input(x, k, s, padding, value=0.0):
@@ -54,7 +49,7 @@ def pad_input(x, k, s, padding, value=0.0):
   if isinstance(padding, int):
     pads = ((padding, padding),) * 2
   else:
-    pads = (same_pads(x.shape[1], k, s), same_pads(x.shape[2], k, s))
+    pads = (shapes.same_padding(x.shape[1], k, s), shapes.same_padding(x.shape[2], k, s))
   return jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=value)
 
 
@@ -123,7 +118,7 @@ def torch_times(kind, x, w, s, padding, pool=None):
   if kind == 'conv':
     wt = torch.from_numpy(np.array(w)).permute(3, 2, 0, 1).contiguous().requires_grad_()
     k = w.shape[0]
-    pads = same_pads(x.shape[1], k, s) if padding == 'SAME' else (0, 0)
+    pads = shapes.same_padding(x.shape[1], k, s) if padding == 'SAME' else (0, 0)
     layer = lambda: F.conv2d(F.pad(xt, (pads[0], pads[1], pads[0], pads[1])) if sum(pads) else xt,
                              wt, stride=s)
   else:

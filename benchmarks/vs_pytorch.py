@@ -38,6 +38,8 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from cnn_jax.model import shapes
+
 flags.DEFINE_list('models', ['conv', 'pool', 'lenet_small', 'keras_cnn', 'tf_deep_cnn'],
                   'Experiments (experiments/<name>.py) to time.')
 flags.DEFINE_integer('steps', 0, 'Train steps per side (0: per model, STEPS below).')
@@ -47,13 +49,6 @@ FLAGS = flags.FLAGS
 
 STEPS = {'conv': 300, 'pool': 300, 'lenet_small': 200, 'keras_cnn': 30, 'tf_deep_cnn': 80}
 IDX = os.path.join(ROOT, '..', 'shared', 'data', 'mnist-idx')
-
-
-def same_padding(size, kernel, stride):
-  """TensorFlow's SAME: (before, after); the extra pixel goes after."""
-  out = -(-size // stride)
-  total = max((out - 1) * stride + kernel - size, 0)
-  return total // 2, total - total // 2
 
 
 def torch_model(cfg, image_size=28):
@@ -73,7 +68,7 @@ def torch_model(cfg, image_size=28):
   def padded(layer, padding, size, kernel, stride, value=0.0):
     if padding == 'VALID':
       return [layer], (size - kernel) // stride + 1
-    before, after = same_padding(size, kernel, stride)
+    before, after = shapes.same_padding(size, kernel, stride)
     pad = [nn.ConstantPad2d((before, after, before, after), value)] if before + after else []
     return pad + [layer], -(-size // stride)
 
@@ -121,7 +116,6 @@ def torch_optimizer(opt_cfg, params):
 def torch_seconds_per_step(config, images, labels, order, steps):
   import torch
   import torch.nn.functional as F
-  from cnn_jax.model import shapes
   torch.manual_seed(config.seed)
   model = torch_model(config.model)
   count = sum(p.numel() for p in model.parameters())

@@ -100,3 +100,12 @@ def test_average_pooling_leaves_padding_out_of_the_mean():
   x = jnp.ones((1, 3, 3, 1))
   pooled = models.pool(x, 'avg', 2, 2, 'SAME')
   np.testing.assert_allclose(pooled, 1.0)  # padded cells would pull the edge means below 1
+
+
+@pytest.mark.parametrize('size, window, stride, expected', [
+    (28, 5, 1, (2, 2)), (28, 5, 2, (1, 2)), (14, 2, 2, (0, 0)), (7, 3, 2, (1, 1)), (6, 3, 2, (0, 1))])
+def test_same_padding_puts_the_odd_zero_after(size, window, stride, expected):
+  before, after = shapes.same_padding(size, window, stride)
+  assert (before, after) == expected
+  padded = (size + before + after - window) // stride + 1
+  assert padded == shapes.output_size(size, window, stride, 'SAME')

@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from cnn_jax import cache_dir
 from cnn_jax.errors import DatasetNotFoundError
 
 
@@ -87,11 +88,6 @@ def resolve_data_dir(configured: str) -> str:
 CACHE_SWITCH = 'CNN_JAX_DATA_CACHE'
 
 
-def cache_root() -> str:
-  return os.environ.get('CNN_JAX_CACHE', os.path.expanduser(os.path.join('~', '.cache',
-                                                                          'cnn_jax')))
-
-
 def prepared_files(name: str, split: str, data_dir: str) -> tuple[str, list[str]] | None:
   """(version, files) of a split prepared by TFDS in data_dir (its newest version)."""
   root = os.path.join(data_dir, name)
@@ -112,8 +108,7 @@ def cache_path(name: str, split: str, version: str, files: list[str]) -> str:
     digest.update(os.path.basename(path).encode())
     with open(path, 'rb') as f:
       digest.update(f.read())
-  return os.path.join(cache_root(), 'datasets', name, version,
-                      f'{split}-{digest.hexdigest()[:16]}.npz')
+  return cache_dir.cache_dir('datasets', name, version, f'{split}-{digest.hexdigest()[:16]}.npz')
 
 
 @functools.lru_cache(maxsize=4)

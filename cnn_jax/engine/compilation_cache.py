@@ -11,15 +11,15 @@ import os
 
 import jax
 
+from cnn_jax import cache_dir
+
 _SWITCH = 'CNN_JAX_COMPILATION_CACHE'
 
 
 def enable() -> None:
   if os.environ.get(_SWITCH, '1') == '0' or jax.config.jax_compilation_cache_dir:
     return
-  root = os.environ.get('CNN_JAX_CACHE', os.path.expanduser(os.path.join('~', '.cache',
-                                                                          'cnn_jax')))
-  jax.config.update('jax_compilation_cache_dir', os.path.join(root, 'jax'))
+  jax.config.update('jax_compilation_cache_dir', cache_dir.cache_dir('jax'))
   # Small programs compile in well under JAX's default 1 s threshold, yet add up to seconds
   # at start: keep every one.
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)

@@ -49,6 +49,13 @@ def output_size(size: int, window: int, stride: int, padding: Padding) -> int:
   return (size + 2 * pad - window) // stride + 1
 
 
+def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
+  """The zeros SAME adds (before, after) along one axis: XLA's and TensorFlow's rule, the
+  odd one after. What another framework needs to reproduce a SAME layer exactly."""
+  total = max((output_size(size, window, stride, 'SAME') - 1) * stride + window - size, 0)
+  return total // 2, total - total // 2
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerShape:
   name: str    # the Flax module / summary name, e.g. 'conv0', 'pool1', 'dense0'

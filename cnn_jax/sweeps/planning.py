@@ -27,11 +27,11 @@ from typing import Callable, Sequence
 
 from absl import logging
 
+from cnn_jax import cache_dir
 from cnn_jax.engine import program as program_lib
 
 # Where benchmarks/sweep.py records what it measured, per machine (machine_key).
-MEASUREMENTS = os.path.join(os.environ.get('CNN_JAX_CACHE', os.path.expanduser('~/.cache/cnn_jax')),
-                            'sweep_measurements.json')
+MEASUREMENTS = cache_dir.cache_dir('sweep_measurements.json')
 
 
 def machine_key(backend: str) -> str:
