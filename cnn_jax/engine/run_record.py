@@ -59,9 +59,9 @@ class RunRecord:
     if os.path.exists(path) and os.path.exists(checkpoint.path_in(self.workdir)):
       with open(path) as f:
         previous = json.load(f)
-      changed = [key for key in sorted(set(program.flatten(previous))
-                                       | set(program.flatten(current)))
-                 if program.flatten(previous).get(key) != program.flatten(current).get(key)
+      before, now = program.flatten(previous), program.flatten(current)
+      changed = [key for key in sorted(set(before) | set(now))
+                 if before.get(key) != now.get(key)
                  and key not in program.EXECUTION_PATHS and not key.startswith('sweep.')]
       if changed:
         raise WorkdirConflictError(
