@@ -106,6 +106,7 @@ def main(_):
   import jax  # pylint: disable=g-import-not-at-top
   from cnn_jax.data import batches  # pylint: disable=g-import-not-at-top
   from cnn_jax.sweeps import planning  # pylint: disable=g-import-not-at-top
+  from cnn_jax import machine  # pylint: disable=g-import-not-at-top
   runners = {'sequential': run_sequential, 'vmap': run_vmap, 'processes': run_processes}
   full_steps = batches.total_train_steps(FLAGS.config.train, 60_000)
   cores = len(os.sched_getaffinity(0))
@@ -130,7 +131,7 @@ def main(_):
       measurement.setdefault('vmap_speedup', {})[str(k)] = round(rates['vmap'] / base, 3)
   if FLAGS.record and measurement:
     planning.write_measurement(jax.default_backend(), measurement)
-    print(f'recorded for {planning.machine_key(jax.default_backend())} in '
+    print(f'recorded for {machine.machine_key(jax.default_backend())} in '
           f'{planning.MEASUREMENTS}: {measurement}')
   names = FLAGS.strategies
   print('| K | ' + ' | '.join(f'{n} trials/h' for n in names) + ' | '

@@ -93,7 +93,9 @@ def test_train_and_evaluate_end_to_end(tmp_path, tiny_config, mock_mnist):
     confusion = np.array(final['confusion'])
     assert confusion.shape == (10, 10) and confusion.sum() == size  # true label by predicted
     assert np.trace(confusion) / size == pytest.approx(final['accuracy'])
+  layer_impls = saved['executor'].pop('layers')
   assert saved['executor'] == {'members': 1, 'devices': 1, 'steps_per_call': 1}
+  assert set(layer_impls) == {'conv0', 'conv1', 'pool0', 'pool1'}
   assert saved['params'] == 208 // 2 + (5 * 5 * 4 * 8 + 8) + (4 * 4 * 8 * 10 + 10)
   assert saved['train_seconds'] > 0 and saved['config']['model']['conv_features'] == [4, 8]
   assert saved['num_examples'] == {'train': 200, 'validation': 56, 'test': 256}

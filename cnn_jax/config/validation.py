@@ -19,6 +19,8 @@ from cnn_jax.data import datasets
 from cnn_jax.engine import optimizers
 from cnn_jax.errors import ConfigError
 from cnn_jax.model import cnn
+from cnn_jax.model import layer_choice
+from cnn_jax.model import layers
 from cnn_jax.model import shapes
 
 SWEEP_STRATEGIES = ('auto', 'sequential', 'vmap', 'processes')
@@ -102,6 +104,15 @@ def validate_model(model_cfg, input_shape=(28, 28, 1), num_classes=None) -> None
                       ('bias_init_std', model_cfg.bias_init)):
     if name in ('normal', 'truncated_normal') and not getattr(model_cfg, field) > 0:
       raise ConfigError(f'model.{field}={getattr(model_cfg, field)!r} must be > 0 for {name}')
+  _choice('model.conv_impl', model_cfg.conv_impl, layer_choice.CONV_CHOICES)
+  _choice('model.pool_impl', model_cfg.pool_impl, layer_choice.POOL_CHOICES)
+  for i, pool in enumerate(model_cfg.pool_type):
+    exact = layers.pool_impls_for(model_cfg.pool_window[i], model_cfg.pool_strides[i])
+    if pool != 'none' and model_cfg.pool_impl not in (layer_choice.AUTO, *exact):
+      raise ConfigError(
+          f'model.pool_impl={model_cfg.pool_impl!r} cannot compute pool{i} (window '
+          f'{model_cfg.pool_window[i]}, stride {model_cfg.pool_strides[i]}); allowed values '
+          f'for this model: {", ".join((layer_choice.AUTO, *exact))}')
   shapes.infer_layer_shapes(model_cfg, input_shape)  # a layer shrunk to nothing names itself
 
 

@@ -47,6 +47,12 @@ class Placement:
     """For one evaluation batch (batch first): split over the devices in data parallel."""
     return NamedSharding(self.mesh, P() if self.split_members else P(AXIS))
 
+  def per_device(self, members: int, batch_size: int) -> tuple[int, int]:
+    """(members, batch size) that each device computes."""
+    if self.split_members:
+      return members // self.count, batch_size
+    return members, batch_size // self.count
+
   def eval_batch_size(self, configured: int) -> int:
     """Data parallel: a multiple of the device count (the padded tail carries weight 0)."""
     return configured if self.split_members else math.ceil(configured / self.count) * self.count

@@ -27,12 +27,15 @@ from cnn_jax.engine import optimizers
 from cnn_jax.engine import step as step_lib
 from cnn_jax.errors import ConfigError
 from cnn_jax.model import cnn
+from cnn_jax.model import layer_choice
 
 TRACEABLE_PATHS = (('seed',)
                    + tuple(f'optimizer.{f}' for f in optimizers.TRACEABLE_FIELDS)
                    + tuple(f'model.{f}' for f in cnn.TRACEABLE_FIELDS))
 # Execution details: they change how a run is computed, not which run it is.
-EXECUTION_PATHS = ('train.num_devices', 'train.steps_per_call')
+# The layer implementations agree to float tolerance (model/layers.py).
+EXECUTION_PATHS = ('train.num_devices', 'train.steps_per_call', 'model.conv_impl',
+                   'model.pool_impl')
 
 
 def flatten(tree: dict, prefix: str = '') -> dict:
@@ -93,7 +96,9 @@ class Program:
     self.size = len(configs)
     self.image_shape = tuple(image_shape)
     self.placement = placement
-    self.functions = step_lib.MemberFunctions(configs[0], total_steps)
+    members, batch = placement.per_device(self.size, configs[0].train.batch_size)
+    self.layer_impls = layer_choice.resolve(configs[0].model, image_shape, batch, members)
+    self.functions = step_lib.MemberFunctions(configs[0], total_steps, self.layer_impls)
     self.num_classes = configs[0].model.num_classes
     traced = {'model': {}, 'optimizer': {}}
     for path, values in differing_values(configs).items():

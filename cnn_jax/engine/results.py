@@ -21,7 +21,9 @@ an invalid sweep trial:
   wall_seconds        process time spent on this run, summed likewise
   num_examples        {split: images}
   executor            {'members': runs trained together, 'devices': devices used,
-                       'steps_per_call': train steps per compiled call}
+                       'steps_per_call': train steps per compiled call,
+                       'layers': {'conv0': its implementation ('xla', or forward/input
+                       gradient/kernel gradient when they differ), 'pool0': ..., ...}}
   environment         {'backend', 'device', 'jax_version'}
   config              the full config
 

@@ -20,6 +20,7 @@ import optax
 from cnn_jax.engine import metrics
 from cnn_jax.engine import optimizers
 from cnn_jax.model import cnn
+from cnn_jax.model import layer_choice
 
 Traced = dict  # {'model': {field: value}, 'optimizer': {field: value}}
 NO_TRACED: Traced = {'model': {}, 'optimizer': {}}
@@ -35,9 +36,10 @@ class MemberFunctions:
   shape-determining fields every member shares) with their own traced values."""
   config: ml_collections.ConfigDict
   total_steps: int
+  layer_impls: layer_choice.LayerImpls | None = None  # None: XLA's own layers
 
   def parts(self, traced: Traced):
-    model = cnn.build_model(self.config.model, traced['model'])
+    model = cnn.build_model(self.config.model, traced['model'], self.layer_impls)
     tx = optimizers.make_optimizer(self.config.optimizer, self.total_steps,
                                    traced['optimizer'])
     return model, tx

@@ -23,6 +23,10 @@ def base_model() -> ml_collections.ConfigDict:
       num_classes=10,
       kernel_init='glorot_uniform', kernel_init_std=0.1, kernel_init_value=0.0,
       bias_init='zeros', bias_init_std=0.1, bias_init_value=0.0,
+      # How convolutions and poolings are computed (model/layers.py), not what they compute:
+      # 'auto' takes the implementation measured fastest for each layer on this machine
+      # (model/layer_choice.py); a name forces it everywhere.
+      conv_impl='auto', pool_impl='auto',
   ))
 
 

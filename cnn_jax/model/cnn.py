@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnn_jax.model import layers
 from cnn_jax.model import shapes
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -77,6 +78,10 @@ class CNN(nn.Module):
   bias_init: str = 'zeros'
   bias_init_std: float = 0.1
   bias_init_value: float = 0.0
+  # Per conv layer, the implementation of its convolution and of its pooling (model/layers.py;
+  # resolved from model.conv_impl / pool_impl by model/layer_choice.py). Empty: XLA's own.
+  conv_impls: Sequence[layers.ConvImpl] = ()
+  pool_impls: Sequence[str] = ()
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -86,15 +91,15 @@ class CNN(nn.Module):
     # Intermediate outputs are sown so that the summary, the activation-map pictures and
     # the shape tests read the real tensors; sow is a no-op unless asked for.
     for i, features in enumerate(self.conv_features):
-      k = self.conv_kernel_size[i]
-      x = nn.Conv(features, (k, k), strides=self.conv_strides[i],
-                  padding=_flax_padding(self.conv_padding[i]), kernel_init=kernel_init,
-                  bias_init=bias_init, name=f'conv{i}')(x)
+      x = layers.Conv(features, self.conv_kernel_size[i], self.conv_strides[i],
+                      shapes.parse_padding(self.conv_padding[i], 'padding'),
+                      self.conv_impls[i] if self.conv_impls else layers.ConvImpl(),
+                      kernel_init, bias_init, name=f'conv{i}')(x)
       x = act(x)
       self._record(f'conv{i}', x)
       if self.pool_type[i] != 'none':
         x = pool(x, self.pool_type[i], self.pool_window[i], self.pool_strides[i],
-                  self.pool_padding[i])
+                 self.pool_padding[i], self.pool_impls[i] if self.pool_impls else 'xla')
         self._record(f'pool{i}', x)
     if _is_on(self.conv_dropout) and self.conv_features:
       x = Dropout(self.conv_dropout, name='conv_dropout')(x, train=train)
@@ -144,18 +149,9 @@ def _is_on(rate) -> bool:
   return isinstance(rate, jax.Array) or rate > 0
 
 
-def _flax_padding(padding):
+def pool(x, pool_type, window, stride, padding, impl='xla'):
   padding = shapes.parse_padding(padding, 'padding')
-  return padding if isinstance(padding, str) else ((padding, padding), (padding, padding))
-
-
-def pool(x, pool_type, window, stride, padding):
-  padding = _flax_padding(padding)
-  if pool_type == 'max':
-    return nn.max_pool(x, (window, window), strides=(stride, stride), padding=padding)
-  # Padded positions are left out of the average, as in TensorFlow/Keras and CNTK.
-  return nn.avg_pool(x, (window, window), strides=(stride, stride), padding=padding,
-                     count_include_pad=False)
+  return layers.POOL_IMPLS[impl](x, pool_type, window, stride, padding)
 
 
 # Numeric fields that change no shape and no program: a vmapped sweep group may pass them as
@@ -164,16 +160,20 @@ TRACEABLE_FIELDS = ('conv_dropout', 'dense_dropout', 'kernel_init_std', 'kernel_
                     'bias_init_std', 'bias_init_value')
 
 
-def build_model(model_cfg, traced=None) -> CNN:
+def build_model(model_cfg, traced=None, impls=None) -> CNN:
   """The (stateless) Flax module of a validated `model` config (config/validation.py).
 
   traced: {field: value} for fields of TRACEABLE_FIELDS whose value is a traced array (one
   member of a vmapped group).
+  impls: the layer_choice.LayerImpls to run; None runs XLA's own convolutions and poolings
+  (the parameters are the same either way).
   """
   fields = {name: getattr(model_cfg, name) for name in CNN.__dataclass_fields__
             if name not in ('parent', 'name') and name in model_cfg}
   fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
   fields.update(traced or {})
+  if impls is not None:
+    fields.update(conv_impls=impls.conv, pool_impls=impls.pool)
   return CNN(**fields)
 
 

@@ -21,35 +21,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import time
 from typing import Callable, Sequence
 
 from absl import logging
 
 from cnn_jax import cache_dir
+from cnn_jax import machine
 from cnn_jax.engine import program as program_lib
 
 # Where benchmarks/sweep.py records what it measured, per machine (machine_key).
 MEASUREMENTS = cache_dir.cache_dir('sweep_measurements.json')
-
-
-def machine_key(backend: str) -> str:
-  """The measurement's machine: backend, processor or device, and core count."""
-  import jax  # pylint: disable=g-import-not-at-top
-  device = jax.devices()[0].device_kind if backend != 'cpu' else _cpu_model()
-  return f'{backend}|{device}|{len(os.sched_getaffinity(0))} cores'
-
-
-def _cpu_model() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def read_measurement(backend: str, path: str = MEASUREMENTS) -> dict | None:
@@ -57,7 +39,7 @@ def read_measurement(backend: str, path: str = MEASUREMENTS) -> dict | None:
   if not os.path.exists(path):
     return None
   with open(path) as f:
-    return json.load(f).get(machine_key(backend))
+    return json.load(f).get(machine.machine_key(backend))
 
 
 def write_measurement(backend: str, measurement: dict, path: str = MEASUREMENTS) -> None:
@@ -65,7 +47,7 @@ def write_measurement(backend: str, measurement: dict, path: str = MEASUREMENTS)
   if os.path.exists(path):
     with open(path) as f:
       everything = json.load(f)
-  everything[machine_key(backend)] = measurement
+  everything[machine.machine_key(backend)] = measurement
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w') as f:
     json.dump(everything, f, indent=2, sort_keys=True)

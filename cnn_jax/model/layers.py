@@ -1,0 +1,218 @@
+"""Convolution and pooling, each written several exact ways, because on CPU the formulation
+decides the speed (../shared/ENGINEERING.md: XLA's CPU convolution of a 1-channel 5x5 layer is
+several times slower than the same arithmetic written as shifted slices).
+
+Every implementation computes the same function as XLA's own (lax.conv_general_dilated,
+lax.reduce_window) to float tolerance, forward and gradients; tests/test_layers.py checks it
+over a grid of kernels, strides, paddings, channels and odd image sizes. Which one a model
+runs is chosen per layer shape and backend by measurement (model/layer_choice.py).
+
+Convolutions (NHWC input, HWIO kernel):
+  xla      lax.conv_general_dilated, what flax's nn.Conv runs
+  im2col   the k*k window slices concatenated on channels, then one matmul
+  shifted  the sum over the k*k window offsets of slice @ kernel[offset]: no patch tensor,
+           cheapest where there are few input channels
+Pooling:
+  xla      lax.reduce_window (flax's nn.max_pool / avg_pool)
+  reshape  windows that tile the image (window == stride) reshaped to their own axes and
+           reduced: no reduce_window and no select-and-scatter in the backward pass
+  slices   the elementwise max or sum of the k*k strided slices, for any window and stride
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cnn_jax.model import shapes
+
+
+def explicit_pads(size: int, window: int, stride: int, padding) -> tuple[int, int]:
+  """The padding (before, after) of one axis that XLA applies for `padding`."""
+  if padding == 'SAME':
+    return shapes.same_padding(size, window, stride)
+  if padding == 'VALID':
+    return 0, 0
+  return int(padding), int(padding)
+
+
+def _pad(x: jax.Array, window: int, stride: int, padding, value: float) -> jax.Array:
+  pads = [explicit_pads(x.shape[axis], window, stride, padding) for axis in (1, 2)]
+  if not any(sum(p) for p in pads):
+    return x
+  return jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=value)
+
+
+def _window_slices(x: jax.Array, window: int, stride: int) -> list[jax.Array]:
+  """The window*window strided slices of an already padded x, row-major over offsets: slice
+  (dy, dx) holds every window's element at that offset, shape (N, H', W', C)."""
+  out_h = (x.shape[1] - window) // stride + 1
+  out_w = (x.shape[2] - window) // stride + 1
+  return [x[:, dy:dy + (out_h - 1) * stride + 1:stride, dx:dx + (out_w - 1) * stride + 1:stride]
+          for dy in range(window) for dx in range(window)]
+
+
+def conv_xla(x, kernel, stride: int, padding):
+  pad = padding if isinstance(padding, str) else ((padding, padding),) * 2
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), pad,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def conv_im2col(x, kernel, stride: int, padding):
+  k, _, in_features, features = kernel.shape
+  slices = _window_slices(_pad(x, k, stride, padding, 0.0), k, stride)
+  patches = jnp.concatenate(slices, axis=-1)  # channel order (dy, dx, c), as HWIO flattens
+  return patches @ kernel.reshape(k * k * in_features, features)
+
+
+def conv_shifted(x, kernel, stride: int, padding):
+  k = kernel.shape[0]
+  slices = _window_slices(_pad(x, k, stride, padding, 0.0), k, stride)
+  # One reduction over the stacked products rather than a chain of adds: XLA fuses a chain of
+  # elementwise adds into each consumer of the result (the activation, the pooling, the
+  # activation's gradient mask) and so computes it several times; a reduction it computes
+  # once and stores.
+  return jnp.sum(jnp.stack([part @ kernel[i // k, i % k] for i, part in enumerate(slices)]),
+                 axis=0)
+
+
+CONV_IMPLS: dict[str, Callable] = {'xla': conv_xla, 'im2col': conv_im2col,
+                                   'shifted': conv_shifted}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvImpl:
+  """Which implementation computes a convolution's forward pass, its input gradient and its
+  kernel gradient. The three are chosen apart because the fastest differs: on CPU, XLA's
+  forward of a 1-channel 5x5 convolution is several times slower than shifted slices, while
+  its kernel gradient is the fastest there is (benchmarks/layers.py)."""
+  forward: str = 'xla'
+  input_grad: str = 'xla'
+  kernel_grad: str = 'xla'
+
+  @classmethod
+  def everywhere(cls, name: str) -> 'ConvImpl':
+    return cls(name, name, name)
+
+  def __str__(self) -> str:
+    parts = {self.forward, self.input_grad, self.kernel_grad}
+    if len(parts) == 1:
+      return self.forward
+    return f'{self.forward}/{self.input_grad}/{self.kernel_grad}'
+
+
+def conv(x, kernel, stride: int, padding, impl: ConvImpl = ConvImpl()):
+  """The convolution, its forward pass and each gradient computed by `impl`'s choices."""
+  if len({impl.forward, impl.input_grad, impl.kernel_grad}) == 1:
+    return CONV_IMPLS[impl.forward](x, kernel, stride, padding)
+  return _mixed_conv(x, kernel, stride, padding, impl)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _mixed_conv(x, kernel, stride, padding, impl):
+  return CONV_IMPLS[impl.forward](x, kernel, stride, padding)
+
+
+def _mixed_conv_forward(x, kernel, stride, padding, impl):
+  return _mixed_conv(x, kernel, stride, padding, impl), (x, kernel)
+
+
+def _mixed_conv_backward(stride, padding, impl, residuals, g):
+  # Each gradient through its own implementation's VJP. A gradient nobody uses (the input
+  # gradient of the first layer, whose input is data) is dead code that XLA drops.
+  x, kernel = residuals
+  _, input_vjp = jax.vjp(lambda x: CONV_IMPLS[impl.input_grad](x, kernel, stride, padding), x)
+  _, kernel_vjp = jax.vjp(lambda k: CONV_IMPLS[impl.kernel_grad](x, k, stride, padding), kernel)
+  return input_vjp(g)[0], kernel_vjp(g)[0]
+
+
+_mixed_conv.defvjp(_mixed_conv_forward, _mixed_conv_backward)
+
+
+def pool_xla(x, kind: str, window: int, stride: int, padding):
+  pad = padding if isinstance(padding, str) else ((padding, padding),) * 2
+  if kind == 'max':
+    return nn.max_pool(x, (window, window), strides=(stride, stride), padding=pad)
+  # Padded positions are left out of the average, as in TensorFlow/Keras and CNTK.
+  return nn.avg_pool(x, (window, window), strides=(stride, stride), padding=pad,
+                     count_include_pad=False)
+
+
+def _valid_counts(size_h: int, size_w: int, window: int, stride: int, padding) -> np.ndarray:
+  """How many real (unpadded) inputs each output window covers: the divisor of an average
+  that leaves padding out. A constant of the layer's shape, computed once at trace time."""
+  def axis_counts(size):
+    lo, hi = explicit_pads(size, window, stride, padding)
+    real = np.pad(np.ones(size), (lo, hi))
+    out = (len(real) - window) // stride + 1
+    return np.array([real[i * stride:i * stride + window].sum() for i in range(out)])
+  return np.outer(axis_counts(size_h), axis_counts(size_w))[None, :, :, None]
+
+
+def _pool_by(reduce_windows, x, kind: str, window: int, stride: int, padding):
+  """Pads as XLA does (-inf for max, zeros for avg), reduces with `reduce_windows`, and for
+  avg divides by the number of real inputs in each window."""
+  padded = _pad(x, window, stride, padding, -jnp.inf if kind == 'max' else 0.0)
+  out = reduce_windows(padded, kind)
+  if kind == 'max':
+    return out
+  counts = _valid_counts(x.shape[1], x.shape[2], window, stride, padding)
+  return out / jnp.asarray(counts, x.dtype)
+
+
+def pool_reshape(x, kind: str, window: int, stride: int, padding):
+  if window != stride:
+    raise ValueError(f'reshape pooling needs window == stride, got {window} and {stride}')
+
+  def reduce_windows(padded, kind):
+    n, h, w, c = padded.shape
+    out_h, out_w = h // window, w // window
+    tiles = padded[:, :out_h * window, :out_w * window].reshape(
+        n, out_h, window, out_w, window, c)
+    return tiles.max(axis=(2, 4)) if kind == 'max' else tiles.sum(axis=(2, 4))
+  return _pool_by(reduce_windows, x, kind, window, stride, padding)
+
+
+def pool_slices(x, kind: str, window: int, stride: int, padding):
+  def reduce_windows(padded, kind):
+    combine = jnp.maximum if kind == 'max' else jnp.add
+    slices = _window_slices(padded, window, stride)
+    out = slices[0]
+    for part in slices[1:]:
+      out = combine(out, part)
+    return out
+  return _pool_by(reduce_windows, x, kind, window, stride, padding)
+
+
+POOL_IMPLS: dict[str, Callable] = {'xla': pool_xla, 'reshape': pool_reshape,
+                                   'slices': pool_slices}
+
+
+def pool_impls_for(window: int, stride: int) -> tuple[str, ...]:
+  """The pooling implementations that compute this window exactly."""
+  return tuple(name for name in POOL_IMPLS if name != 'reshape' or window == stride)
+
+
+class Conv(nn.Module):
+  """nn.Conv's parameters (names, shapes, initialisation) with a chosen implementation, so a
+  checkpoint or an init does not depend on which implementation runs."""
+  features: int
+  kernel_size: int
+  stride: int
+  padding: Any
+  impl: ConvImpl
+  kernel_init: Callable
+  bias_init: Callable
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k = self.kernel_size
+    kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features),
+                        jnp.float32)
+    bias = self.param('bias', self.bias_init, (self.features,), jnp.float32)
+    return conv(x, kernel, self.stride, self.padding, self.impl) + bias

@@ -1,0 +1,168 @@
+"""Every convolution and pooling implementation computes XLA's function: forward and gradients,
+over kernels, strides, paddings, channels and odd image sizes; and the choice between them."""
+import itertools
+import json
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnn_jax import errors
+from cnn_jax import machine
+from cnn_jax.config import validation
+from cnn_jax.model import architectures
+from cnn_jax.model import cnn
+from cnn_jax.model import layer_choice
+from cnn_jax.model import layers
+
+TOLERANCE = dict(rtol=2e-5, atol=2e-5)
+
+# (image height, width, in channels), (kernel, stride), padding, out channels: every kernel,
+# stride and padding kind meets odd, even and non-square images and 1 or several channels.
+CONV_GRID = [
+    (image, window, padding, features)
+    for (image, window, padding), features in zip(
+        itertools.product([(7, 7, 1), (9, 6, 3)], [(1, 1), (3, 2), (5, 1), (2, 3)],
+                          ['VALID', 'SAME', 2]),
+        itertools.cycle([2, 5, 1]))
+]
+
+
+def _random(shape, seed):
+  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def _value_and_grads(function, *args):
+  """The output and the gradient of <output, g> for a fixed random g, for every argument:
+  one compiled program (op by op, the slice-based layers take seconds to dispatch)."""
+  g = _random(jax.eval_shape(function, *args).shape, seed=99)
+  return jax.jit(lambda *a: (function(*a), jax.grad(
+      lambda *a: jnp.sum(function(*a) * g), argnums=tuple(range(len(a))))(*a)))(*args)
+
+
+@pytest.mark.parametrize('image,window,padding,features', CONV_GRID)
+def test_every_convolution_matches_xla_forward_and_gradients(image, window, padding, features):
+  (k, stride), (h, w, c) = window, image
+  x, kernel = _random((2, h, w, c), 0), _random((k, k, c, features), 1)
+  expected = _value_and_grads(lambda x, k_: layers.conv_xla(x, k_, stride, padding), x, kernel)
+  for name, impl in layers.CONV_IMPLS.items():
+    out, grads = _value_and_grads(lambda x, k_, impl=impl: impl(x, k_, stride, padding),
+                                  x, kernel)
+    assert out.shape == expected[0].shape, name
+    np.testing.assert_allclose(out, expected[0], **TOLERANCE, err_msg=name)
+    for got, want, what in zip(grads, expected[1], ('input', 'kernel')):
+      np.testing.assert_allclose(got, want, **TOLERANCE, err_msg=f'{name} {what} gradient')
+
+
+POOL_GRID = list(itertools.product(
+    [(7, 7, 2), (8, 9, 1)], ['max', 'avg'], [(2, 2), (3, 3), (3, 2)], ['VALID', 'SAME', 1]))
+
+
+@pytest.mark.parametrize('image,kind,window,padding', POOL_GRID)
+def test_every_pooling_matches_xla_forward_and_gradient(image, kind, window, padding):
+  (k, stride), (h, w, c) = window, image
+  # Distinct values: max pooling's gradient at a tie is a convention (XLA gives it to one
+  # input, a reduction splits it), and ties have probability zero here.
+  x = _random((2, h, w, c), 0)
+  expected = _value_and_grads(lambda x: layers.pool_xla(x, kind, k, stride, padding), x)
+  names = layers.pool_impls_for(k, stride)
+  assert ('reshape' in names) == (k == stride)
+  for name in names:
+    impl = layers.POOL_IMPLS[name]
+    out, (grad,) = _value_and_grads(lambda x, impl=impl: impl(x, kind, k, stride, padding), x)
+    np.testing.assert_allclose(out, expected[0], **TOLERANCE, err_msg=name)
+    np.testing.assert_allclose(grad, expected[1][0], **TOLERANCE, err_msg=f'{name} gradient')
+
+
+def test_a_mixed_convolution_takes_each_part_from_its_implementation():
+  x, kernel = _random((3, 9, 9, 2), 0), _random((3, 3, 2, 4), 1)
+  expected = _value_and_grads(lambda x, k: layers.conv_xla(x, k, 2, 'SAME'), x, kernel)
+  for impl in (layers.ConvImpl('shifted', 'im2col', 'xla'),
+               layers.ConvImpl('xla', 'shifted', 'im2col')):
+    mixed = lambda x, k, impl=impl: layers.conv(x, k, 2, 'SAME', impl)
+    out, grads = _value_and_grads(mixed, x, kernel)
+    np.testing.assert_allclose(out, expected[0], **TOLERANCE)
+    for got, want in zip(grads, expected[1]):
+      np.testing.assert_allclose(got, want, **TOLERANCE)
+    # Under vmap too, as a sweep group runs it: member i computes what it computes alone.
+    xs, kernels = jnp.stack([x, 2 * x]), jnp.stack([kernel, -kernel])
+    stacked = jax.vmap(lambda x, k, mixed=mixed: jax.grad(
+        lambda k: jnp.sum(mixed(x, k) ** 2))(k))(xs, kernels)
+    alone = jax.grad(lambda k: jnp.sum(layers.conv_xla(2 * x, k, 2, 'SAME') ** 2))(-kernel)
+    np.testing.assert_allclose(stacked[1], alone, rtol=1e-4, atol=1e-4)
+
+
+def test_the_conv_module_initialises_as_flax_nn_conv():
+  x = jnp.zeros((1, 9, 9, 3))
+  init = jax.nn.initializers.glorot_uniform()
+  ours = layers.Conv(4, 3, 1, 'SAME', layers.ConvImpl.everywhere('shifted'), init,
+                     jax.nn.initializers.normal(0.1)).init(jax.random.key(3), x)
+  flax_conv = nn.Conv(4, (3, 3), padding='SAME', kernel_init=init,
+                      bias_init=jax.nn.initializers.normal(0.1)).init(jax.random.key(3), x)
+  for ours_leaf, flax_leaf in zip(jax.tree_util.tree_leaves(ours),
+                                  jax.tree_util.tree_leaves(flax_conv)):
+    np.testing.assert_array_equal(ours_leaf, flax_leaf)
+
+
+def _t2(**overrides):
+  model = architectures.cntk_pool()
+  model.update(overrides)
+  return model
+
+
+def test_a_named_implementation_is_used_everywhere(tmp_path):
+  chosen = layer_choice.resolve(_t2(conv_impl='im2col', pool_impl='slices'), (28, 28, 1), 8,
+                                path=str(tmp_path / 'choices.json'))
+  assert chosen.conv == (layers.ConvImpl.everywhere('im2col'),) * 2
+  assert chosen.pool == ('slices', 'slices')
+  assert chosen.describe() == {'conv0': 'im2col', 'conv1': 'im2col', 'pool0': 'slices',
+                               'pool1': 'slices'}
+  assert not (tmp_path / 'choices.json').exists()  # nothing measured
+
+
+def test_auto_measures_each_layer_once_per_machine(tmp_path, monkeypatch):
+  path = str(tmp_path / 'choices.json')
+  model = _t2(conv_features=(2, 3), pool_type=('max', 'none'))
+  first = layer_choice.resolve(model, (12, 12, 1), 4, path=path)
+  with open(path) as f:
+    measured = json.load(f)[machine.machine_key()]
+  # Two convolutions and one pooling; the first layer's input gradient is not timed.
+  assert sorted(json.loads(key)[0] for key in measured) == ['conv', 'conv', 'pool']
+  conv0 = next(v for k, v in measured.items() if json.loads(k)[-1] is False)
+  assert conv0['input_grad'] == {} and set(conv0['forward']) == set(layers.CONV_IMPLS)
+  assert first.conv[0].forward == min(conv0['forward'], key=conv0['forward'].get)
+  assert first.pool[1] == 'xla'  # no pooling after conv1
+
+  def no_timing(*args):
+    raise AssertionError('measured again')
+  monkeypatch.setattr(layer_choice, '_time_conv', no_timing)
+  monkeypatch.setattr(layer_choice, '_time_pool', no_timing)
+  assert layer_choice.resolve(model, (12, 12, 1), 4, path=path) == first
+  with pytest.raises(AssertionError, match='measured again'):  # another batch is another key
+    layer_choice.resolve(model, (12, 12, 1), 8, path=path)
+
+
+def test_the_model_runs_the_resolved_implementations():
+  model_cfg = _t2(conv_features=(2, 3))
+  x = _random((2, 28, 28, 1), 0)
+  params = cnn.build_model(model_cfg).init(jax.random.key(0), x, train=False)
+  reference = cnn.build_model(model_cfg).apply(params, x, train=False)
+  impls = layer_choice.LayerImpls((layers.ConvImpl('shifted', 'im2col', 'xla'),
+                                   layers.ConvImpl.everywhere('im2col')), ('reshape', 'slices'))
+  model = cnn.build_model(model_cfg, impls=impls)
+  np.testing.assert_allclose(model.apply(params, x, train=False), reference, **TOLERANCE)
+  jaxpr = str(jax.make_jaxpr(lambda p: model.apply(p, x, train=False))(params))
+  assert 'conv_general_dilated' not in jaxpr and 'reduce_window' not in jaxpr
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('conv_impl', 'fft', "model.conv_impl='fft'"),
+    ('pool_impl', 'reshape', "model.pool_impl='reshape' cannot compute pool1"),
+])
+def test_an_impossible_implementation_is_refused(field, value, message):
+  model = _t2(pool_window=(2, 3), pool_strides=(2, 2))
+  model[field] = value
+  with pytest.raises(errors.ConfigError, match=message.replace('(', r'\(')):
+    validation.validate_model(model)
