@@ -15,10 +15,12 @@ tensors, model.train(), zero_grad / backward / step, the loss summed without a h
 
 Then the whole process of a 1-epoch T2 run, cold command to printed test error, median of
 --repeats: `launch.py --config=experiments/pool.py --config.train.num_epochs=1` against this
-file's --torch_one_epoch mode (reads the IDX files of ../shared/data/mnist-idx with numpy,
-trains one epoch of T2, tests).
+file's --torch_run mode (reads the IDX files of ../shared/data/mnist-idx with numpy, trains
+one epoch of T2, tests). Last, experiments/speedrun.py per seed, whole process each side: its
+recipe as launch.py and as the same --torch_run script (schedule included).
 """
 import gzip
+import json
 import os
 import statistics
 import subprocess
@@ -44,7 +46,11 @@ flags.DEFINE_list('models', ['conv', 'pool', 'lenet_small', 'keras_cnn', 'tf_dee
                   'Experiments (experiments/<name>.py) to time.')
 flags.DEFINE_integer('steps', 0, 'Train steps per side (0: per model, STEPS below).')
 flags.DEFINE_integer('repeats', 3, 'Whole-process runs per side (median), 0 to skip.')
-flags.DEFINE_bool('torch_one_epoch', False, 'Internal: the PyTorch 1-epoch T2 script.')
+flags.DEFINE_string('torch_run', '', 'Internal: run this experiment file as a PyTorch script.')
+flags.DEFINE_float('torch_epochs', 0, 'Internal: epochs for --torch_run (0: the experiment\'s).')
+flags.DEFINE_integer('torch_seed', 0, 'Internal: seed for --torch_run.')
+flags.DEFINE_list('speedrun_seeds', ['0', '1', '2', '3', '4'],
+                  'Seeds of the speedrun, whole process each side (empty to skip).')
 FLAGS = flags.FLAGS
 
 STEPS = {'conv': 300, 'pool': 300, 'lenet_small': 200, 'keras_cnn': 30, 'tf_deep_cnn': 80}
@@ -159,30 +165,93 @@ def read_idx(name):
   return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
-def torch_one_epoch():
-  """A PyTorch user's one-epoch T2 script: load MNIST, train one epoch, test."""
+def torch_schedule(opt_cfg, total_steps):
+  """cnn_jax's learning-rate schedule (engine/optimizers.py) as a LambdaLR factor."""
+  import math
+  warmup = opt_cfg.warmup_steps
+  def factor(step):
+    if warmup and step < warmup:
+      return step / warmup
+    if opt_cfg.schedule == 'cosine':
+      return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total_steps - warmup)
+                                 / max(total_steps - warmup, 1)))
+    return 1.0
+  return factor
+
+
+def torch_run(experiment, epochs, seed):
+  """A PyTorch user's script for an experiment's recipe: load MNIST (the IDX files), train
+  `epochs` epochs (0: the experiment's own), test; prints the test error."""
   import torch
   import torch.nn.functional as F
   from cnn_jax.config import files
-  config = files.load_config(os.path.join(ROOT, 'experiments', 'pool.py'))
+  config = files.load_config(os.path.join(ROOT, experiment))
   x = torch.from_numpy(read_idx('train-images-idx3-ubyte.gz').copy()).float().div(255)[:, None]
   y = torch.from_numpy(read_idx('train-labels-idx1-ubyte.gz').astype(np.int64))
   xt = torch.from_numpy(read_idx('t10k-images-idx3-ubyte.gz').copy()).float().div(255)[:, None]
   yt = torch.from_numpy(read_idx('t10k-labels-idx1-ubyte.gz').astype(np.int64))
-  torch.manual_seed(0)
+  torch.manual_seed(seed)
   model = torch_model(config.model)
   optimizer = torch_optimizer(config.optimizer, model.parameters())
-  model.train()
   batch = config.train.batch_size
-  for index in torch.randperm(len(y)).split(batch):
-    optimizer.zero_grad()
-    F.cross_entropy(model(x[index]), y[index]).backward()
-    optimizer.step()
+  epochs = epochs or config.train.num_epochs
+  total_steps = int(np.ceil(epochs * len(y) / batch))
+  scheduler = torch.optim.lr_scheduler.LambdaLR(
+      optimizer, torch_schedule(config.optimizer, total_steps))
+  model.train()
+  step = 0
+  while step < total_steps:
+    for index in torch.randperm(len(y)).split(batch):
+      if step == total_steps:
+        break
+      optimizer.zero_grad()
+      F.cross_entropy(model(x[index]), y[index]).backward()
+      optimizer.step()
+      scheduler.step()
+      step += 1
   model.eval()
   with torch.no_grad():
     wrong = sum(int((model(xt[i:i + 1000]).argmax(1) != yt[i:i + 1000]).sum())
                 for i in range(0, len(yt), 1000))
   print(f'test error {100 * wrong / len(yt):.2f}%')
+
+
+def timed_run(command, env=None):
+  """(wall seconds, test error in %) of one command printing cnn_jax's or torch_run's result."""
+  start = time.perf_counter()
+  out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True,
+                       env={**os.environ, **(env or {})}).stdout
+  seconds = time.perf_counter() - start
+  for line in reversed(out.splitlines()):
+    if line.startswith('{'):  # launch.py's summary line
+      return seconds, 100 * json.loads(line)['test_error']
+    if line.startswith('test error'):
+      return seconds, float(line.split()[-1].rstrip('%'))
+  raise RuntimeError(f'no result printed by {command}: {out[-500:]}')
+
+
+def speedrun(seeds):
+  """experiments/speedrun.py, whole process per seed, cnn_jax against its PyTorch twin."""
+  def ours(seed, workdir):
+    return [sys.executable, 'launch.py', '--config=experiments/speedrun.py',
+            f'--config.seed={seed}', f'--workdir={workdir}/speedrun{seed}']
+  def theirs(seed):
+    return [sys.executable, os.path.abspath(__file__), '--torch_run=experiments/speedrun.py',
+            f'--torch_seed={seed}']
+  with tempfile.TemporaryDirectory() as workdir:
+    # A first run on an empty cache: data decoded, layers measured, programs compiled.
+    cold = timed_run(ours(seeds[0], f'{workdir}/cold'), env={'CNN_JAX_CACHE': f'{workdir}/cache'})
+    timed_run(ours(seeds[0], f'{workdir}/warm'))  # the user's own cache, filled
+    rows = [(seed, *timed_run(ours(seed, workdir)), *timed_run(theirs(seed))) for seed in seeds]
+  print(f'\nexperiments/speedrun.py, whole process per seed (first run on an empty cache: '
+        f'{cold[0]:.1f} s, test error {cold[1]:.2f}%)')
+  print('| seed | cnn_jax s | cnn_jax test accuracy | PyTorch s | PyTorch test accuracy |')
+  print('| --- | --- | --- | --- | --- |')
+  for seed, ours_s, ours_err, theirs_s, theirs_err in rows:
+    print(f'| {seed} | {ours_s:.1f} | {100 - ours_err:.2f}% | {theirs_s:.1f} | '
+          f'{100 - theirs_err:.2f}% |')
+  mean = lambda i: statistics.mean(row[i] for row in rows)
+  print(f'| mean | {mean(1):.1f} | {100 - mean(2):.2f}% | {mean(3):.1f} | {100 - mean(4):.2f}% |')
 
 
 def whole_process(command_for, repeats):
@@ -200,8 +269,8 @@ def whole_process(command_for, repeats):
 
 def main(_):
   logging.set_verbosity(logging.WARNING)
-  if FLAGS.torch_one_epoch:
-    torch_one_epoch()
+  if FLAGS.torch_run:
+    torch_run(FLAGS.torch_run, FLAGS.torch_epochs, FLAGS.torch_seed)
     return
   import jax
   import torch
@@ -238,12 +307,15 @@ def main(_):
                      '--config.train.num_epochs=1', f'--workdir={workdir}/run{i}'],
           FLAGS.repeats)
     theirs, theirs_all = whole_process(
-        lambda i: [sys.executable, os.path.abspath(__file__), '--torch_one_epoch'],
+        lambda i: [sys.executable, os.path.abspath(__file__),
+                   '--torch_run=experiments/pool.py', '--torch_epochs=1'],
         FLAGS.repeats)
     print(f'\nWhole process, 1 epoch of T2 (median of {FLAGS.repeats}): cnn_jax launch.py '
           f'{ours:.1f} s ({", ".join(f"{s:.1f}" for s in ours_all)}), PyTorch script '
           f'{theirs:.1f} s ({", ".join(f"{s:.1f}" for s in theirs_all)}): '
           f'{ours / theirs:.2f}x')
+  if FLAGS.speedrun_seeds:
+    speedrun([int(seed) for seed in FLAGS.speedrun_seeds])
 
 
 if __name__ == '__main__':

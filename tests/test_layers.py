@@ -113,12 +113,12 @@ def _t2(**overrides):
 
 
 def test_a_named_implementation_is_used_everywhere(tmp_path):
-  chosen = layer_choice.resolve(_t2(conv_impl='im2col', pool_impl='slices'), (28, 28, 1), 8,
+  chosen = layer_choice.resolve(_t2(conv_impl='im2col', pool_impl='reshape'), (28, 28, 1), 8,
                                 path=str(tmp_path / 'choices.json'))
   assert chosen.conv == (layers.ConvImpl.everywhere('im2col'),) * 2
-  assert chosen.pool == ('slices', 'slices')
-  assert chosen.describe() == {'conv0': 'im2col', 'conv1': 'im2col', 'pool0': 'slices',
-                               'pool1': 'slices'}
+  assert chosen.pool == ('reshape', 'reshape')
+  assert chosen.describe() == {'conv0': 'im2col', 'conv1': 'im2col', 'pool0': 'reshape',
+                               'pool1': 'reshape'}
   assert not (tmp_path / 'choices.json').exists()  # nothing measured
 
 
@@ -150,7 +150,7 @@ def test_the_model_runs_the_resolved_implementations():
   params = cnn.build_model(model_cfg).init(jax.random.key(0), x, train=False)
   reference = cnn.build_model(model_cfg).apply(params, x, train=False)
   impls = layer_choice.LayerImpls((layers.ConvImpl('shifted', 'im2col', 'xla'),
-                                   layers.ConvImpl.everywhere('im2col')), ('reshape', 'slices'))
+                                   layers.ConvImpl.everywhere('im2col')), ('reshape', 'reshape'))
   model = cnn.build_model(model_cfg, impls=impls)
   np.testing.assert_allclose(model.apply(params, x, train=False), reference, **TOLERANCE)
   jaxpr = str(jax.make_jaxpr(lambda p: model.apply(p, x, train=False))(params))
