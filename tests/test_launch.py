@@ -22,8 +22,10 @@ def mock_data(tmp_path_factory):
 
 
 def run(args, data_dir=None, timeout=300):
-  """launch.py with `args`, reading the dataset prepared in data_dir (if given)."""
-  env = dict(os.environ, **({'TFDS_DATA_DIR': data_dir} if data_dir else {}))
+  """launch.py with `args`, reading the dataset prepared in data_dir (if given), tcmalloc
+  included as for a user."""
+  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='',
+             **({'TFDS_DATA_DIR': data_dir} if data_dir else {}))
   return subprocess.run([sys.executable, 'launch.py', *args], cwd=ROOT, capture_output=True,
                         text=True, timeout=timeout, env=env)
 
