@@ -28,3 +28,7 @@ class WorkdirLockedError(UserError, RuntimeError):
 
 class CorruptCheckpointError(UserError, RuntimeError):
   """The checkpoint file exists but cannot be read back into this run's state."""
+
+
+class CorruptDatasetError(UserError, ValueError):
+  """The prepared dataset's files are damaged, incomplete or not what it describes."""

@@ -1,24 +1,41 @@
-"""Shared fixtures: fake MNIST through tfds.testing.mock_data, tiny configs, real-data paths."""
+"""Shared fixtures: fake prepared MNIST, tiny configs, real-data paths, a private cache."""
 import os
 
 import pytest
 
 from cnn_jax.data import datasets as data
 from experiments import default
+from tests import prepared_data
 
 REAL_TFDS_DIR = os.path.abspath(
     os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'tfds'))
 
 
-@pytest.fixture
-def mock_mnist(monkeypatch):
-  """Random MNIST-shaped data (images and labels) of `num_examples` per split."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  # The mock replaces TFDS's reading, not the prepared files the array cache is keyed on.
-  monkeypatch.setenv(data.CACHE_SWITCH, '0')
-  data.load_tfds_split.cache_clear()  # never serve a cached split across fixtures
-  with tfds.testing.mock_data(num_examples=256):
+@pytest.fixture(autouse=True, scope='session')
+def private_cache(tmp_path_factory):
+  """Every cache (data arrays, compiled programs) in a directory of this test session, for
+  in-process runs and the subprocesses that inherit the environment: the tests never write
+  ~/.cache, and never read what a run outside them left there."""
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv('CNN_JAX_CACHE', str(tmp_path_factory.mktemp('cnn_jax_cache')))
     yield
+
+
+@pytest.fixture(scope='session')
+def mock_mnist_files(tmp_path_factory):
+  """(directory, {split: Split}): random MNIST-shaped data, 256 images per split, prepared as
+  TFDS would; written once, as every test may share it."""
+  root = tmp_path_factory.mktemp('tfds')
+  return str(root), prepared_data.write_prepared(root, {'train': 256, 'test': 256})
+
+
+@pytest.fixture
+def mock_mnist(monkeypatch, mock_mnist_files):
+  """$TFDS_DATA_DIR at the mock prepared MNIST; returns its {split: Split}."""
+  root, splits = mock_mnist_files
+  monkeypatch.setenv('TFDS_DATA_DIR', root)
+  data.load_tfds_split.cache_clear()  # never serve a split across fixtures from memory
+  yield splits
   data.load_tfds_split.cache_clear()
 
 

@@ -1,4 +1,10 @@
-"""Validation splits as the tutorials make them, and a clear error for missing data."""
+"""Validation splits as the tutorials make them; reading, caching and preparing a split, and a
+clear error for missing data."""
+import pathlib
+import shutil
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -6,7 +12,9 @@ from cnn_jax import errors
 from cnn_jax.config import validation
 from cnn_jax.data import batches
 from cnn_jax.data import datasets as data
+from cnn_jax.data import prepared
 from experiments import default
+from tests import prepared_data
 
 
 def fake_splits(num_train=600, num_test=500):
@@ -79,7 +87,7 @@ def test_missing_dataset_says_where_it_looked(tmp_path):
     data.load_splits(config)
   text = str(info.value)
   assert str(tmp_path / 'nowhere') in text and 'TFDS_DATA_DIR' in text
-  assert 'data.data_dir' in text
+  assert 'data.data_dir' in text and "'.[prepare]'" in text and 'data.download=True' in text
 
 
 def test_data_dir_precedence(monkeypatch, tmp_path):
@@ -107,37 +115,57 @@ def test_t1_step_count():
   assert batches.total_train_steps(config, 55_000) == 1_100
 
 
-def fake_prepared_dataset(root, sizes=(('train', 96), ('test', 32))):
-  """A TFDS-like prepared directory (record files whose bytes key the cache) and the arrays
-  to cache for it."""
-  version_dir = root / 'mnist' / '3.0.1'
-  version_dir.mkdir(parents=True)
-  rng = np.random.default_rng(0)
-  splits = {}
-  for split, n in sizes:
-    (version_dir / f'mnist-{split}.tfrecord-00000-of-00001').write_bytes(split.encode() * 7)
-    splits[split] = data.Split(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
-                               rng.integers(0, 10, n).astype(np.int32))
-  return splits
-
-
-def test_a_split_is_read_through_tfds_once_then_from_the_cache(tmp_path, monkeypatch):
+def test_a_split_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
   monkeypatch.setenv('CNN_JAX_CACHE', str(tmp_path / 'cache'))
-  splits = fake_prepared_dataset(tmp_path / 'tfds')
-  reads = []
-  def read_with_tfds(name, split, data_dir, download):
-    reads.append(split)
-    return splits[split]
-  monkeypatch.setattr(data, 'read_with_tfds', read_with_tfds)
-  for _ in range(2):
+  splits = prepared_data.write_prepared(tmp_path / 'tfds', {'train': 64, 'test': 16})
+  decoded = []
+  def read_split(found, read=prepared.read_split):
+    decoded.append(found.version)
+    return read(found)
+  monkeypatch.setattr(prepared, 'read_split', read_split)
+  def load():
     data.load_tfds_split.cache_clear()
-    loaded = data.load_tfds_split('mnist', 'train', str(tmp_path / 'tfds'), False)
+    return data.load_tfds_split('mnist', 'train', str(tmp_path / 'tfds'), False)
+  for _ in range(2):
+    loaded = load()
     np.testing.assert_array_equal(loaded.images, splits['train'].images)
     np.testing.assert_array_equal(loaded.labels, splits['train'].labels)
-  assert reads == ['train']  # the second process-level read came from the cache
-  # Other prepared bytes (a re-prepared dataset) are another key: read through TFDS again.
-  (tmp_path / 'tfds' / 'mnist' / '3.0.1' / 'mnist-train.tfrecord-00000-of-00001').write_bytes(b'x')
+  assert decoded == ['3.0.1']  # the second process-level read came from the cache
+  # Other prepared bytes (a re-prepared dataset) are another key: decoded again.
+  shutil.rmtree(tmp_path / 'tfds')
+  splits = prepared_data.write_prepared(tmp_path / 'tfds', {'train': 64, 'test': 16}, seed=1)
+  np.testing.assert_array_equal(load().images, splits['train'].images)
+  assert decoded == ['3.0.1', '3.0.1']
   data.load_tfds_split.cache_clear()
-  data.load_tfds_split('mnist', 'train', str(tmp_path / 'tfds'), False)
-  assert reads == ['train', 'train']
+
+
+def test_download_without_tfds_says_how_to_install_it(tmp_path, monkeypatch):
+  for module in ('tensorflow', 'tensorflow_datasets'):  # import fails, as when not installed
+    monkeypatch.setitem(sys.modules, module, None)
+  with pytest.raises(errors.DatasetNotFoundError,
+                     match=r"prepares 'mnist' in .* with TFDS, which is not installed here .*"
+                           r"pip install -e '\.\[prepare\]'"):
+    data.load_tfds_split('mnist', 'train', str(tmp_path / 'nowhere'), True)
+
+
+def test_download_prepares_with_tfds_once_then_reads_the_files(tmp_path, monkeypatch):
+  calls, written = [], {}
+  class Builder:  # what tfds.builder(name, data_dir=...) gives, as far as this code uses it
+    def __init__(self, name, data_dir):
+      self.name, self.data_dir = name, data_dir
+    def download_and_prepare(self):
+      calls.append((self.name, self.data_dir))
+      written.update(prepared_data.write_prepared(pathlib.Path(self.data_dir),
+                                                  {'train': 32, 'test': 16}))
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', types.SimpleNamespace(builder=Builder))
+  hidden_gpus = []
+  monkeypatch.setitem(sys.modules, 'tensorflow', types.SimpleNamespace(config=types.SimpleNamespace(
+      set_visible_devices=lambda devices, kind: hidden_gpus.append((devices, kind)))))
+  data.load_tfds_split.cache_clear()
+  train = data.load_tfds_split('mnist', 'train', str(tmp_path), True)
+  test = data.load_tfds_split('mnist', 'test', str(tmp_path), True)
+  assert calls == [('mnist', str(tmp_path))]  # prepared once, for both splits
+  assert hidden_gpus == [([], 'GPU')]  # TensorFlow leaves the GPU to JAX
+  np.testing.assert_array_equal(train.images, written['train'].images)
+  np.testing.assert_array_equal(test.labels, written['test'].labels)
   data.load_tfds_split.cache_clear()

@@ -4,38 +4,36 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from cnn_jax.engine import results
+from tests import prepared_data
 from tests.conftest import real_data_or_skip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Runs launch.py as __main__ inside tfds.testing.mock_data, so no real data is needed.
-MOCK_LAUNCH = '''
-import runpy, sys
-import tensorflow_datasets as tfds
-sys.argv = ['launch.py'] + sys.argv[1:]
-with tfds.testing.mock_data(num_examples=96):
-  runpy.run_path('launch.py', run_name='__main__')
-'''
+
+@pytest.fixture(scope='module')
+def mock_data(tmp_path_factory):
+  """A prepared MNIST-like dataset of 96 random images per split, for runs through launch.py."""
+  root = tmp_path_factory.mktemp('tfds')
+  prepared_data.write_prepared(root, {'train': 96, 'test': 96})
+  return str(root)
 
 
-def run(args, mock=True, env=None, timeout=300):
-  command = [sys.executable, '-c', MOCK_LAUNCH, *args] if mock else [sys.executable, 'launch.py', *args]
-  # Under the mock, the tcmalloc re-exec would start a fresh interpreter without it.
-  # Under the mock, the data cache would serve the real MNIST it holds for ../shared.
-  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='1' if mock else '',
-             CNN_JAX_DATA_CACHE='0' if mock else '1', **(env or {}))
-  return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                        env=env)
+def run(args, data_dir=None, timeout=300):
+  """launch.py with `args`, reading the dataset prepared in data_dir (if given), tcmalloc
+  included as for a user."""
+  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='',
+             **({'TFDS_DATA_DIR': data_dir} if data_dir else {}))
+  return subprocess.run([sys.executable, 'launch.py', *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=timeout, env=env)
 
 
-def test_launch_with_overrides(tmp_path):
+def test_launch_with_overrides(tmp_path, mock_data):
   proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
               '--config.model.activation=sigmoid', '--config.model.conv_features=(4,6)',
-              '--config.train.num_train_steps=6', '--config.train.batch_size=16'])
+              '--config.train.num_train_steps=6', '--config.train.batch_size=16'], mock_data)
   assert proc.returncode == 0, proc.stderr[-3000:]
   saved = results.read(str(tmp_path))
   assert saved['status'] == 'ok' and saved['steps'] == 6
@@ -46,17 +44,17 @@ def test_launch_with_overrides(tmp_path):
   assert json.loads(proc.stdout.splitlines()[0])['status'] == 'ok'
 
 
-def test_misspelt_override_fails_loudly(tmp_path):
+def test_misspelt_override_fails_loudly(tmp_path, mock_data):
   proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
-              '--config.model.activaton=sigmoid'])
+              '--config.model.activaton=sigmoid'], mock_data)
   assert proc.returncode != 0
   assert 'activaton' in proc.stderr
   assert not os.path.exists(tmp_path / 'results.json')
 
 
-def test_bad_value_fails_before_training_with_the_field_named(tmp_path):
+def test_bad_value_fails_before_training_with_the_field_named(tmp_path, mock_data):
   proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
-              '--config.model.pool_type=("max","median")'])
+              '--config.model.pool_type=("max","median")'], mock_data)
   assert proc.returncode != 0
   assert "model.pool_type[1]='median' is not supported; allowed values: max, avg, none" in proc.stderr
 
@@ -66,7 +64,7 @@ def test_pool_one_epoch_on_real_mnist(tmp_path):
   """T2 for one pass over the real training set, through launch.py (tcmalloc included)."""
   data_dir = real_data_or_skip()
   proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
-              '--config.train.num_epochs=1'], mock=False, env={'TFDS_DATA_DIR': data_dir})
+              '--config.train.num_epochs=1'], data_dir)
   assert proc.returncode == 0, proc.stderr[-3000:]
   saved = results.read(str(tmp_path))
   assert saved['num_examples'] == {'train': 60_000, 'test': 10_000}
@@ -74,19 +72,19 @@ def test_pool_one_epoch_on_real_mnist(tmp_path):
   assert saved['final']['test']['error'] < 0.03, saved['final']['test']
 
 
-def test_list_trials():
-  proc = run(['--config=experiments/pool.py:sweep=arch', '--list_trials'])
+def test_list_trials(mock_data):
+  proc = run(['--config=experiments/pool.py:sweep=arch', '--list_trials'], mock_data)
   assert proc.returncode == 0, proc.stderr[-2000:]
   lines = proc.stdout.strip().splitlines()
   assert len(lines) == 8 and lines[0].startswith('000-conv_features=8-16')
 
 
-def test_one_sweep_trial_through_launch_with_an_override(tmp_path):
+def test_one_sweep_trial_through_launch_with_an_override(tmp_path, mock_data):
   from tests.test_sweep import TOY_EXPERIMENT  # pylint: disable=g-import-not-at-top
   toy = tmp_path / 'toy.py'
   toy.write_text(TOY_EXPERIMENT)
   proc = run([f'--config={toy}', f'--workdir={tmp_path / "sweep"}', '--trial=1',
-              '--config.train.num_train_steps=3'])
+              '--config.train.num_train_steps=3'], mock_data)
   assert proc.returncode == 0, proc.stderr[-3000:]
   saved = results.read(str(tmp_path / 'sweep' / '001-activation=relu,seed=1'))
   assert saved['status'] == 'ok' and saved['steps'] == 3  # the override reached the trial
@@ -102,9 +100,11 @@ def test_one_sweep_trial_through_launch_with_an_override(tmp_path):
      "error: model.pool_type[1]='median' is not supported; allowed values: max, avg, none"),
     ('--config.optimizer.momentum=1.5', 'error: optimizer.momentum=1.5 must lie in [0, 1)'),
     ('--config.data.name=cifar100', "error: data.name='cifar100' is not supported"),
+    ('--config.data.data_dir=/nowhere/tfds',
+     "error: 'mnist' (split 'train') is not prepared in /nowhere/tfds"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, override, message):
-  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', override], mock=False)
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', override])
   assert proc.returncode == 2, proc.stderr[-3000:]
   errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
   assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-3000:]
@@ -115,7 +115,7 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, override, message):
 
 def test_verbose_keeps_the_traceback(tmp_path):
   proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', '--config.seed=-5',
-              '--verbose'], mock=False)
+              '--verbose'])
   assert proc.returncode != 0
   assert 'Traceback' in proc.stderr and 'ConfigError: seed=-5' in proc.stderr
 
@@ -129,14 +129,14 @@ time.sleep(120)
 '''
 
 
-def test_one_run_per_workdir_and_a_stale_lock_is_taken_over(tmp_path):
+def test_one_run_per_workdir_and_a_stale_lock_is_taken_over(tmp_path, mock_data):
   holder = subprocess.Popen([sys.executable, '-c', HOLD_LOCK, str(tmp_path)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == 'locked'
     args = ['--config=experiments/pool.py', f'--workdir={tmp_path}',
             '--config.train.num_train_steps=3', '--config.train.batch_size=16']
-    proc = run(args)
+    proc = run(args, mock_data)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert f'is in use by process {holder.pid}' in proc.stderr.strip().splitlines()[-1]
     assert not os.path.exists(tmp_path / 'results.json')
@@ -145,7 +145,7 @@ def test_one_run_per_workdir_and_a_stale_lock_is_taken_over(tmp_path):
     holder.wait()
   # The killed holder's lock file is still there, naming it: the next run takes it over.
   assert open(tmp_path / '.lock').read() == str(holder.pid)
-  proc = run(args)
+  proc = run(args, mock_data)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert results.read(str(tmp_path))['status'] == 'ok'
 
@@ -163,28 +163,24 @@ runpy.run_path('launch.py', run_name='__main__')
 '''
 
 
-def test_a_run_without_tensorflow_reads_cached_data_and_writes_events(tmp_path, monkeypatch):
-  from cnn_jax.data import datasets  # pylint: disable=g-import-not-at-top
-  from tests.test_data import fake_prepared_dataset  # pylint: disable=g-import-not-at-top
+def test_a_run_without_tensorflow_reads_prepared_files_and_writes_events(tmp_path):
   from tests.test_train import read_scalars  # pylint: disable=g-import-not-at-top
-  splits = fake_prepared_dataset(tmp_path / 'tfds')
-  env = {'CNN_JAX_CACHE': str(tmp_path / 'cache'), 'TFDS_DATA_DIR': str(tmp_path / 'tfds')}
-  monkeypatch.setenv('CNN_JAX_CACHE', env['CNN_JAX_CACHE'])
-  for split, arrays in splits.items():  # what a first run through TFDS would have cached
-    path = datasets.cache_path('mnist', split, *datasets.prepared_files(
-        'mnist', split, str(tmp_path / 'tfds')))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.savez(path, images=arrays.images, labels=arrays.labels)
+  prepared_data.write_prepared(tmp_path / 'tfds', {'train': 96, 'test': 32})
+  cache = tmp_path / 'cache'  # empty: the split is decoded from the prepared files
   run_dir = tmp_path / 'run'
   proc = subprocess.run(
       [sys.executable, '-c', WITHOUT_TENSORFLOW, '--config=experiments/pool.py',
        f'--workdir={run_dir}', '--config.train.num_train_steps=3',
        '--config.train.batch_size=16', '--config.train.eval_batch_size=32'],
       cwd=ROOT, capture_output=True, text=True, timeout=300,
-      env=dict(os.environ, CNN_JAX_NO_TCMALLOC='1', **env))
+      env=dict(os.environ, CNN_JAX_NO_TCMALLOC='1', CNN_JAX_CACHE=str(cache),
+               TFDS_DATA_DIR=str(tmp_path / 'tfds')))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.strip().splitlines()[-1] == 'tensorflow loaded: False'
   saved = results.read(str(run_dir))
   assert saved['status'] == 'ok' and saved['num_examples'] == {'train': 96, 'test': 32}
   scalars, accumulator = read_scalars(str(run_dir))
   assert 'eval/test/error' in scalars and accumulator.PluginTagToContent('hparams')
+  # The cache was missed, then filled: the arrays came from the prepared files.
+  assert sorted(p.name.split('-')[0] for p in (cache / 'datasets').rglob('*.npz')) == [
+      'test', 'train']

@@ -1,21 +1,21 @@
 """MNIST (or another TFDS image-classification dataset) as in-memory arrays, with the
 validation splits the tutorials use.
 
-Each split is read from TFDS once per process and kept as uint8 (MNIST is 47 MB), so
-the training loop indexes batches on the device instead of running an input pipeline; the
-train step scales pixels to [0, 1].
+Each split is read from the files TFDS prepared (data/prepared.py, without TensorFlow) once
+per process and kept as uint8 (MNIST is 47 MB), so the training loop indexes batches on the
+device instead of running an input pipeline; the train step scales pixels to [0, 1].
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import hashlib
 import os
 
 import numpy as np
 
 from cnn_jax import cache_dir
+from cnn_jax.data import prepared
 from cnn_jax.errors import DatasetNotFoundError
 
 
@@ -82,27 +82,12 @@ def resolve_data_dir(configured: str) -> str:
 
 # The decoded uint8 arrays of each prepared split are cached as .npz under
 # $CNN_JAX_CACHE/datasets (default ~/.cache/cnn_jax), keyed by dataset, version, split and a
-# checksum of the prepared files: a run after the first reads MNIST in a fraction of a second
-# without TensorFlow, where reading it through TFDS takes TensorFlow and about 15 s here.
-# CNN_JAX_DATA_CACHE=0 turns it off (tests under tfds.testing.mock_data must not read it).
+# checksum of the prepared files: a run after the first reads MNIST in a fraction of a second,
+# where decoding its 70,000 PNG images takes seconds. CNN_JAX_DATA_CACHE=0 turns it off.
 CACHE_SWITCH = 'CNN_JAX_DATA_CACHE'
 
 
-def prepared_files(name: str, split: str, data_dir: str) -> tuple[str, list[str]] | None:
-  """(version, files) of a split prepared by TFDS in data_dir (its newest version)."""
-  root = os.path.join(data_dir, name)
-  if not os.path.isdir(root):
-    return None
-  versions = [v for v in os.listdir(root)
-              if all(part.isdigit() for part in v.split('.')) and v.count('.') == 2]
-  if not versions:
-    return None
-  version = max(versions, key=lambda v: tuple(int(p) for p in v.split('.')))
-  files = sorted(glob.glob(os.path.join(root, version, f'{name}-{split}.*')))
-  return (version, files) if files else None
-
-
-def cache_path(name: str, split: str, version: str, files: list[str]) -> str:
+def cache_path(name: str, split: str, version: str, files: tuple[str, ...]) -> str:
   digest = hashlib.sha256()
   for path in files:
     digest.update(os.path.basename(path).encode())
@@ -113,46 +98,53 @@ def cache_path(name: str, split: str, version: str, files: list[str]) -> str:
 
 @functools.lru_cache(maxsize=4)
 def load_tfds_split(name: str, split: str, data_dir: str, download: bool) -> Split:
-  """Reads one whole split into memory: from the cache when it holds the prepared files'
-  arrays, else through TFDS (and then into the cache). A process reads each split once."""
-  use_cache = os.environ.get(CACHE_SWITCH, '1') != '0'
-  prepared = prepared_files(name, split, data_dir) if use_cache else None
-  path = cache_path(name, split, *prepared) if prepared else None
+  """Reads one whole split of a dataset TFDS prepared in data_dir into memory: from the cache
+  when it holds the prepared files' arrays, else from the files (and then into the cache).
+  With `download`, a dataset not prepared yet is first prepared by TFDS. A process reads each
+  split once."""
+  found = prepared.find_split(name, split, data_dir)
+  if found is None and download:
+    prepare_with_tfds(name, data_dir)
+    found = prepared.find_split(name, split, data_dir)
+  if found is None:
+    raise DatasetNotFoundError(
+        f'{name!r} (split {split!r}) is not prepared in {data_dir} (no {name}/<version>/'
+        f'dataset_info.json listing it there). Point --config.data.data_dir=DIR or the '
+        f'TFDS_DATA_DIR environment variable at the directory that holds {name}/ (here: '
+        f"TFDS_DATA_DIR=../shared/data/tfds), or, on a machine with internet, "
+        f"pip install -e '.[prepare]' and pass --config.data.download=True.")
+  path = (cache_path(name, split, found.version, found.files)
+          if os.environ.get(CACHE_SWITCH, '1') != '0' else None)
   if path and os.path.exists(path):
     with np.load(path) as arrays:
       return Split(images=arrays['images'], labels=arrays['labels'])
-  loaded = read_with_tfds(name, split, data_dir, download)
+  images, labels = prepared.read_split(found)
   if path:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f'{path}.{os.getpid()}.tmp.npz'
-    np.savez(tmp, images=loaded.images, labels=loaded.labels)
+    np.savez(tmp, images=images, labels=labels)
     os.replace(tmp, path)  # a concurrent reader never sees half a file
-  return loaded
+  return Split(images=images, labels=labels)
 
 
-def read_with_tfds(name: str, split: str, data_dir: str, download: bool) -> Split:
-  """The split through tfds.load, which needs TensorFlow (imported only here)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  # TensorFlow only reads files here; keep it off any GPU so JAX has the device to itself.
-  tf.config.set_visible_devices([], 'GPU')
+def prepare_with_tfds(name: str, data_dir: str) -> None:
+  """Downloads and prepares the dataset into data_dir with TFDS, the one step that needs
+  TensorFlow (the `prepare` extra); reading it afterwards does not."""
   try:
-    dataset = tfds.load(name, split=split, data_dir=data_dir, download=download)
-    # Whole-split reads (batch_size=-1) abort inside TF under tfds.testing.mock_data, whose
-    # datasets have no known size; large batches concatenated behave the same everywhere.
-    chunks = list(tfds.as_numpy(dataset.batch(10_000)))
-  except Exception as error:  # TFDS raises several types (assertions, not-found, I/O)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as error:
     raise DatasetNotFoundError(
-        f'Could not load TFDS dataset {name!r} (split {split!r}) from {data_dir} '
-        f'(download={download}): {type(error).__name__}: {error}. '
-        f'Point TFDS at a prepared copy with --config.data.data_dir=DIR or the TFDS_DATA_DIR '
-        f'environment variable (DIR holds {name}/<version>/; here: '
-        f'TFDS_DATA_DIR=../shared/data/tfds), or allow a download with '
-        f'--config.data.download=True on a machine with internet.') from error
-  if not chunks:
-    raise DatasetNotFoundError(f'TFDS dataset {name!r} split {split!r} in {data_dir} is empty')
-  return Split(images=np.concatenate([c['image'] for c in chunks]).astype(np.uint8),
-               labels=np.concatenate([c['label'] for c in chunks]).astype(np.int32))
+        f'--config.data.download=True prepares {name!r} in {data_dir} with TFDS, which is not '
+        f"installed here ({error}): pip install -e '.[prepare]' on a machine with internet, "
+        f'or point --config.data.data_dir or TFDS_DATA_DIR at a prepared copy.') from error
+  tf.config.set_visible_devices([], 'GPU')  # keep TensorFlow off the GPU JAX uses
+  try:
+    tfds.builder(name, data_dir=data_dir).download_and_prepare()
+  except Exception as error:  # TFDS raises many types (network, checksum, I/O)
+    raise DatasetNotFoundError(
+        f'TFDS could not download and prepare {name!r} in {data_dir}: '
+        f'{type(error).__name__}: {error}') from error
 
 
 def load_splits(data_cfg) -> Splits:
