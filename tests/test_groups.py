@@ -171,6 +171,11 @@ def test_calibration_times_both_and_answers(tiny_config, mock_mnist):
 
 def test_a_group_scans_several_steps_per_call_as_it_steps_one(tmp_path, tiny_config,
                                                                mock_mnist):
+  # Two differently compiled programs agree to float tolerance per step, but a layer that
+  # XLA recomputes in several fusions (shifted slices) can round a near-tie of max pooling
+  # differently in each, and such a flip grows over 12 steps; XLA's own layers are computed
+  # once, so the comparison is of the scan, not of the layers (tests/test_layers.py).
+  tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'
   configs = member_configs(tiny_config, seed=[0, 1])
   one = loop.train(configs, [str(tmp_path / f'one{k}') for k in range(2)])
   for config in configs:

@@ -188,6 +188,8 @@ def test_invalid_config_fails_before_training(tmp_path, tiny_config, mock_mnist)
 def test_several_steps_per_call_match_one_step_per_call(tmp_path, tiny_config, mock_mnist):
   """The accelerator loop (lax.scan over K steps) trains exactly as the CPU loop does."""
   tiny_config.train.num_epochs = 2.0  # 16 steps; log every 4; epochs end after steps 8, 16
+  # XLA's own layers: see test_groups.test_a_group_scans_several_steps_per_call_as_it_steps_one.
+  tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'
   one = train.train_and_evaluate(tiny_config, str(tmp_path / 'one'))
   tiny_config.train.steps_per_call = 3  # chunks of 3 must still stop at every boundary
   scanned = train.train_and_evaluate(tiny_config, str(tmp_path / 'scanned'))
