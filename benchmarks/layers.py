@@ -4,13 +4,9 @@ against XLA's own and PyTorch's, forward and forward+backward, on this backend.
     python benchmarks/layers.py --config=experiments/pool.py            # T2, its batch
     python benchmarks/layers.py --config=experiments/keras_cnn.py --repeats=5
 
-Candidates (each checked against XLA's result first; the max difference is printed):
-  conv  xla       lax.conv_general_dilated (what flax's nn.Conv runs)
-        im2col    the k*k shifted slices concatenated on channels, then one matmul
-        shifted   the sum over the k*k offsets of slice @ kernel[offset] (few input channels)
-  pool  xla       lax.reduce_window (flax's nn.max_pool / avg_pool)
-        reshape   crop, reshape to (H', w, W', w) windows and reduce: exact when window ==
-                  stride and padding is VALID
+Candidates: cnn_jax/model/layers.py's CONV_IMPLS and POOL_IMPLS, each checked against XLA's
+result first (the max difference is printed). This prints the whole picture per layer;
+model/layer_choice.py times the same candidates, forward and each gradient apart, to choose.
 Times are medians over --repeats calls of --calls each, after a compiling call. Backward is
 the gradient with respect to the layer's input and weights of sum(output * g).
 """
@@ -32,7 +28,7 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
-from cnn_jax.model import cnn
+from cnn_jax.model import layers
 from cnn_jax.model import shapes
 
 config_flags.DEFINE_config_file('config', 'experiments/pool.py', 'Experiment whose layers to time.',
@@ -40,54 +36,6 @@ config_flags.DEFINE_config_file('config', 'experiments/pool.py', 'Experiment who
 flags.DEFINE_integer('repeats', 7, 'Timed repeats (median).')
 flags.DEFINE_integer('calls', 10, 'Calls per repeat.')
 FLAGS = flags.FLAGS
-
-
-def pad_input(x, k, s, padding, value=0.0):
-  """Explicit padding, so every candidate below works on VALID windows."""
-  if padding == 'VALID':
-    return x
-  if isinstance(padding, int):
-    pads = ((padding, padding),) * 2
-  else:
-    pads = (shapes.same_padding(x.shape[1], k, s), shapes.same_padding(x.shape[2], k, s))
-  return jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=value)
-
-
-def windows(x, k, s):
-  """The k*k strided slices of x (VALID): each (N, H', W', C)."""
-  h = (x.shape[1] - k) // s + 1
-  w = (x.shape[2] - k) // s + 1
-  return [x[:, dy:dy + (h - 1) * s + 1:s, dx:dx + (w - 1) * s + 1:s, :]
-          for dy in range(k) for dx in range(k)]
-
-
-def conv_xla(x, w, s, padding):
-  pad = padding if isinstance(padding, str) else ((padding, padding),) * 2
-  return jax.lax.conv_general_dilated(x, w, (s, s), pad,
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
-def conv_im2col(x, w, s, padding):
-  k = w.shape[0]
-  patches = jnp.concatenate(windows(pad_input(x, k, s, padding), k, s), axis=-1)
-  return patches @ w.reshape(k * k * w.shape[2], w.shape[3])
-
-
-def conv_shifted(x, w, s, padding):
-  k = w.shape[0]
-  parts = windows(pad_input(x, k, s, padding), k, s)
-  return sum(part @ w[i // k, i % k] for i, part in enumerate(parts))
-
-
-def pool_xla(x, kind, k, s, padding):
-  return cnn.pool(x, kind, k, s, padding)  # what the model runs: flax's reduce_window pools
-
-
-def pool_reshape(x, kind, k, s, padding):
-  n, h, w, c = x.shape
-  h2, w2 = (h - k) // s + 1, (w - k) // s + 1
-  x = x[:, :h2 * k, :w2 * k, :].reshape(n, h2, k, w2, k, c)
-  return x.max(axis=(2, 4)) if kind == 'max' else x.mean(axis=(2, 4))
 
 
 def timed(fn, *args):
@@ -151,10 +99,11 @@ def main(_):
     k, s, padding = model.conv_kernel_size[i], model.conv_strides[i], model.conv_padding[i]
     x = jnp.asarray(rng.random((batch, size, size, channels), np.float32))
     w = jnp.asarray(rng.standard_normal((k, k, channels, features), np.float32) * 0.1)
-    reference = conv_xla(x, w, s, padding)
+    padding = shapes.parse_padding(padding, 'padding')
+    reference = layers.conv_xla(x, w, s, padding)
     g = jnp.asarray(rng.standard_normal(reference.shape, np.float32))
     shape = f'{size}x{size}x{channels} -> {reference.shape[1]}x{reference.shape[2]}x{features}, {k}x{k}/{s} {padding}'
-    for name, impl in (('xla', conv_xla), ('im2col', conv_im2col), ('shifted', conv_shifted)):
+    for name, impl in layers.CONV_IMPLS.items():
       layer = lambda x, w, impl=impl: impl(x, w, s, padding)
       forward, backward = forward_and_backward(layer)
       diff = float(jnp.max(jnp.abs(forward(x, w) - reference)))
@@ -169,13 +118,12 @@ def main(_):
       continue
     pk, ps, pp = model.pool_window[i], model.pool_strides[i], model.pool_padding[i]
     x = jnp.asarray(rng.standard_normal((batch, size, size, channels), np.float32))
-    reference = pool_xla(x, kind, pk, ps, pp)
+    pp = shapes.parse_padding(pp, 'padding')
+    reference = layers.pool_xla(x, kind, pk, ps, pp)
     g = jnp.asarray(rng.standard_normal(reference.shape, np.float32))
     shape = f'{size}x{size}x{channels} -> {reference.shape[1]}x{reference.shape[2]}, {kind} {pk}/{ps} {pp}'
-    candidates = [('xla', pool_xla)]
-    if pk == ps and pp == 'VALID':
-      candidates.append(('reshape', pool_reshape))
-    for name, impl in candidates:
+    for name in layers.pool_impls_for(pk, ps):
+      impl = layers.POOL_IMPLS[name]
       layer = lambda x, w, impl=impl: impl(x, kind, pk, ps, pp)
       forward, backward = forward_and_backward(layer, argnums=0)
       diff = float(jnp.max(jnp.abs(forward(x, None) - reference)))
