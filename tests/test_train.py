@@ -249,3 +249,12 @@ def test_the_jitted_init_gives_the_eager_parameters_bit_for_bit(model, optimizer
                                              train=False)['params']
   eager_opt = optimizers.make_optimizer(config.optimizer, 100).init(eager)
   jax.tree_util.tree_map(np.testing.assert_array_equal, (params, opt_state), (eager, eager_opt))
+
+
+def test_per_class_accuracy_reads_the_confusion_rows():
+  from cnn_jax.engine import metrics  # pylint: disable=g-import-not-at-top
+  confusion = [[5, 1, 0], [0, 0, 0], [2, 0, 8]]  # true label by row
+  assert metrics.per_class_accuracy(confusion) == [5 / 6, None, 0.8]
+  table = metrics.confusion_markdown(confusion).splitlines()
+  assert len(table) == 5 and table[2] == '| **0** | 5 | 1 | 0 | 83.33% |'
+  assert table[3].endswith('| n/a |')

@@ -128,6 +128,27 @@ def finalize(sums: dict[str, np.ndarray]) -> dict[str, Any]:
   return values
 
 
+def per_class_accuracy(confusion) -> list[float | None]:
+  """Each true class's share classified correctly, from a confusion matrix (true label by
+  row, predicted by column, as the 'confusion' metric counts); None for a class with no
+  examples."""
+  counts = np.asarray(confusion, np.float64)
+  totals = counts.sum(axis=1)
+  return [float(counts[c, c] / totals[c]) if totals[c] else None for c in range(len(counts))]
+
+
+def confusion_markdown(confusion) -> str:
+  """A confusion matrix and each class's accuracy as a markdown table (rows: true label)."""
+  counts = np.asarray(confusion, np.int64)
+  classes = range(len(counts))
+  lines = ['| true \\ predicted | ' + ' | '.join(str(c) for c in classes) + ' | accuracy |',
+           '| --- ' * (len(counts) + 2) + '|']
+  for c, accuracy in zip(classes, per_class_accuracy(counts)):
+    shown = 'n/a' if accuracy is None else f'{100 * accuracy:.2f}%'
+    lines.append(f'| **{c}** | ' + ' | '.join(str(v) for v in counts[c]) + f' | {shown} |')
+  return '\n'.join(lines)
+
+
 def tag(where: str, name: str) -> str:
   """TensorBoard tag: 'train/<name>' or 'eval/<split>/<name>'."""
   return f'{TRAIN}/{name}' if where == TRAIN else f'{EVAL}/{where}/{name}'
