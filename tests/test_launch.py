@@ -33,15 +33,53 @@ def run(args, data_dir=None, timeout=300):
 def test_launch_with_overrides(tmp_path, mock_data):
   proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
               '--config.model.activation=sigmoid', '--config.model.conv_features=(4,6)',
-              '--config.train.num_train_steps=6', '--config.train.batch_size=16'], mock_data)
+              '--config.train.num_train_steps=6', '--config.train.batch_size=16',
+              '--config.train.log_every_steps=2'], mock_data)
   assert proc.returncode == 0, proc.stderr[-3000:]
   saved = results.read(str(tmp_path))
   assert saved['status'] == 'ok' and saved['steps'] == 6
   assert saved['config']['model']['activation'] == 'sigmoid'
   assert saved['config']['model']['conv_features'] == [4, 6]
   assert saved['params'] == (5 * 5 * 4 + 4) + (5 * 5 * 4 * 6 + 6) + (4 * 4 * 6 * 10 + 10)
-  assert 'total params' in proc.stderr  # the summary is printed at the start
+  # The summary, the progress lines (96 images: step 6 ends the epoch) and the epoch line,
+  # each once: under app.run absl's handler alone prints them.
+  assert_shown_once(proc.stderr, ['total params', 'step 2/6 (epoch 0.33/1.00)',
+                                  'step 4/6 (epoch 0.67/1.00)', 'epoch 1.00/1.00 (step 6)'])
+  assert 'step 6/6' not in proc.stderr
   assert json.loads(proc.stdout.splitlines()[0])['status'] == 'ok'
+
+
+def assert_shown_once(stderr, texts):
+  counts = {text: sum(text in line for line in stderr.splitlines()) for text in texts}
+  assert counts == dict.fromkeys(texts, 1), stderr[-3000:]
+
+
+FROM_PYTHON = '''
+import sys
+from absl import logging
+from cnn_jax import train
+from experiments import default
+config = default.get_config()
+config.model.conv_features = (4, 6)
+config.train.batch_size, config.train.num_epochs, config.train.log_every_steps = 16, 2.0, 2
+before = logging.get_verbosity(), logging.get_absl_logger().level
+train.train_and_evaluate(config, sys.argv[1])
+print('absl restored:', (logging.get_verbosity(), logging.get_absl_logger().level) == before)
+'''
+
+
+def test_a_run_called_from_python_shows_its_progress_on_stderr(tmp_path, mock_data):
+  """As from a notebook: no app.run, so absl's flags are never parsed."""
+  proc = subprocess.run([sys.executable, '-c', FROM_PYTHON, str(tmp_path)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, TFDS_DATA_DIR=mock_data))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  # 96 images, 6 steps an epoch, 12 steps: progress at 2, 4, 8, 10; epochs end at 6 and 12.
+  assert_shown_once(proc.stderr, [
+      'total params', 'step 2/12 (epoch 0.33/2.00)', 'step 4/12 (epoch 0.67/2.00)',
+      'epoch 1.00/2.00 (step 6)', 'step 8/12 (epoch 1.33/2.00)', 'step 10/12 (epoch 1.67/2.00)',
+      'epoch 2.00/2.00 (step 12)', 'cntk_pool: status ok, test error'])
+  assert proc.stdout.strip().splitlines()[-1] == 'absl restored: True'
 
 
 def test_misspelt_override_fails_loudly(tmp_path, mock_data):

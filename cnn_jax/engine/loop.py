@@ -3,10 +3,11 @@
 A single run is K = 1; a vmapped sweep group is K > 1 (program.py compiles either). Per
 iteration the loop runs one compiled call (one step, or several scanned), and only at step
 boundaries does the host look: at log steps it reads the window's metric sums (the only
-host syncs besides epoch ends), at epoch ends it evaluates every member on every eval split
-and checkpoints the members that are due. A member whose loss stops being finite is marked
-diverged in its RunRecord and left out from then on (vmapped members share no arithmetic,
-so its NaNs cannot reach the others); the loop ends when no member is running.
+host syncs besides epoch ends) and prints each member's progress line, at epoch ends it
+evaluates every member on every eval split and checkpoints the members that are due. A
+member whose loss stops being finite is marked diverged in its RunRecord and left out from
+then on (vmapped members share no arithmetic, so its NaNs cannot reach the others); the loop
+ends when no member is running.
 
 Measured on this project's 2-core CPU (../shared/ENGINEERING.md, benchmarks/train_loop.py):
 a Python loop over one jitted step, with the state donated and the whole dataset on the
@@ -48,6 +49,16 @@ def steps_per_call(train_cfg, backend: str) -> int:
   """
   del backend  # the measured choice is the same on every backend so far
   return train_cfg.steps_per_call or 1
+
+
+def seconds_left(steps_left: int, timed_steps: int, timed_seconds: float) -> float | None:
+  """The time the remaining train steps should take at the speed of the timed ones; None
+  before any step was timed. The timed steps are those after the first call (whose time is
+  mostly compilation), their seconds training only (the loop stops the clock for evaluation
+  and checkpoints), so the estimate covers training, not the evaluations still to come."""
+  if timed_steps <= 0:
+    return None
+  return steps_left * timed_seconds / timed_steps
 
 
 def padded_on_device(split: datasets.Split, batch_size: int, sharding) -> dict[str, Any]:
@@ -152,6 +163,8 @@ class _Loop:
                         for name, split in splits.eval_splits().items()}
     self.steps_per_epoch = len(splits.train) / self.batch_size
     self.first_step_seconds = None
+    # The steps after the first call and their training seconds: the ETA's speed.
+    self.timed_steps, self.timed_seconds = 0, 0.0
 
   def indices(self, step: int, count: int) -> np.ndarray:
     """(members, batch) for one step; (steps, members, batch) for several."""
@@ -164,6 +177,7 @@ class _Loop:
     order = self.orders[0]  # every member's epochs end at the same steps
     sums = self.program.zero_sums(metrics.TRAIN)
     window_start, mark = step, time.time()
+    untimed = (0, 0.0)  # the steps and seconds of this window that the ETA leaves out
     while step < self.total_steps and any(r.running for r in self.records):
       count = min(self.chunk, batches.steps_to_next_boundary(step, self.total_steps,
                                                              self.log_every, order))
@@ -173,6 +187,7 @@ class _Loop:
       if self.first_step_seconds is None:  # compilation + first call; synced once
         jax.block_until_ready(sums)
         self.first_step_seconds = time.time() - mark
+        untimed = (count, self.first_step_seconds)
         for record in self.records:
           record.first_step_seconds = record.first_step_seconds or self.first_step_seconds
       epoch_end = (order.epochs_completed(step) > order.epochs_completed(step - count)
@@ -183,11 +198,19 @@ class _Loop:
       sums = self.program.zero_sums(metrics.TRAIN)
       now = time.time()
       seconds, mark = now - mark, now
+      self.timed_steps += step - window_start - untimed[0]
+      self.timed_seconds += seconds - untimed[1]
+      untimed = (0, 0.0)
+      # At an epoch end the epoch's console line stands for the progress line.
+      progress = None if epoch_end else {
+          'total_steps': self.total_steps, 'steps_per_epoch': self.steps_per_epoch,
+          'eta_seconds': seconds_left(self.total_steps - step, self.timed_steps,
+                                      self.timed_seconds)}
       for k, record in enumerate(self.records):
         if record.running:
           record.add_train_window(step, metrics.member(window, k), window_start, seconds, {
               'learning_rate': float(self.schedules[k](step - 1)),
-              'examples_per_second': (step - window_start) * self.batch_size / seconds})
+              'examples_per_second': (step - window_start) * self.batch_size / seconds}, progress)
       window_start = step
       if epoch_end:
         self.end_epoch(state, step)

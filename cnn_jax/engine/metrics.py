@@ -2,9 +2,9 @@
 
 Each Metric says how it is computed and accumulated and where it goes; everything else reads
 this list: the device-side sums of the train and eval steps (`batch_sums`), the TensorBoard
-tags (`tag`), the console lines (`console_line`), results.json (`finalize` gives the values
-stored there), the sweep tables (`TABLE_METRICS`) and the HParams dashboard's metrics
-(`hparams_tags`). Adding a metric is one entry in METRICS.
+tags (`tag`), the console lines (`console_line` at epoch ends, `progress_line` at log steps),
+results.json (`finalize` gives the values stored there), the sweep tables (`TABLE_METRICS`)
+and the HParams dashboard's metrics (`hparams_tags`). Adding a metric is one entry in METRICS.
 
 Accumulation:
   'mean'    summed over examples on the device (weighted by the eval mask), divided by the
@@ -53,7 +53,7 @@ class Metric:
   # (logits, labels, weights) -> the batch's weighted sum; None for 'host' metrics.
   batch_sum: Callable[..., jax.Array] | None = None
   scalar: bool = True                   # a TensorBoard scalar; else results.json only
-  console: bool = False                 # printed in the per-epoch console line
+  console: bool = False                 # printed in the console lines (epoch, progress)
   hparams: bool = False                 # a metric column of the HParams dashboard
   percent: bool = False                 # shown to people as a percentage
 
@@ -177,12 +177,37 @@ def show(name: str, value) -> str:
   return f'{100 * value:.2f}%' if BY_NAME[name].percent else f'{value:.4f}'
 
 
+def _shown(values: dict[str, Any]) -> str:
+  """The console metrics among `values` as people read them: 'loss 0.0912 error 2.81%'."""
+  return ' '.join(f'{m.name} {show(m.name, values[m.name])}'
+                  for m in METRICS if m.console and m.name in values)
+
+
 def console_line(record: dict[str, Any], total_epochs: float, who: str = '') -> str:
   """One epoch's console line from a history record (results.py's schema)."""
-  parts = []
-  for where in [TRAIN] + [k for k in record if isinstance(record[k], dict) and k != TRAIN]:
-    shown = ' '.join(f'{m.name} {show(m.name, record[where][m.name])}'
-                     for m in METRICS if m.console and m.name in record[where])
-    parts.append(f'{where} {shown}')
+  parts = [f'{where} {_shown(record[where])}'
+           for where in [TRAIN] + [k for k in record
+                                   if isinstance(record[k], dict) and k != TRAIN]]
   return (f'{who}epoch {record["epoch"]:.2f}/{total_epochs:.2f} (step {record["step"]}): '
           + ' | '.join(parts) + f' | {record["train_seconds"]:.1f} s training so far')
+
+
+def progress_line(step: int, values: dict[str, Any], total_steps: int,
+                  steps_per_epoch: float, eta_seconds: float | None, who: str = '') -> str:
+  """A log step's console line: where the run is, the train metrics and throughput over the
+  log window (`values`: finalized sums and host values), and the time the remaining training
+  steps should take (None: not known yet)."""
+  eta = 'unknown' if eta_seconds is None else duration(eta_seconds)
+  return (f'{who}step {step}/{total_steps} (epoch {step / steps_per_epoch:.2f}/'
+          f'{total_steps / steps_per_epoch:.2f}): {TRAIN} {_shown(values)} | '
+          f'{values["examples_per_second"]:.0f} examples/s | ETA {eta}')
+
+
+def duration(seconds: float) -> str:
+  """'42s', '12m 05s', '2h 03m': as precise as a person reading an estimate needs."""
+  seconds = round(seconds)
+  if seconds < 60:
+    return f'{seconds}s'
+  if seconds < 3600:
+    return f'{seconds // 60}m {seconds % 60:02d}s'
+  return f'{seconds // 3600}h {seconds // 60 % 60:02d}m'

@@ -94,9 +94,10 @@ class RunRecord:
     self._writer.write_hparams(hparams)
 
   def add_train_window(self, step: int, window_sums: dict, first_step: int, seconds: float,
-                       host_values: dict[str, float]) -> None:
+                       host_values: dict[str, float], progress: dict | None = None) -> None:
     """A log window's train sums (this member's): scalars out, epoch sums kept; a loss that
-    is no longer finite marks the run diverged."""
+    is no longer finite marks the run diverged. `progress` (metrics.progress_line's
+    total_steps, steps_per_epoch, eta_seconds) asks for the console's progress line."""
     values = metrics.finalize(window_sums)
     self.train_seconds += seconds
     if not metrics.is_finite(values):
@@ -106,6 +107,9 @@ class RunRecord:
     self._writer.write_scalars(step, metrics.scalars(metrics.TRAIN, {**values, **host_values}))
     self._epoch_sums = (window_sums if self._epoch_sums is None
                         else metrics.add(self._epoch_sums, window_sums))
+    if progress is not None:
+      logging.info('%s', metrics.progress_line(step, {**values, **host_values}, **progress,
+                                               who=self.who))
 
   def end_epoch(self, step: int, epoch: float, total_epochs: float,
                 eval_sums: dict[str, dict]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from absl import logging
 import ml_collections
 
+from cnn_jax import console
 from cnn_jax.config import validation
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import results
@@ -27,7 +28,13 @@ from cnn_jax.sweeps import trials as trials_lib
 
 def run(experiment: str, workdir: str, trial_index: int | None = None,
         base: ml_collections.ConfigDict | None = None) -> list[dict[str, Any]]:
-  """Runs the sweep's unfinished trials (or only `trial_index`); returns the table rows."""
+  """Runs the sweep's unfinished trials (or only `trial_index`); returns the table rows.
+  Called from plain Python, it prints its progress to stderr (console.py)."""
+  with console.progress_visible():
+    return _run(experiment, workdir, trial_index, base)
+
+
+def _run(experiment, workdir, trial_index, base) -> list[dict[str, Any]]:
   import jax  # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
   trials = trials_lib.load_trials(experiment, base)
   if trial_index is not None and not 0 <= trial_index < len(trials):
