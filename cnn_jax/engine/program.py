@@ -106,8 +106,8 @@ class Program:
   def __init__(self, configs: Sequence, total_steps: int, image_shape,
                placement: devices.Placement,
                layer_impls: layer_choice.LayerImpls | None = None):
-    """layer_impls: the layer implementations to run (cnn_jax/evaluate.py passes those a run
-    recorded); None resolves them from the config, measuring them for 'auto'."""
+    """layer_impls: the layer implementations to run (trained.TrainedRun.evaluate passes
+    those a run recorded); None resolves them from the config, measuring them for 'auto'."""
     check_shared(configs)
     self.size = len(configs)
     self.image_shape = tuple(image_shape)
