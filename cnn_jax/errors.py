@@ -32,3 +32,13 @@ class CorruptCheckpointError(UserError, RuntimeError):
 
 class CorruptDatasetError(UserError, ValueError):
   """The prepared dataset's files are damaged, incomplete or not what it describes."""
+
+
+class RunDirectoryError(UserError, FileNotFoundError):
+  """A directory given as a trained run is missing, or lacks what is asked of it (its
+  config.json, its checkpoint)."""
+
+
+class InputError(UserError, ValueError):
+  """An argument (a command-line flag, images given to a trained run) has a value that cannot
+  work; the message names it, what was given and what is allowed."""

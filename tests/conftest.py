@@ -39,9 +39,9 @@ def mock_mnist(monkeypatch, mock_mnist_files):
   data.load_tfds_split.cache_clear()
 
 
-@pytest.fixture
-def tiny_config():
-  """T2's architecture with a short run: 12 steps of 32 on 256 mock images."""
+def tiny():
+  """T2's architecture with a short run: 12 steps of 32 on 256 mock images (the tiny_config
+  fixture; called directly by fixtures of a wider scope)."""
   config = default.get_config()
   config.model.conv_features = (4, 8)
   config.train.batch_size = 32
@@ -50,6 +50,11 @@ def tiny_config():
   config.train.eval_batch_size = 100
   config.optimizer.learning_rate = 0.1
   return config
+
+
+@pytest.fixture
+def tiny_config():
+  return tiny()
 
 
 def real_data_or_skip() -> str:

@@ -122,6 +122,30 @@ def test_a_named_implementation_is_used_everywhere(tmp_path):
   assert not (tmp_path / 'choices.json').exists()  # nothing measured
 
 
+def test_a_description_reads_back_as_the_implementations_it_describes():
+  impls = layer_choice.LayerImpls(
+      (layers.ConvImpl('shifted', 'xla', 'im2col'), layers.ConvImpl.everywhere('im2col'),
+       layers.ConvImpl.everywhere('xla')), ('reshape', 'xla', 'xla'))
+  described = impls.describe()
+  assert described['conv0'] == 'shifted/xla/im2col' and described['conv1'] == 'im2col'
+  assert layer_choice.LayerImpls.from_description(json.loads(json.dumps(described))) == impls
+  assert layer_choice.LayerImpls.from_description({}) == layer_choice.LayerImpls()
+
+
+@pytest.mark.parametrize('described, message', [
+    ({'conv0': 'fft', 'pool0': 'xla'}, "executor.layers conv0='fft' is not known; allowed: "
+                                       'one of xla, im2col, shifted'),
+    ({'conv0': 'xla/shifted', 'pool0': 'xla'}, "executor.layers conv0='xla/shifted' is not"),
+    ({'conv0': 'xla', 'pool0': 'median'}, "executor.layers pool0='median' is not known; "
+                                          'allowed: xla, reshape'),
+    ({'conv0': 'xla', 'pool1': 'xla'}, 'must name each conv layer and its pooling once: '
+                                       'conv0, pool0'),
+])
+def test_a_bad_description_names_the_layer(described, message):
+  with pytest.raises(errors.ConfigError, match=message.replace('(', r'\(')):
+    layer_choice.LayerImpls.from_description(described)
+
+
 def test_auto_measures_each_layer_once_per_machine(tmp_path, monkeypatch):
   path = str(tmp_path / 'choices.json')
   model = _t2(conv_features=(2, 3), pool_type=('max', 'none'))

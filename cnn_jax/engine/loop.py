@@ -61,17 +61,6 @@ def seconds_left(steps_left: int, timed_steps: int, timed_seconds: float) -> flo
   return steps_left * timed_seconds / timed_steps
 
 
-def padded_on_device(split: datasets.Split, batch_size: int, sharding) -> dict[str, Any]:
-  """The split padded to whole eval batches, with weight 1 on the real examples."""
-  n = len(split)
-  pad = -n % batch_size
-  return jax.device_put({
-      'image': np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]), np.uint8)]),
-      'label': np.concatenate([split.labels, np.zeros(pad, np.int32)]),
-      'mask': np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)]),
-  }, sharding)
-
-
 def train(configs: Sequence, workdirs: Sequence[str]) -> list[dict[str, Any]]:
   """Trains `configs` (K >= 1 runs that can share one program) together, each into its
   workdir, resuming from their checkpoints. Returns each run's results.json record."""
@@ -158,8 +147,8 @@ class _Loop:
     self.images = jax.device_put(splits.train.images, placement.replicated)
     self.labels = jax.device_put(splits.train.labels, placement.replicated)
     self.eval_batch_size = placement.eval_batch_size(first.train.eval_batch_size)
-    self.eval_splits = {name: padded_on_device(split, self.eval_batch_size,
-                                               placement.replicated)
+    self.eval_splits = {name: program_lib.padded_on_device(split, self.eval_batch_size,
+                                                           placement.replicated)
                         for name, split in splits.eval_splits().items()}
     self.steps_per_epoch = len(splits.train) / self.batch_size
     self.first_step_seconds = None

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax.data import datasets
 from cnn_jax.engine import devices
 from cnn_jax.engine import metrics
 from cnn_jax.engine import optimizers
@@ -75,6 +76,18 @@ def check_shared(configs: Sequence) -> None:
                       f'({", ".join(TRACEABLE_PATHS)}) and cannot train as one group')
 
 
+def padded_on_device(split: datasets.Split, batch_size: int, sharding) -> dict[str, Any]:
+  """The split as Program.evaluate takes it: padded to whole eval batches, with weight 1 on
+  the real examples."""
+  n = len(split)
+  pad = -n % batch_size
+  return jax.device_put({
+      'image': np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]), np.uint8)]),
+      'label': np.concatenate([split.labels, np.zeros(pad, np.int32)]),
+      'mask': np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)]),
+  }, sharding)
+
+
 def _over_members(function, in_axes, size: int):
   """`function` of one member, applied to arrays with a leading member axis of `size`."""
   if size > 1:
@@ -91,13 +104,17 @@ class Program:
   """init, train and evaluate for `configs` (which share a program) on `placement`."""
 
   def __init__(self, configs: Sequence, total_steps: int, image_shape,
-               placement: devices.Placement):
+               placement: devices.Placement,
+               layer_impls: layer_choice.LayerImpls | None = None):
+    """layer_impls: the layer implementations to run (trained.TrainedRun.evaluate passes
+    those a run recorded); None resolves them from the config, measuring them for 'auto'."""
     check_shared(configs)
     self.size = len(configs)
     self.image_shape = tuple(image_shape)
     self.placement = placement
     members, batch = placement.per_device(self.size, configs[0].train.batch_size)
-    self.layer_impls = layer_choice.resolve(configs[0].model, image_shape, batch, members)
+    self.layer_impls = (layer_impls if layer_impls is not None else
+                        layer_choice.resolve(configs[0].model, image_shape, batch, members))
     self.functions = step_lib.MemberFunctions(configs[0], total_steps, self.layer_impls)
     self.num_classes = configs[0].model.num_classes
     traced = {'model': {}, 'optimizer': {}}

@@ -30,6 +30,18 @@ def to_float(images_uint8: jax.Array) -> jax.Array:
   return images_uint8.astype(jnp.float32) / 255.0
 
 
+def init_params(model: cnn.CNN, init_key: jax.Array, image_shape) -> dict:
+  """A model's initial parameters, written once: what `init` gives a member, and, under
+  jax.eval_shape (param_shapes), the structure a checkpoint's parameters are read into."""
+  return model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32), train=False)['params']
+
+
+def param_shapes(model_cfg, image_shape) -> dict:
+  """The parameters' tree of jax.ShapeDtypeStruct, computing nothing."""
+  return jax.eval_shape(lambda key: init_params(cnn.build_model(model_cfg), key, image_shape),
+                        jax.random.key(0))
+
+
 @dataclasses.dataclass(frozen=True)
 class MemberFunctions:
   """init / train_step / eval_step for members built from `config` (a validated config whose
@@ -53,8 +65,7 @@ class MemberFunctions:
       init_key, dropout_key = jax.random.split(jax.random.key(member_config.seed))
       model = cnn.build_model(member_config.model)
       tx = optimizers.make_optimizer(member_config.optimizer, self.total_steps)
-      params = model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32),
-                          train=False)['params']
+      params = init_params(model, init_key, image_shape)
       return params, tx.init(params), dropout_key
     return jax.jit(init)()
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from cnn_jax import cache_dir
 from cnn_jax import machine
+from cnn_jax.errors import ConfigError
 from cnn_jax.model import layers
 from cnn_jax.model import shapes
 
@@ -49,6 +50,23 @@ class LayerImpls:
     described = {f'conv{i}': str(impl) for i, impl in enumerate(self.conv)}
     described.update({f'pool{i}': impl for i, impl in enumerate(self.pool)})
     return described
+
+  @classmethod
+  def from_description(cls, described: dict[str, str]) -> 'LayerImpls':
+    """The inverse of describe, for running a model as results.json's executor.layers says
+    it ran: {'conv0': 'shifted/xla/xla', 'pool0': 'reshape', ...}."""
+    count = sum(key.startswith('conv') for key in described)
+    expected = [f'{kind}{i}' for kind in ('conv', 'pool') for i in range(count)]
+    if sorted(described) != sorted(expected):
+      raise ConfigError(f'executor.layers={described!r} must name each conv layer and its '
+                        f'pooling once: {", ".join(expected) or "nothing"}')
+    for i in range(count):
+      if described[f'pool{i}'] not in layers.POOL_IMPLS:
+        raise ConfigError(f'executor.layers pool{i}={described[f"pool{i}"]!r} is not known; '
+                          f'allowed: {", ".join(layers.POOL_IMPLS)}')
+    return cls(tuple(layers.ConvImpl.parse(described[f'conv{i}'], f'executor.layers conv{i}')
+                     for i in range(count)),
+               tuple(described[f'pool{i}'] for i in range(count)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax.errors import ConfigError
 from cnn_jax.model import shapes
 
 
@@ -106,6 +107,17 @@ class ConvImpl:
     if len(parts) == 1:
       return self.forward
     return f'{self.forward}/{self.input_grad}/{self.kernel_grad}'
+
+  @classmethod
+  def parse(cls, text: str, field: str = 'convolution implementation') -> 'ConvImpl':
+    """The inverse of str(): 'shifted', or 'shifted/xla/im2col' (forward/input gradient/kernel
+    gradient), as results.json records it; `field` names the value in the error."""
+    names = text.split('/') if isinstance(text, str) else []
+    if len(names) not in (1, 3) or not all(name in CONV_IMPLS for name in names):
+      raise ConfigError(f'{field}={text!r} is not known; allowed: one of '
+                        f'{", ".join(CONV_IMPLS)}, or three of them as '
+                        'forward/input_grad/kernel_grad')
+    return cls.everywhere(names[0]) if len(names) == 1 else cls(*names)
 
 
 def conv(x, kernel, stride: int, padding, impl: ConvImpl = ConvImpl()):
