@@ -53,8 +53,10 @@ def main(argv):
       print(trial.name, json.dumps(trial.overrides))
     return
   workdir = FLAGS.workdir or default_workdir(experiment, config, sweeping)
+  from cnn_jax.config import files  # pylint: disable=g-import-not-at-top
   if sweeping:
     from cnn_jax.sweeps import runner  # pylint: disable=g-import-not-at-top  (after the allocator)
+    files.record_origin(workdir, experiment)
     rows = runner.run(experiment, workdir, FLAGS.trial, config)
     with open(os.path.join(workdir, 'sweep.md')) as f:
       print(f.read())
@@ -68,6 +70,7 @@ def main(argv):
   from cnn_jax.engine import metrics
   from cnn_jax.engine import results
   validation.validate(config)  # before the log shows a config that cannot run
+  files.record_origin(workdir, experiment)  # for cnn_jax.report's config differences
   logging.info('Config:\n%s\nWorkdir: %s', config, workdir)
   record = train.train_and_evaluate(config, workdir)
   print(json.dumps({

@@ -48,6 +48,9 @@ def get_config() -> ml_collections.ConfigDict:
       log_every_steps=200,  # train/* scalars are averages over this many steps
       eval_batch_size=1000,
       checkpoint_every_epochs=1,  # 0 disables checkpoints (and so resuming)
+      pictures='epochs',    # PNGs in <workdir>/pictures and TensorBoard images: 'epochs'
+                            # (curves and confusion matrices at each epoch end, every
+                            # picture at the end), 'end' (only at the end) or 'none'
       steps_per_call=0,     # train steps per jitted call; 0 = the backend's measured best
                             # (1 on CPU); K > 1 scans K steps inside one call
       num_devices=0,        # local devices to use (0: all): a run splits its batch over

@@ -1,7 +1,10 @@
-"""Loads an experiment file (`path.py` or `path.py:args`) the way launch.py's --config does."""
+"""Loads an experiment file (`path.py` or `path.py:args`) the way launch.py's --config does,
+and records in a run or sweep directory which file it came from (for the report's "what
+differs from the experiment's defaults")."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 
@@ -29,3 +32,23 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   path, _, arg = spec.partition(':')
   module = load_module(path)
   return module.get_config(arg) if arg else module.get_config()
+
+
+ORIGIN_FILENAME = 'experiment.json'
+
+
+def record_origin(workdir: str, experiment: str) -> None:
+  """Notes in `workdir` the experiment spec ('path.py' or 'path.py:arg') it was run from."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, ORIGIN_FILENAME), 'w') as f:
+    json.dump({'experiment': experiment}, f)
+
+
+def recorded_origin(workdir: str) -> str | None:
+  """The experiment spec recorded in `workdir` or, for a sweep trial, in its sweep directory."""
+  for directory in (workdir, os.path.dirname(os.path.normpath(workdir))):
+    path = os.path.join(directory, ORIGIN_FILENAME)
+    if os.path.exists(path):
+      with open(path) as f:
+        return json.load(f)['experiment']
+  return None

@@ -22,6 +22,7 @@ from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 from cnn_jax.model import layers
 from cnn_jax.model import shapes
+from cnn_jax.reports import run_pictures
 
 SWEEP_STRATEGIES = ('auto', 'sequential', 'vmap', 'processes')
 MAX_SEED = 2**32 - 1  # seeds become uint32 PRNG keys and numpy seed sequences
@@ -152,6 +153,7 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
   _integer('train.steps_per_call', train_cfg.steps_per_call, low=0,
            why='(0 chooses per backend)')
   _integer('train.num_devices', train_cfg.num_devices, low=0, why='(0: every local device)')
+  _choice('train.pictures', train_cfg.pictures, run_pictures.WHEN)
   if train_cfg.num_devices:
     import jax  # pylint: disable=g-import-not-at-top  (after launch.py chose the allocator)
     available = jax.local_device_count()

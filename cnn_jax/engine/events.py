@@ -1,4 +1,4 @@
-"""TensorBoard event files: scalars and the run's hyperparameters (HParams dashboard).
+"""TensorBoard event files: scalars, images and the run's hyperparameters (HParams dashboard).
 
 Written with TensorBoard's own event writer and protos, so a run needs no TensorFlow (which
 takes seconds to import, and is absent on this project's GPU machine). Scalars are stored as
@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import threading
 import time
 from typing import Any, Mapping
 
@@ -38,10 +39,12 @@ class EventWriter:
             f'{os.getpid()}.{next(_FILE_NUMBERS)}')
     self._file = open(os.path.join(logdir, name), 'wb')
     self._records = record_writer.RecordWriter(self._file)
+    self._lock = threading.Lock()  # pictures are written from a worker thread
     self._add(event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
 
   def _add(self, event: event_pb2.Event) -> None:
-    self._records.write(event.SerializeToString())
+    with self._lock:
+      self._records.write(event.SerializeToString())
 
   def _write(self, summary: summary_pb2.Summary, step: int = 0) -> None:
     self._add(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
@@ -54,6 +57,14 @@ class EventWriter:
               for tag, value in scalars.items()]
     self._write(summary_pb2.Summary(value=values), step)
 
+  def write_images(self, step: int, images: Mapping[str, tuple[bytes, int, int]]) -> None:
+    """{tag: (PNG bytes, height, width)}, as image summaries (TensorBoard's Images tab)."""
+    values = [summary_pb2.Summary.Value(tag=tag, image=summary_pb2.Summary.Image(
+        height=height, width=width, colorspace=4, encoded_image_string=png))  # 4: RGBA
+              for tag, (png, height, width) in images.items()]
+    self._write(summary_pb2.Summary(value=values), step)
+    self.flush()
+
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
     self._write(hparams_summary.hparams_pb(dict(hparams)))
 
@@ -65,10 +76,12 @@ class EventWriter:
         metrics=[hparams_summary.Metric(tag) for tag in metric_tags]))
 
   def flush(self) -> None:
-    self._file.flush()
+    with self._lock:
+      self._file.flush()
 
   def close(self) -> None:
-    self._file.close()
+    with self._lock:
+      self._file.close()
 
 
 def flatten_hparams(config: ml_collections.ConfigDict, prefix: str = '') -> dict[str, Any]:

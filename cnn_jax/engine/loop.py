@@ -15,6 +15,7 @@ device, ran an epoch of T2 in 9 s where a lax.scan over the epoch took 55 s.
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any, Sequence
@@ -33,9 +34,11 @@ from cnn_jax.engine import metrics
 from cnn_jax.engine import optimizers
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import run_record
+from cnn_jax import trained
 from cnn_jax.errors import ConfigError
 from cnn_jax.model import cnn
 from cnn_jax.model import summary
+from cnn_jax.reports import run_pictures
 
 
 def steps_per_call(train_cfg, backend: str) -> int:
@@ -97,7 +100,8 @@ def train(configs: Sequence, workdirs: Sequence[str]) -> list[dict[str, Any]]:
                  else '', num_params, total_steps, first.train.batch_size,
                  total_steps * first.train.batch_size / num_train, num_train, placement.count,
                  jax.default_backend())
-    step = _Loop(configs, records, program, splits, total_steps).run(state, step)
+    state, step = _Loop(configs, records, program, splits, total_steps).run(state, step)
+    _draw_final_pictures(configs, records, program, jax.device_get(state), splits)
     facts = {
         'params': num_params,
         'num_examples': {'train': num_train,
@@ -114,6 +118,14 @@ def train(configs: Sequence, workdirs: Sequence[str]) -> list[dict[str, Any]]:
   finally:
     for record in records:
       record.close()
+
+
+def _draw_final_pictures(configs, records, program, host_state, splits) -> None:
+  """Hands each record the drawing of its end-of-run pictures (drawn in its worker)."""
+  for k, (config, record) in enumerate(zip(configs, records)):
+    member = program.member_state(host_state, k)
+    run = trained.TrainedRun.from_params(config, member['params'], splits.image_shape)
+    record.draw_final_pictures(functools.partial(run_pictures.end_figures, run, splits.test))
 
 
 def _restore(records, program, state) -> dict:
@@ -161,8 +173,9 @@ class _Loop:
                 for s in range(step, step + count)]
     return per_step[0] if count == 1 else np.stack(per_step)
 
-  def run(self, state: dict, step: int) -> int:
-    """Trains from `step` until the last step or until no member runs; returns the step."""
+  def run(self, state: dict, step: int) -> tuple[dict, int]:
+    """Trains from `step` until the last step or until no member runs; returns the state
+    and the step."""
     order = self.orders[0]  # every member's epochs end at the same steps
     sums = self.program.zero_sums(metrics.TRAIN)
     window_start, mark = step, time.time()
@@ -204,7 +217,7 @@ class _Loop:
       if epoch_end:
         self.end_epoch(state, step)
         mark = time.time()  # evaluation and checkpointing are not training time
-    return step
+    return state, step
 
   def end_epoch(self, state: dict, step: int) -> None:
     evaluations = {name: self.program.evaluate(state, split, self.eval_batch_size)

@@ -36,7 +36,7 @@ TRACEABLE_PATHS = (('seed',)
 # Execution details: they change how a run is computed, not which run it is.
 # The layer implementations agree to float tolerance (model/layers.py).
 EXECUTION_PATHS = ('train.num_devices', 'train.steps_per_call', 'model.conv_impl',
-                   'model.pool_impl')
+                   'model.pool_impl', 'train.pictures')
 
 
 def flatten(tree: dict, prefix: str = '') -> dict:

@@ -2,8 +2,8 @@
 
 It takes the directory's lock (one process per run directory), checks the directory's
 config.json against this run's config, restores and saves the checkpoint with the run's own
-bookkeeping (per-epoch history, seconds spent), writes the TensorBoard events and the
-console lines, keeps the status, and writes results.json through results.build/write. A
+bookkeeping (per-epoch history, seconds spent), writes the TensorBoard events, the
+pictures (reports/run_pictures.py) and the console lines, keeps the status, and writes results.json through results.build/write. A
 member of a vmapped group and a single run have one RunRecord each and so leave identical
 directories. Metric values reach it as host sums and go out as metrics.py declares.
 """
@@ -21,6 +21,7 @@ from cnn_jax.engine import metrics
 from cnn_jax.engine import program
 from cnn_jax.engine import results
 from cnn_jax.engine import workdir_lock
+from cnn_jax.reports import run_pictures
 from cnn_jax.errors import WorkdirConflictError
 
 CONFIG_FILENAME = 'config.json'
@@ -46,6 +47,7 @@ class RunRecord:
     self._earlier_wall_seconds, self._opened = 0.0, started or time.time()
     self._epoch_sums = None
     self._writer = None
+    self._pictures = None
 
   @property
   def running(self) -> bool:
@@ -92,6 +94,9 @@ class RunRecord:
   def start_events(self, hparams: dict[str, Any]) -> None:
     self._writer = events.EventWriter(self.workdir)
     self._writer.write_hparams(hparams)
+    self._pictures = run_pictures.PictureWriter(
+        self.workdir, self._writer, run_pictures.title_of(self.config, self.workdir),
+        self.config.train.pictures)
 
   def add_train_window(self, step: int, window_sums: dict, first_step: int, seconds: float,
                        host_values: dict[str, float], progress: dict | None = None) -> None:
@@ -130,6 +135,7 @@ class RunRecord:
     self.history.append(record)
     self.final, self.steps, self._epoch_sums = evaluated, step, None
     self._writer.flush()
+    self._pictures.epoch(step, self.history, evaluated)
     logging.info('%s', metrics.console_line(record, total_epochs, self.who))
 
   def checkpoint_due(self, step: int, total_steps: int) -> bool:
@@ -147,10 +153,25 @@ class RunRecord:
     logging.error('%sRun diverged: %s. Try a smaller optimizer.learning_rate.', self.who,
                   message)
 
+  def draw_final_pictures(self, draw) -> None:
+    """draw(history, final, title) -> {name: figure}: the end-of-run pictures of a run that
+    trained to the end (run_pictures.end_figures, given the parameters); a diverged run
+    gets only the pictures of its numbers."""
+    if self._pictures is None:
+      return
+    history, final = self.history, self.final
+    if self.running:
+      self._pictures.end(self.steps, lambda title: draw(history, final, title))
+    else:
+      self._pictures.end(self.steps, lambda title: run_pictures.epoch_figures(
+          history, {}, title))
+
   def finish(self, step: int, steps_per_epoch: float, **facts) -> dict[str, Any]:
     """Writes results.json (facts: params, num_examples, executor, environment); returns it."""
     if self.running:
       self.status, self.steps = 'ok', step
+    if self._pictures is not None:
+      self._pictures.close()
     if self._writer is not None:
       self._writer.close()
     record = results.build(
@@ -168,6 +189,8 @@ class RunRecord:
     return record
 
   def close(self) -> None:
+    if self._pictures is not None:  # after an error: waits, but keeps the first error
+      self._pictures.close(raise_errors=False)
     self._lock.release()
 
   def _wall_seconds(self) -> float:

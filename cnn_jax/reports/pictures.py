@@ -1,0 +1,210 @@
+"""The pictures the tutorials draw by hand, drawn for every run with matplotlib.
+
+Each `draw_*` function takes plain host arrays (history records, confusion counts, images,
+probabilities, a kernel, activation maps) and returns a matplotlib Figure, so the training
+loop, the report and a notebook draw the same pictures from whatever they hold. `render`
+turns figures into PNG bytes. Figures are built with matplotlib's object API (no pyplot), so
+drawing needs no display and may run in a worker thread.
+
+matplotlib is imported on first use: importing it costs about a second, which a run's start
+does not pay.
+"""
+from __future__ import annotations
+
+import io
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from cnn_jax.engine import metrics
+
+DPI = 80
+WRONG_COLOR = '#d62728'
+SPLIT_COLORS = {'train': '#1f77b4', 'validation': '#ff7f0e', 'test': '#2ca02c'}
+
+
+def new_figure(width: float, height: float):
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top  (slow import)
+  return Figure(figsize=(width, height), dpi=DPI, layout='constrained')
+
+
+def render(figure) -> tuple[bytes, int, int]:
+  """(PNG bytes, height, width) of a figure."""
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format='png', dpi=DPI)
+  width, height = (int(round(v)) for v in figure.get_size_inches() * DPI)
+  return buffer.getvalue(), height, width
+
+
+def draw_learning_curves(history: Sequence[dict[str, Any]], title: str):
+  """Loss and error per epoch for train and each evaluated split (results.json history)."""
+  figure = new_figure(9, 3.6)
+  axes = figure.subplots(1, 2)
+  epochs = [record['epoch'] for record in history]
+  splits = [s for s in SPLIT_COLORS if any(s in record for record in history)]
+  for axis, name in zip(axes, (metrics.LOSS, metrics.ERROR)):
+    scale = 100 if metrics.BY_NAME[name].percent else 1
+    for split in splits:
+      points = [(e, r[split][name] * scale) for e, r in zip(epochs, history)
+                if name in r.get(split, {})]
+      if points:
+        axis.plot(*zip(*points), marker='o', markersize=3, label=split,
+                  color=SPLIT_COLORS[split])
+    axis.set_xlabel('epoch')
+    axis.set_ylabel(f'{name} (%)' if scale == 100 else name)
+    axis.set_yscale('log')  # both fall by orders of magnitude; a linear axis hides the end
+    axis.grid(True, which='both', alpha=0.3)
+    axis.legend()
+  axes[0].set_title('loss (softmax cross-entropy)')
+  axes[1].set_title('error')
+  figure.suptitle(title)
+  return figure
+
+
+def _digit_grid(images: np.ndarray, captions: Sequence[str], wrong: Sequence[bool],
+                title: str, columns: int = 10):
+  rows = max(1, math.ceil(len(images) / columns))
+  figure = new_figure(columns * 0.95, rows * 1.15 + 0.5)
+  axes = np.atleast_1d(figure.subplots(rows, columns)).reshape(-1)
+  for axis in axes:
+    axis.set_axis_off()
+  for axis, image, caption, bad in zip(axes, images, captions, wrong):
+    axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray_r',
+                vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
+    axis.set_title(caption, fontsize=8, color=WRONG_COLOR if bad else 'black')
+    if bad:  # a red frame, readable without colour vision as well as the caption's 'true'
+      axis.set_axis_on()
+      axis.set_xticks([])
+      axis.set_yticks([])
+      for spine in axis.spines.values():
+        spine.set_color(WRONG_COLOR)
+        spine.set_linewidth(2)
+  figure.suptitle(title)
+  return figure
+
+
+def draw_predictions(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                     title: str, count: int = 40):
+  """The first `count` digits with the predicted label; wrong ones in red with the truth."""
+  predicted = probabilities[:count].argmax(-1)
+  wrong = predicted != labels[:count]
+  captions = [f'{p} (true {t})' if bad else f'{p}'
+              for p, t, bad in zip(predicted, labels[:count], wrong)]
+  return _digit_grid(images[:count], captions, wrong,
+                     f'{title}: first {count} test digits, predicted label '
+                     f'({int(wrong.sum())} wrong, in red)')
+
+
+def most_confidently_wrong(labels: np.ndarray, probabilities: np.ndarray,
+                           count: int) -> np.ndarray:
+  """Indices of the misclassified examples with the highest predicted probability."""
+  predicted = probabilities.argmax(-1)
+  wrong = np.flatnonzero(predicted != labels)
+  confidence = probabilities[wrong, predicted[wrong]]
+  return wrong[np.argsort(-confidence, kind='stable')[:count]]
+
+
+def draw_confidently_wrong(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                           title: str, count: int = 20):
+  chosen = most_confidently_wrong(labels, probabilities, count)
+  predicted = probabilities.argmax(-1)
+  captions = [f'{predicted[i]} ({100 * probabilities[i, predicted[i]]:.0f}%) true {labels[i]}'
+              for i in chosen]
+  total_wrong = int((predicted != labels).sum())
+  return _digit_grid(images[chosen], captions, [True] * len(chosen),
+                     f'{title}: the {len(chosen)} most confidently wrong of {total_wrong} '
+                     'misclassified test digits (predicted, its probability, true)')
+
+
+def draw_confusion(confusion, split: str, title: str):
+  """The confusion matrix (true by predicted, counts) and each class's accuracy."""
+  from matplotlib.colors import LogNorm  # pylint: disable=g-import-not-at-top
+  counts = np.asarray(confusion, np.int64)
+  classes = len(counts)
+  figure = new_figure(10, 4.6)
+  matrix_axis, bars_axis = figure.subplots(1, 2, width_ratios=(1.25, 1))
+  # Off the diagonal the counts are small: a log scale shows the mistakes next to the hits.
+  matrix_axis.imshow(np.maximum(counts, 0.5), cmap='Blues', norm=LogNorm(vmin=0.5))
+  for t in range(classes):
+    for p in range(classes):
+      if counts[t, p]:
+        matrix_axis.text(p, t, str(counts[t, p]), ha='center', va='center', fontsize=7,
+                         color='white' if t == p else ('black' if counts[t, p] < 10
+                                                       else WRONG_COLOR))
+  matrix_axis.set_xticks(range(classes))
+  matrix_axis.set_yticks(range(classes))
+  matrix_axis.set_xlabel('predicted label')
+  matrix_axis.set_ylabel('true label')
+  matrix_axis.set_title(f'confusion matrix ({split}, {counts.sum():,} images)')
+  accuracy = [np.nan if a is None else 100 * a for a in metrics.per_class_accuracy(counts)]
+  worst = np.nanargmin(accuracy) if not np.all(np.isnan(accuracy)) else None
+  colors = [WRONG_COLOR if c == worst else '#1f77b4' for c in range(classes)]
+  bars_axis.barh(range(classes), accuracy, color=colors)
+  for c, value in enumerate(accuracy):
+    if not np.isnan(value):
+      bars_axis.text(value, c, f' {value:.2f}', va='center', fontsize=7)
+  low = np.nanmin(accuracy) if worst is not None else 0
+  bars_axis.set_xlim(max(0, math.floor(low) - 1), 100.5)
+  bars_axis.set_yticks(range(classes))
+  bars_axis.invert_yaxis()  # digit 0 on top, as in the matrix
+  bars_axis.set_xlabel('accuracy (%)')
+  bars_axis.set_ylabel('true label')
+  bars_axis.set_title('per-class accuracy (worst in red)')
+  figure.suptitle(title)
+  return figure
+
+
+def _grid_shape(count: int, max_columns: int = 8) -> tuple[int, int]:
+  columns = min(count, max_columns)
+  return math.ceil(count / columns), columns
+
+
+def draw_filters(kernel: np.ndarray, layer: str, title: str):
+  """A first-layer kernel (k, k, in, out) as one image per filter; blue negative, red
+  positive, on one symmetric scale, so filters compare. Multi-channel inputs show the mean
+  over input channels."""
+  kernel = np.asarray(kernel)
+  weights = kernel[:, :, 0, :] if kernel.shape[2] == 1 else kernel.mean(axis=2)
+  filters = weights.shape[-1]
+  rows, columns = _grid_shape(filters)
+  figure = new_figure(max(columns * 1.1 + 0.8, 6), rows * 1.1 + 0.8)
+  axes = np.atleast_1d(figure.subplots(rows, columns)).reshape(-1)
+  limit = float(np.abs(weights).max()) or 1.0
+  shown = None
+  for i, axis in enumerate(axes):
+    axis.set_axis_off()
+    if i < filters:
+      shown = axis.imshow(weights[..., i], cmap='RdBu_r', vmin=-limit, vmax=limit)
+      axis.set_title(str(i), fontsize=8)
+  figure.colorbar(shown, ax=list(axes), shrink=0.8, label='weight')
+  k = kernel.shape[0]
+  figure.suptitle(f'{title}: {layer} filters ({filters} of {k}x{k}'
+                  f'{", mean over input channels" if kernel.shape[2] > 1 else ""})')
+  return figure
+
+
+def draw_activations(image: np.ndarray, label: int, maps: dict[str, np.ndarray], title: str,
+                     max_channels: int = 16):
+  """One digit and, for each layer in `maps` ({layer: (H, W, C)} in layer order), its first
+  `max_channels` channels, each on its own scale (black high, white zero or the lowest value)."""
+  layers = list(maps)
+  columns = min(max_channels, max(m.shape[-1] for m in maps.values()))
+  figure = new_figure(max(columns, 4) * 0.85 + 1.2, (len(layers) + 1) * 0.95 + 0.5)
+  axes = figure.subplots(len(layers) + 1, columns, squeeze=False)
+  for axis in axes.reshape(-1):
+    axis.set_axis_off()
+  axes[0, 0].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray_r')
+  axes[0, 0].set_title(f'input ({label})', fontsize=8)
+  for row, layer in enumerate(layers, start=1):
+    values = maps[layer]
+    channels = values.shape[-1]
+    for c in range(min(columns, channels)):
+      low = min(0.0, float(values[..., c].min()))  # below 0 only for tanh-like activations
+      axes[row, c].imshow(values[..., c], cmap='gray_r', vmin=low,
+                          vmax=max(float(values[..., c].max()), low + 1e-6))
+    more = f', {columns} of {channels}' if channels > columns else ''
+    axes[row, 0].set_title(f'{layer} {values.shape[0]}x{values.shape[1]}{more}', fontsize=8,
+                           loc='left')
+  figure.suptitle(f'{title}: activation maps of test digit {label} after each layer')
+  return figure

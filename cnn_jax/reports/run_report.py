@@ -1,0 +1,182 @@
+"""A run's report: `<workdir>/report.md` with its pictures beside it, from what the run left
+(config.json, results.json, the checkpoint), without retraining.
+
+What the report holds: the run's status and what is missing (no results: unfinished; no
+checkpoint: no parameters to draw from); the config fields that differ from the experiment's
+defaults (the experiment launch.py recorded, else experiments/default.py); the model summary
+with each layer's share of the parameters; the final figures; each evaluated split's
+per-class accuracy and confusion matrix; and the pictures, drawn again from the checkpoint
+(run_pictures.end_figures), or, without one, those the run drew itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from cnn_jax import trained
+from cnn_jax.config import files
+from cnn_jax.engine import checkpoint
+from cnn_jax.engine import metrics
+from cnn_jax.engine import program
+from cnn_jax.engine import results
+from cnn_jax.engine import run_record
+from cnn_jax.errors import UserError
+from cnn_jax.model import cnn
+from cnn_jax.model import summary
+from cnn_jax.reports import pictures
+from cnn_jax.reports import run_pictures
+
+FILENAME = 'report.md'
+DEFAULT_EXPERIMENT = 'experiments/default.py'
+PICTURE_CAPTIONS = {
+    'learning_curves': 'Learning curves',
+    'confusion_validation': 'Confusion matrix and per-class accuracy (validation)',
+    'confusion_test': 'Confusion matrix and per-class accuracy (test)',
+    'predictions': 'Test digits and their predictions',
+    'confidently_wrong': 'The most confidently wrong test digits',
+    'filters': 'First-layer filters',
+    'activations': 'Activation maps of one test digit',
+}
+
+
+def _experiment_defaults(workdir: str) -> tuple[str, dict | None]:
+  spec = files.recorded_origin(workdir) or DEFAULT_EXPERIMENT
+  path, _, arg = spec.partition(':')
+  for candidate in (path, os.path.join(files.REPO_ROOT, path)):
+    if os.path.exists(candidate):
+      config = files.load_config(f'{candidate}:{arg}' if arg else candidate)
+      return spec, program.flatten(json.loads(config.to_json()))
+  return spec, None
+
+
+def config_differences(workdir: str, config_json: dict) -> tuple[str, list[tuple]]:
+  """(experiment, [(field, default, value)]) for the fields that differ from its defaults."""
+  spec, defaults = _experiment_defaults(workdir)
+  if defaults is None:
+    return spec, []
+  flat = program.flatten(config_json)
+  return spec, [(key, defaults.get(key, '(absent)'), flat.get(key, '(absent)'))
+                for key in sorted(set(defaults) | set(flat))
+                if defaults.get(key) != flat.get(key)]
+
+
+def _summary_lines(run) -> list[str]:
+  model = cnn.build_model(run.config.model)
+  rows = summary.model_summary(model, run.params, run.image_shape)
+  total = sum(r.params for r in rows)
+  lines = ['| layer | output shape | parameters | share |', '| --- | --- | --- | --- |']
+  for row in rows:
+    shape = '(' + ', '.join('None' if d is None else str(d) for d in row.output_shape) + ')'
+    share = f'{100 * row.params / total:.1f}%' if row.params else ''
+    lines.append(f'| {row.name} | {shape} | {row.params:,} | {share} |')
+  lines.append(f'| **total** | | **{total:,}** | 100% |')
+  return lines
+
+
+def _final_lines(record: dict[str, Any]) -> list[str]:
+  lines = ['| split | ' + ' | '.join(m.name for m in metrics.of_phase(metrics.EVAL)
+                                      if m.scalar) + ' |',
+           '| --- ' * (1 + sum(m.scalar for m in metrics.of_phase(metrics.EVAL))) + '|']
+  for split, values in record['final'].items():
+    lines.append(f'| {split} | ' + ' | '.join(
+        metrics.show(m.name, values.get(m.name)) for m in metrics.of_phase(metrics.EVAL)
+        if m.scalar) + ' |')
+  lines += ['', f'{record["steps"]:,} steps ({record["epochs"]:g} epochs), '
+            f'{record["train_seconds"]:.1f} s of training, {record["params"]:,} parameters; '
+            f'layers {record.get("executor", {}).get("layers", "n/a")}; '
+            f'{record.get("environment", {}).get("device", "")} '
+            f'({record.get("environment", {}).get("backend", "")}).']
+  return lines
+
+
+def _draw_from_checkpoint(run, record, directory: str) -> list[str]:
+  """Draws every picture from the checkpoint's parameters into `directory`; their names."""
+  from cnn_jax.data import datasets  # pylint: disable=g-import-not-at-top  (reads data)
+  splits = datasets.load_splits(run.config.data)
+  history = (record or {}).get('history', [])
+  final = (record or {}).get('final', {})
+  title = run_pictures.title_of(run.config, run.workdir)
+  figures = run_pictures.end_figures(run, splits.test, history, final, title)
+  os.makedirs(directory, exist_ok=True)
+  for name, figure in figures.items():
+    png, _, _ = pictures.render(figure)
+    with open(os.path.join(directory, f'{name}.png'), 'wb') as f:
+      f.write(png)
+  return list(figures)
+
+
+def write(workdir: str) -> str:
+  """Writes `<workdir>/report.md` (and its pictures); returns its path."""
+  workdir = os.path.abspath(workdir)
+  config_path = os.path.join(workdir, run_record.CONFIG_FILENAME)
+  if not os.path.exists(config_path):
+    raise UserError(f'--workdir={workdir} holds no run ({run_record.CONFIG_FILENAME} is '
+                    'missing); give a directory launch.py trained into')
+  started = time.time()
+  with open(config_path) as f:
+    config_json = json.load(f)
+  record = results.read(workdir)
+  name = config_json['model']['name']
+  lines = [f'# {name}: {os.path.basename(workdir)}', '']
+
+  missing = []
+  if record is None:
+    step = checkpoint.saved_step(workdir)
+    missing.append('results.json: the run has not finished'
+                   + (f' (its checkpoint is at step {step:,})' if step is not None
+                      else ' and has no checkpoint'))
+  elif record['status'] != 'ok':
+    missing.append(f'final figures: the run is {record["status"]}: {record["message"]}')
+  run = None
+  if os.path.exists(checkpoint.path_in(workdir)):
+    run = trained.load(workdir)
+  else:
+    missing.append('the checkpoint (train.checkpoint_every_epochs=0, or not started): no '
+                   'model summary, and only the pictures the run drew itself')
+  status = record['status'] if record else 'unfinished'
+  lines.append(f'Status: **{status}**.' + (' Missing: ' + '; '.join(missing) + '.'
+                                           if missing else ''))
+
+  spec, differences = config_differences(workdir, config_json)
+  lines += ['', f'## Config: what differs from `{spec}`', '']
+  if differences:
+    lines += ['| field | default | this run |', '| --- | --- | --- |']
+    lines += [f'| {k} | {d} | {v} |' for k, d, v in differences]
+  else:
+    lines.append('Nothing: the experiment as it is.')
+
+  if run is not None:
+    lines += ['', '## Model', ''] + _summary_lines(run)
+  if record and record['status'] == 'ok':
+    lines += ['', '## Final figures', ''] + _final_lines(record)
+    for split, values in record['final'].items():
+      if 'confusion' in values:
+        lines += ['', f'### Per-class accuracy and confusion matrix ({split})', '',
+                  metrics.confusion_markdown(values['confusion'])]
+
+  directory = os.path.join(workdir, run_pictures.DIRECTORY)
+  drawn = (_draw_from_checkpoint(run, record, directory)
+           if run is not None and status == 'ok' else [])
+  available = sorted(p[:-4] for p in os.listdir(directory)
+                     if p.endswith('.png')) if os.path.isdir(directory) else []
+  lines += ['', '## Pictures', '']
+  if not available:
+    lines.append('None: the run drew none and there is no finished checkpoint to draw from.')
+  for picture in sorted(available, key=_picture_order):
+    caption = PICTURE_CAPTIONS.get(picture) or picture.replace('_', ' ').capitalize()
+    lines += [f'### {caption}', '',
+              f'![{caption}]({run_pictures.DIRECTORY}/{picture}.png)', '']
+  lines.append(f'_Written by `python -m cnn_jax.report` in {time.time() - started:.1f} s'
+               f'{" (pictures drawn from the checkpoint)" if drawn else ""}._')
+  path = os.path.join(workdir, FILENAME)
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  return path
+
+
+def _picture_order(name: str) -> tuple[int, str]:
+  order = ['learning_curves', 'confusion_validation', 'confusion_test', 'predictions',
+           'confidently_wrong', 'filters', 'activations']
+  return (order.index(name) if name in order else len(order), name)

@@ -1,0 +1,107 @@
+"""The pictures of a run: PNG files in the run directory and images in its TensorBoard events,
+drawn at epoch ends and at the end of the run; and the drawing functions themselves."""
+import os
+import struct
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from cnn_jax import errors
+from cnn_jax import train
+from cnn_jax.config import validation
+from cnn_jax.reports import pictures
+from cnn_jax.reports import run_pictures
+
+EPOCH_PICTURES = {'learning_curves', 'confusion_test'}
+END_PICTURES = EPOCH_PICTURES | {'predictions', 'confidently_wrong', 'filters', 'activations'}
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+  """(height, width) from a PNG's IHDR chunk."""
+  assert data[:8] == b'\x89PNG\r\n\x1a\n'
+  width, height = struct.unpack('>II', data[16:24])
+  return height, width
+
+
+def image_events(workdir: str) -> dict[str, list]:
+  accumulator = event_accumulator.EventAccumulator(workdir, size_guidance={'images': 0})
+  accumulator.Reload()
+  return {tag: accumulator.Images(tag) for tag in accumulator.Tags()['images']}
+
+
+def test_a_run_writes_its_pictures_as_pngs_and_tensorboard_images(tmp_path, tiny_config,
+                                                                   mock_mnist):
+  tiny_config.train.num_epochs = 2.0  # 16 steps of 32: epoch ends at 8 and 16
+  tiny_config.model.conv_impl, tiny_config.model.pool_impl = 'xla', 'xla'
+  train.train_and_evaluate(tiny_config, str(tmp_path))
+
+  directory = tmp_path / run_pictures.DIRECTORY
+  assert {p[:-len('.png')] for p in os.listdir(directory)} == END_PICTURES
+  images = image_events(str(tmp_path))
+  assert set(images) == {run_pictures.TAG_PREFIX + name for name in END_PICTURES}
+  for name in END_PICTURES:
+    last = images[run_pictures.TAG_PREFIX + name][-1]
+    png = (directory / f'{name}.png').read_bytes()
+    assert last.encoded_image_string == png  # the file is the last image TensorBoard shows
+    assert (last.height, last.width) == png_size(png)
+    assert 100 <= last.height <= 1000 and 300 <= last.width <= 1300, name
+    assert last.step == 16
+  # The cheap pictures also at each epoch end; the others once, at the end.
+  assert [e.step for e in images['pictures/learning_curves']] == [8, 16, 16]
+  assert [e.step for e in images['pictures/predictions']] == [16]
+
+
+def test_pictures_can_be_limited_to_the_end_or_turned_off(tmp_path, tiny_config, mock_mnist):
+  tiny_config.train.pictures = 'end'
+  train.train_and_evaluate(tiny_config, str(tmp_path / 'end'))
+  images = image_events(str(tmp_path / 'end'))
+  assert set(images) == {run_pictures.TAG_PREFIX + name for name in END_PICTURES}
+  assert all(len(events) == 1 for events in images.values())
+
+  tiny_config.train.pictures = 'none'
+  train.train_and_evaluate(tiny_config, str(tmp_path / 'none'))
+  assert not image_events(str(tmp_path / 'none'))
+  assert not os.path.exists(tmp_path / 'none' / run_pictures.DIRECTORY)
+
+
+def test_a_diverged_run_draws_no_picture_of_its_parameters(tmp_path, tiny_config,
+                                                             mock_mnist):
+  tiny_config.optimizer.learning_rate = 1e30  # diverges in the first window, before an epoch
+  record = train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert record['status'] == 'diverged' and not record['history']
+  assert not os.path.exists(tmp_path / run_pictures.DIRECTORY)
+  assert not image_events(str(tmp_path))
+
+
+def test_an_unknown_pictures_value_is_one_clear_error(tiny_config):
+  tiny_config.train.pictures = 'sometimes'
+  with pytest.raises(errors.ConfigError, match=r"train.pictures='sometimes'.*epochs, end, none"):
+    validation.validate(tiny_config)
+
+
+def test_most_confidently_wrong_orders_mistakes_by_confidence():
+  labels = np.array([0, 1, 2, 3])
+  probabilities = np.array([[0.9, 0.1, 0, 0],    # right
+                            [0.6, 0.4, 0, 0],    # wrong, 60%
+                            [0, 0.95, 0.05, 0],  # wrong, 95%
+                            [0, 0, 0.3, 0.7]])   # right
+  assert pictures.most_confidently_wrong(labels, probabilities, 5).tolist() == [2, 1]
+  assert pictures.most_confidently_wrong(labels, probabilities, 1).tolist() == [2]
+
+
+def test_the_drawings_take_odd_inputs():
+  # A class that never occurs, tanh-like negative activations, a multi-channel kernel.
+  confusion = np.diag([5, 0, 7])
+  confusion[2, 0] = 1
+  rng = np.random.default_rng(0)
+  figures = [
+      pictures.draw_confusion(confusion, 'test', 't'),
+      pictures.draw_filters(rng.normal(size=(3, 3, 2, 5)), 'conv0', 't'),
+      pictures.draw_activations(np.zeros((28, 28, 1), np.uint8), 3,
+                                {'conv0': rng.normal(size=(28, 28, 3))}, 't'),
+      pictures.draw_learning_curves([{'epoch': 1.0, 'train': {'loss': 1.0, 'error': 0.5}}], 't'),
+  ]
+  for figure in figures:
+    png, height, width = pictures.render(figure)
+    assert png_size(png) == (height, width)
