@@ -49,6 +49,7 @@ def tiny():
   config.train.log_every_steps = 4
   config.train.eval_batch_size = 100
   config.optimizer.learning_rate = 0.1
+  config.train.pictures = 'none'  # seconds of matplotlib per run; test_pictures turns them on
   return config
 
 

@@ -1,4 +1,5 @@
 """Every tutorial experiment matches ../shared/TUTORIALS.md and runs."""
+import os
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,8 +74,19 @@ def test_experiment_runs_a_few_steps(spec, tmp_path, mock_mnist):
   config.train.eval_batch_size = 64
   if config.data.validation != 'none':
     config.data.num_validation = 32  # mock splits hold 256 images
+  # Pictures cost seconds per run; drawn here for the models unlike T2 (test_pictures): no
+  # convolution, a validation split and dropout.
+  drawn = spec in ('experiments/softmax.py', 'experiments/keras_cnn.py')
+  config.train.pictures = 'end' if drawn else 'none'
   out = train.train_and_evaluate(config, str(tmp_path))
   assert out['status'] == 'ok' and out['steps'] == 2
+  pictures = sorted(os.listdir(tmp_path / 'pictures')) if drawn else []
+  if spec == 'experiments/softmax.py':
+    assert pictures == ['confidently_wrong.png', 'confusion_test.png',
+                        'confusion_validation.png', 'learning_curves.png',
+                        'predictions.png']  # no filters or activation maps without a conv
+  elif drawn:
+    assert 'confusion_validation.png' in pictures and 'activations.png' in pictures
   assert np.isfinite(results.final_metric(out, 'test', 'error'))
 
 

@@ -108,6 +108,9 @@ def test_pool_one_epoch_on_real_mnist(tmp_path):
   assert saved['num_examples'] == {'train': 60_000, 'test': 10_000}
   assert saved['steps'] == 938
   assert saved['final']['test']['error'] < 0.03, saved['final']['test']
+  assert sorted(os.listdir(tmp_path / 'pictures')) == [
+      'activations.png', 'confidently_wrong.png', 'confusion_test.png', 'filters.png',
+      'learning_curves.png', 'predictions.png']
 
 
 def test_list_trials(mock_data):

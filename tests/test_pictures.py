@@ -33,6 +33,7 @@ def image_events(workdir: str) -> dict[str, list]:
 def test_a_run_writes_its_pictures_as_pngs_and_tensorboard_images(tmp_path, tiny_config,
                                                                    mock_mnist):
   tiny_config.train.num_epochs = 2.0  # 16 steps of 32: epoch ends at 8 and 16
+  tiny_config.train.pictures = 'epochs'  # the default, which tiny_config turns off
   tiny_config.model.conv_impl, tiny_config.model.pool_impl = 'xla', 'xla'
   train.train_and_evaluate(tiny_config, str(tmp_path))
 
@@ -68,6 +69,7 @@ def test_pictures_can_be_limited_to_the_end_or_turned_off(tmp_path, tiny_config,
 def test_a_diverged_run_draws_no_picture_of_its_parameters(tmp_path, tiny_config,
                                                              mock_mnist):
   tiny_config.optimizer.learning_rate = 1e30  # diverges in the first window, before an epoch
+  tiny_config.train.pictures = 'epochs'
   record = train.train_and_evaluate(tiny_config, str(tmp_path))
   assert record['status'] == 'diverged' and not record['history']
   assert not os.path.exists(tmp_path / run_pictures.DIRECTORY)

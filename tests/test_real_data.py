@@ -30,6 +30,7 @@ def test_short_real_run(spec, tmp_path):
   config.data.data_dir = data_dir
   config.train.num_train_steps = steps
   config.train.checkpoint_every_epochs = 0
+  config.train.pictures = 'none'  # test_launch's real T2 run checks them
   out = train.train_and_evaluate(config, str(tmp_path))
   assert out['status'] == 'ok' and out['steps'] == steps
   assert out['num_examples'] == dict(zip(('train', 'validation', 'test'), sizes))

@@ -29,7 +29,7 @@ def links_of(report_path: str) -> list[str]:
 
 
 def test_report_of_a_finished_run(tmp_path, tiny_config, mock_mnist):
-  tiny_config.train.pictures = 'none'  # the report draws them from the checkpoint
+  # tiny_config draws no pictures: the report draws them from the checkpoint
   workdir = str(tmp_path / 'run')
   files.record_origin(workdir, 'experiments/pool.py')
   record = train.train_and_evaluate(tiny_config, workdir)
@@ -63,6 +63,7 @@ def test_report_says_what_is_missing(tmp_path, tiny_config, mock_mnist):
 
   no_checkpoint = str(tmp_path / 'no_checkpoint')
   tiny_config.train.checkpoint_every_epochs = 0
+  tiny_config.train.pictures = 'end'
   train.train_and_evaluate(tiny_config, no_checkpoint)
   path = run_report.write(no_checkpoint)
   with open(path) as f:
@@ -82,7 +83,6 @@ def test_report_of_a_sweep_with_trial_reports(tmp_path, tiny_config, mock_mnist)
   for index, seed in enumerate((0, 1)):
     name = f'{index:03d}-seed={seed}'
     tiny_config.seed = seed
-    tiny_config.train.pictures = 'none'
     record = train.train_and_evaluate(tiny_config, str(sweep / name))
     rows.append({'index': index, 'trial': name, 'seed': seed, 'status': record['status'],
                  'val_error': '', 'test_error': record['final']['test']['error'],

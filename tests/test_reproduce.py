@@ -78,3 +78,24 @@ def test_the_archive_of_schema_version_1_reads_as_version_2():
   assert record['schema_version'] == results.SCHEMA_VERSION and record['upgraded_from'] == 1
   assert results.final_metric(record, 'test', 'error') == pytest.approx(pool.errors[0] / 100)
   assert set(record['history'][-1]) >= {'epoch', 'step', 'train', 'test'}
+
+
+def test_per_class_accuracy_of_rows_whose_archive_has_confusions(tmp_path, monkeypatch):
+  per_class = reproduce.Row('pc', 'Per-class model', 'experiments/pc.py', (1.0,), '1.0',
+                            reported_per_class='its worst digit is 1')
+  monkeypatch.setattr(reproduce, 'ROWS', (ROW, per_class))
+  write_archived(str(tmp_path), ROW, 0, 0.01)  # version 1: no confusion, no section
+  for seed, confusion in enumerate(([[9, 1], [2, 8]], [[10, 0], [4, 6]])):
+    record = results.build(status='ok', message='', config={}, params=10,
+                           final={'test': {'error': 0.15, 'confusion': confusion}})
+    path = reproduce.archived_path(str(tmp_path), per_class, seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    results.write(os.path.dirname(path), record)
+    os.replace(os.path.join(os.path.dirname(path), results.FILENAME), path)
+  report = reproduce.format_report(reproduce.collect(str(tmp_path), 2), 2, 'm')
+  section = report.split('## Per-class test accuracy')[1]
+  assert 'Toy model' not in section
+  assert 'Per-class model (`experiments/pc.py`), test split, over 2 seeds' in section
+  assert '| mean | 95.00 | 70.00 |' in section  # digit 0: 90 and 100; digit 1: 80 and 60
+  assert '| lowest | 90.00 | 60.00 |' in section and '| highest | 100.00 | 80.00 |' in section
+  assert 'Hardest here: 1 (70.00%), 0 (95.00%). The tutorial: its worst digit is 1.' in section

@@ -26,6 +26,7 @@ class Row:
   reported: tuple[float, ...]   # error %, one per run the tutorial reports; () if none
   reported_text: str
   max_seeds: int = 0            # 0: as many as --seeds; else at most this many (long runs)
+  reported_per_class: str = ''  # what the tutorial says of its per-class accuracy, if any
 
 
 # Cheapest first, so that an interrupted reproduction has whole rows early.
@@ -41,7 +42,9 @@ ROWS = (
     Row('lenet_small', 'T4 lecture LeNet', 'experiments/lenet_small.py', (1.17,),
         '1.17 (98.83% acc.)'),
     Row('keras_cnn', 'T3 Keras blog CNN', 'experiments/keras_cnn.py', (1.29, 1.22),
-        '1.29, 1.22 (98.71, 98.78% acc.)'),
+        '1.29, 1.22 (98.71, 98.78% acc.)',
+        reported_per_class='the post\'s PyTorch version tabulates per-class accuracy; its '
+        'worst digits are 7 and 9, at 97%'),
     Row('tf_deep_cnn_full', 'T5 deep CNN, 20,000 steps', 'experiments/tf_deep_cnn.py:variant=full',
         (), 'none given', max_seeds=1),
 )
@@ -122,6 +125,8 @@ class RowFigures:
   errors: list[float]          # test error %, one per finished seed
   params: int | None
   seconds: list[float]         # wall seconds per run
+  confusions: list = dataclasses.field(default_factory=list)  # test confusion counts, per
+                                                               # seed whose record has them
 
   @property
   def mean(self):
@@ -150,14 +155,17 @@ class RowFigures:
 def collect(archive: str, seeds: int) -> list[RowFigures]:
   figures = []
   for row in ROWS:
-    errors, seconds, params = [], [], None
+    errors, seconds, params, confusions = [], [], None, []
     for seed in seeds_for(row, seeds):
       done = read_archived(archive, row, seed)
       if done is not None:
         errors.append(100 * results.final_metric(done, 'test', metrics.ERROR))
         seconds.append(done['wall_seconds'])
         params = done['params']
-    figures.append(RowFigures(row, errors, params, seconds))
+        confusion = results.final_metric(done, 'test', 'confusion')
+        if confusion is not None:  # results of schema version 1 have none
+          confusions.append(confusion)
+    figures.append(RowFigures(row, errors, params, seconds, confusions))
   return figures
 
 
@@ -209,8 +217,33 @@ def format_report(figures: list[RowFigures], seeds: int, machine: str, remark: s
     lines.append(f'- {f.row.model}: {verdict}.')
     if 'MISSED' in verdict:
       lines.append(f'  - Why: {EXPLANATIONS.get(f.row.key, "NOT YET EXPLAINED")}')
+  lines += per_class_section(figures)
   if any(f.row.max_seeds and f.row.max_seeds < seeds for f in figures):
     lines += ['', 'Rows with fewer seeds are long runs, capped by design '
               '(Row.max_seeds in cnn_jax/reproduce.py).']
   return '\n'.join(lines) + '\n'
 
+
+
+def per_class_section(figures: list[RowFigures]) -> list[str]:
+  """Per-class test accuracy (%) of the rows whose archived runs hold confusion counts: mean,
+  lowest and highest over the seeds, and the hardest digits, next to what the tutorial says."""
+  rows = [f for f in figures if f.confusions and f.row.reported_per_class]
+  if not rows:
+    return []
+  lines = ['', '## Per-class test accuracy', '']
+  for f in rows:
+    per_seed = [[100 * a for a in metrics.per_class_accuracy(c)] for c in f.confusions]
+    by_class = list(zip(*per_seed))
+    means = [statistics.fmean(values) for values in by_class]
+    hardest = sorted(range(len(means)), key=lambda c: means[c])[:3]
+    lines += [f'{f.row.model} (`{f.row.experiment}`), test split, over {len(per_seed)} '
+              f'seeds: accuracy % per true digit (mean, lowest and highest seed).', '',
+              '| digit | ' + ' | '.join(str(c) for c in range(len(means))) + ' |',
+              '| --- ' * (len(means) + 1) + '|',
+              '| mean | ' + ' | '.join(f'{m:.2f}' for m in means) + ' |',
+              '| lowest | ' + ' | '.join(f'{min(v):.2f}' for v in by_class) + ' |',
+              '| highest | ' + ' | '.join(f'{max(v):.2f}' for v in by_class) + ' |', '',
+              'Hardest here: ' + ', '.join(f'{c} ({means[c]:.2f}%)' for c in hardest)
+              + f'. The tutorial: {f.row.reported_per_class}.', '']
+  return lines

@@ -7,8 +7,10 @@ the end of the run (also with 'end') every picture, from the trained parameters:
 digits with their predictions, the most confidently wrong ones, the first-layer filters and
 one test digit's activation maps. 'none' draws nothing.
 
-Drawing runs in one worker thread, so the training loop never waits for matplotlib; the
-record waits for it only when the run ends.
+Drawing runs in one worker thread shared by every run of the process (matplotlib is not
+made to draw from several threads at once; a vmapped group has several runs), so the
+training loop never waits for matplotlib; a record waits for its own pictures only when the
+run ends.
 """
 from __future__ import annotations
 
@@ -24,6 +26,16 @@ WHEN = ('epochs', 'end', 'none')  # train.pictures
 DIRECTORY = 'pictures'
 TAG_PREFIX = 'pictures/'
 ACTIVATION_DIGIT = 0  # the test image whose activation maps are drawn: the first
+_WORKERS: dict[int, futures.ThreadPoolExecutor] = {}
+
+
+def _worker() -> futures.ThreadPoolExecutor:
+  """This process's drawing thread, made on first use: a sweep worker forked from a process
+  that had one must not inherit its (threadless) executor."""
+  pid = os.getpid()
+  if pid not in _WORKERS:
+    _WORKERS[pid] = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='pictures')
+  return _WORKERS[pid]
 
 
 def title_of(config, workdir: str) -> str:
@@ -66,7 +78,6 @@ class PictureWriter:
   def __init__(self, workdir: str, events, title: str, when: str):
     self.directory = os.path.join(workdir, DIRECTORY)
     self.events, self.title, self.when = events, title, when
-    self._worker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='pictures')
     self._pending: list[futures.Future] = []
 
   def epoch(self, step: int, history: list[dict], final: dict[str, dict]) -> None:
@@ -80,7 +91,7 @@ class PictureWriter:
       self._submit(step, lambda: draw(self.title))
 
   def _submit(self, step: int, draw: Callable[[], dict[str, Any]]) -> None:
-    self._pending.append(self._worker.submit(self._write, step, draw))
+    self._pending.append(_worker().submit(self._write, step, draw))
 
   def _write(self, step: int, draw: Callable[[], dict[str, Any]]) -> None:
     rendered = {name: pictures.render(figure) for name, figure in draw().items()}
@@ -95,10 +106,9 @@ class PictureWriter:
     self.events.write_images(step, {TAG_PREFIX + name: image for name, image in rendered.items()})
 
   def close(self, raise_errors: bool = True) -> None:
-    """Waits for the pictures; a drawing error surfaces here rather than vanishing."""
-    self._worker.shutdown(wait=True)
+    """Waits for this run's pictures; a drawing error surfaces here rather than vanishing."""
     pending, self._pending = self._pending, []
-    if not raise_errors:
-      return
-    for future in pending:
-      future.result()
+    futures.wait(pending)
+    if raise_errors:
+      for future in pending:
+        future.result()
