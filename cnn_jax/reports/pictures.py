@@ -65,7 +65,8 @@ def draw_learning_curves(history: Sequence[dict[str, Any]], title: str):
 def _digit_grid(images: np.ndarray, captions: Sequence[str], wrong: Sequence[bool],
                 title: str, columns: int = 10):
   rows = max(1, math.ceil(len(images) / columns))
-  figure = new_figure(columns * 0.95, rows * 1.15 + 0.5)
+  lines = max((caption.count('\n') + 1 for caption in captions), default=1)
+  figure = new_figure(columns * 0.95, rows * (0.95 + 0.2 * lines) + 0.7)
   axes = np.atleast_1d(figure.subplots(rows, columns)).reshape(-1)
   for axis in axes:
     axis.set_axis_off()
@@ -109,12 +110,12 @@ def draw_confidently_wrong(images: np.ndarray, labels: np.ndarray, probabilities
                            title: str, count: int = 20):
   chosen = most_confidently_wrong(labels, probabilities, count)
   predicted = probabilities.argmax(-1)
-  captions = [f'{predicted[i]} ({100 * probabilities[i, predicted[i]]:.0f}%) true {labels[i]}'
+  captions = [f'{predicted[i]} at {100 * probabilities[i, predicted[i]]:.0f}%\ntrue {labels[i]}'
               for i in chosen]
   total_wrong = int((predicted != labels).sum())
   return _digit_grid(images[chosen], captions, [True] * len(chosen),
                      f'{title}: the {len(chosen)} most confidently wrong of {total_wrong} '
-                     'misclassified test digits (predicted, its probability, true)')
+                     'misclassified test digits\n(predicted label at its probability, true label)')
 
 
 def draw_confusion(confusion, split: str, title: str):

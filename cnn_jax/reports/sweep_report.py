@@ -59,7 +59,8 @@ def draw_error_by_axis(axes_names: list[str], rows: list[dict], title: str):
   panels = figure.subplots(1, len(shown), squeeze=False)[0]
   done = [r for r in rows if r['status'] == 'ok' and _percent(r['test_error']) is not None]
   for panel, axis_name in zip(panels, shown):
-    values = list(dict.fromkeys(r[axis_name] for r in rows))
+    in_declared_order = sorted(rows, key=lambda r: int(r['index']))  # the table is best first
+    values = list(dict.fromkeys(r[axis_name] for r in in_declared_order))
     others = [a for a in shown if a != axis_name]
     series = {}
     for row in done:
@@ -116,7 +117,8 @@ def write(workdir: str, trial_reports: bool = True) -> str:
     seconds = f'{float(row["seconds"]):.0f}' if row['seconds'] else '-'
     lines.append('| ' + ' | '.join([row['index'], *(row[a] for a in axes_names), row['status'],
                                     shown(row['val_error']), shown(row['test_error']),
-                                    row['params'] or '-', seconds, link]) + ' |')
+                                    f'{int(row["params"]):,}' if row['params'] else '-',
+                                    seconds, link]) + ' |')
   lines += ['', f'_Written by `python -m cnn_jax.report` in {time.time() - started:.1f} s._']
   path = os.path.join(workdir, FILENAME)
   with open(path, 'w') as f:
