@@ -73,6 +73,14 @@ def test_report_says_what_is_missing(tmp_path, tiny_config, mock_mnist):
   assert 'pictures/predictions.png' in text  # the run drew its own
   links_of(path)
 
+  diverged = str(tmp_path / 'diverged')
+  tiny_config.optimizer.learning_rate = 1e30
+  train.train_and_evaluate(tiny_config, diverged)
+  with open(run_report.write(diverged)) as f:
+    text = f.read()
+  assert 'Status: **diverged**' in text and 'final figures: the run is diverged: train/loss' in text
+  assert 'Final figures' not in text and 'pictures/predictions.png' not in text
+
   with pytest.raises(Exception, match='holds no run'):
     run_report.write(str(tmp_path))
 
