@@ -11,6 +11,7 @@ import pytest
 
 from cnn_jax import train
 from cnn_jax.config import files
+from cnn_jax.data import datasets
 from cnn_jax.engine import results
 from cnn_jax.reports import run_report
 from cnn_jax.reports import sweep_report
@@ -49,6 +50,21 @@ def test_report_of_a_finished_run(tmp_path, tiny_config, mock_mnist):
   assert {os.path.basename(t) for t in targets} == {
       f'{name}.png' for name in ('learning_curves', 'confusion_test', 'predictions',
                                  'confidently_wrong', 'filters', 'activations')}
+
+
+def test_report_without_the_dataset_keeps_the_runs_own_pictures(tmp_path, tiny_config,
+                                                                 mock_mnist, monkeypatch):
+  tiny_config.train.pictures = 'end'
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config, workdir)
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'nothing here'))
+  datasets.load_tfds_split.cache_clear()
+  path = run_report.write(workdir)
+  with open(path) as f:
+    text = f.read()
+  assert 'Status: **ok**. Pictures not drawn again from the checkpoint: ' in text
+  assert 'pictures/predictions.png' in text and '## Model' in text
+  links_of(path)
 
 
 def test_report_says_what_is_missing(tmp_path, tiny_config, mock_mnist):

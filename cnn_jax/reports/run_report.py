@@ -22,6 +22,7 @@ from cnn_jax.engine import metrics
 from cnn_jax.engine import program
 from cnn_jax.engine import results
 from cnn_jax.engine import run_record
+from cnn_jax.errors import DatasetNotFoundError
 from cnn_jax.errors import UserError
 from cnn_jax.model import cnn
 from cnn_jax.model import summary
@@ -83,11 +84,13 @@ def _final_lines(record: dict[str, Any]) -> list[str]:
     lines.append(f'| {split} | ' + ' | '.join(
         metrics.show(m.name, values.get(m.name)) for m in metrics.of_phase(metrics.EVAL)
         if m.scalar) + ' |')
+  layers = record.get('executor', {}).get('layers') or {}
+  environment = record.get('environment', {})
   lines += ['', f'{record["steps"]:,} steps ({record["epochs"]:g} epochs), '
-            f'{record["train_seconds"]:.1f} s of training, {record["params"]:,} parameters; '
-            f'layers {record.get("executor", {}).get("layers", "n/a")}; '
-            f'{record.get("environment", {}).get("device", "")} '
-            f'({record.get("environment", {}).get("backend", "")}).']
+            f'{record["train_seconds"]:.1f} s of training, {record["params"]:,} parameters, '
+            f'on {environment.get("device", "?")} (backend {environment.get("backend", "?")}, '
+            f'jax {environment.get("jax_version", "?")}); layer implementations: '
+            + (', '.join(f'{k} {v}' for k, v in layers.items()) or 'not recorded') + '.']
   return lines
 
 
@@ -136,6 +139,7 @@ def write(workdir: str) -> str:
     missing.append('the checkpoint (train.checkpoint_every_epochs=0, or not started): no '
                    'model summary, and only the pictures the run drew itself')
   status = record['status'] if record else 'unfinished'
+  status_line = len(lines)
   lines.append(f'Status: **{status}**.' + (' Missing: ' + '; '.join(missing) + '.'
                                            if missing else ''))
 
@@ -157,8 +161,12 @@ def write(workdir: str) -> str:
                   metrics.confusion_markdown(values['confusion'])]
 
   directory = os.path.join(workdir, run_pictures.DIRECTORY)
-  drawn = (_draw_from_checkpoint(run, record, directory)
-           if run is not None and status == 'ok' else [])
+  drawn = []
+  if run is not None and status == 'ok':
+    try:
+      drawn = _draw_from_checkpoint(run, record, directory)
+    except DatasetNotFoundError as error:  # the run's own pictures are still worth a report
+      lines[status_line] += f' Pictures not drawn again from the checkpoint: {error}'
   available = sorted(p[:-4] for p in os.listdir(directory)
                      if p.endswith('.png')) if os.path.isdir(directory) else []
   lines += ['', '## Pictures', '']
