@@ -52,6 +52,7 @@ def short_config(seed: int):
     config.train.num_train_steps = FLAGS.steps
     config.train.log_every_steps = FLAGS.steps  # one host sync, at the end
     config.train.checkpoint_every_epochs = 0
+    config.train.pictures = 'none'  # strategies compared on training alone
   return config.copy_and_resolve_references()
 
 

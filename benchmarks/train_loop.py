@@ -41,6 +41,7 @@ def main(_):
       config.train.steps_per_call = k
       config.train.log_every_steps = FLAGS.steps  # one sync at the end, as in real runs
       config.train.checkpoint_every_epochs = 0
+      config.train.pictures = 'none'
     with tempfile.TemporaryDirectory() as workdir:
       out = train.train_and_evaluate(config, workdir)
     timed_steps = FLAGS.steps - k

@@ -152,6 +152,7 @@ def jax_seconds_per_step(config, steps):
     config.train.num_train_steps = steps
     config.train.log_every_steps = steps  # one sync at the end, as in real runs
     config.train.checkpoint_every_epochs = 0
+    config.train.pictures = 'none'  # the PyTorch loop draws none either
   with tempfile.TemporaryDirectory() as workdir:
     out = train.train_and_evaluate(config, workdir)
   return (out['train_seconds'] - out['first_step_seconds']) / (steps - 1)
@@ -234,7 +235,8 @@ def speedrun(seeds):
   """experiments/speedrun.py, whole process per seed, cnn_jax against its PyTorch twin."""
   def ours(seed, workdir):
     return [sys.executable, 'launch.py', '--config=experiments/speedrun.py',
-            f'--config.seed={seed}', f'--workdir={workdir}/speedrun{seed}']
+            f'--config.seed={seed}', '--config.train.pictures=none',
+            f'--workdir={workdir}/speedrun{seed}']
   def theirs(seed):
     return [sys.executable, os.path.abspath(__file__), '--torch_run=experiments/speedrun.py',
             f'--torch_seed={seed}']
@@ -304,7 +306,8 @@ def main(_):
     with tempfile.TemporaryDirectory() as workdir:
       ours, ours_all = whole_process(
           lambda i: [sys.executable, 'launch.py', '--config=experiments/pool.py',
-                     '--config.train.num_epochs=1', f'--workdir={workdir}/run{i}'],
+                     '--config.train.num_epochs=1', '--config.train.pictures=none',
+                     f'--workdir={workdir}/run{i}'],
           FLAGS.repeats)
     theirs, theirs_all = whole_process(
         lambda i: [sys.executable, os.path.abspath(__file__),

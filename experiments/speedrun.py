@@ -40,5 +40,6 @@ def get_config(arg=None):
   config.optimizer.update(dict(name='adam', learning_rate=4e-3, schedule='cosine',
                                warmup_steps=375))
   config.train.update(dict(batch_size=128, num_epochs=4.0, log_every_steps=469,
-                           checkpoint_every_epochs=0, eval_batch_size=2000))
+                           checkpoint_every_epochs=0, eval_batch_size=2000,
+                           pictures='none'))  # a timed record: the pictures come after
   return config

@@ -1,5 +1,6 @@
 """The pictures of a run: PNG files in the run directory and images in its TensorBoard events,
 drawn at epoch ends and at the end of the run; and the drawing functions themselves."""
+import copy
 import os
 import struct
 
@@ -10,6 +11,9 @@ from tensorboard.backend.event_processing import event_accumulator
 from cnn_jax import errors
 from cnn_jax import train
 from cnn_jax.config import validation
+from cnn_jax.engine import loop
+from cnn_jax.engine import metrics
+from cnn_jax.engine import results
 from cnn_jax.reports import pictures
 from cnn_jax.reports import run_pictures
 
@@ -48,8 +52,9 @@ def test_a_run_writes_its_pictures_as_pngs_and_tensorboard_images(tmp_path, tiny
     assert (last.height, last.width) == png_size(png)
     assert 100 <= last.height <= 1000 and 300 <= last.width <= 1300, name
     assert last.step == 16
-  # The cheap pictures also at each epoch end; the others once, at the end.
-  assert [e.step for e in images['pictures/learning_curves']] == [8, 16, 16]
+  # The cheap pictures also at each epoch end but the last (the end drawing has them); the
+  # others once, at the end.
+  assert [e.step for e in images['pictures/learning_curves']] == [8, 16]
   assert [e.step for e in images['pictures/predictions']] == [16]
 
 
@@ -64,6 +69,53 @@ def test_pictures_can_be_limited_to_the_end_or_turned_off(tmp_path, tiny_config,
   train.train_and_evaluate(tiny_config, str(tmp_path / 'none'))
   assert not image_events(str(tmp_path / 'none'))
   assert not os.path.exists(tmp_path / 'none' / run_pictures.DIRECTORY)
+
+
+def test_a_run_that_diverges_after_an_epoch_draws_only_its_numbers(tmp_path, tiny_config,
+                                                                    mock_mnist, monkeypatch):
+  tiny_config.train.num_epochs = 2.0  # windows end at steps 4, 8, 12, 16
+  tiny_config.train.pictures = 'end'
+  checked = []
+  def finite_until_step_12(values):  # the 4th check: the window ending at step 12
+    checked.append(values)
+    return len(checked) < 4
+  monkeypatch.setattr(metrics, 'is_finite', finite_until_step_12)
+  record = train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert record['status'] == 'diverged' and len(record['history']) == 1
+  assert sorted(os.listdir(tmp_path / run_pictures.DIRECTORY)) == [
+      'confusion_test.png', 'learning_curves.png']
+  assert [e.step for e in image_events(str(tmp_path))['pictures/learning_curves']] == [12]
+
+
+def test_a_picture_that_fails_costs_the_run_nothing_but_the_picture(tmp_path, tiny_config,
+                                                                    mock_mnist, monkeypatch,
+                                                                    caplog):
+  tiny_config.train.pictures = 'end'
+  def broken(*args, **kwargs):
+    raise RuntimeError('no ink')
+  monkeypatch.setattr(pictures, 'draw_filters', broken)
+  record = train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert record['status'] == 'ok' and results.read(str(tmp_path))['status'] == 'ok'
+  assert any('Pictures at step 12 were not drawn' in r.getMessage() and r.exc_info
+             for r in caplog.records)
+
+
+def test_each_member_of_a_vmapped_group_gets_its_pictures(tmp_path, tiny_config, mock_mnist):
+  tiny_config.train.pictures = 'end'
+  tiny_config.model.conv_impl, tiny_config.model.pool_impl = 'xla', 'xla'  # nothing to time
+  configs = []
+  for seed in (0, 1):
+    config = copy.deepcopy(tiny_config)
+    config.seed = seed
+    configs.append(config)
+  workdirs = [str(tmp_path / f'member{k}') for k in range(2)]
+  loop.train(configs, workdirs)
+  drawn = [image_events(workdir)['pictures/filters'][-1].encoded_image_string
+           for workdir in workdirs]
+  assert drawn[0] != drawn[1]  # each member's own parameters
+  for workdir in workdirs:
+    assert set(os.listdir(os.path.join(workdir, run_pictures.DIRECTORY))) == {
+        f'{name}.png' for name in END_PICTURES}
 
 
 def test_a_diverged_run_draws_no_picture_of_its_parameters(tmp_path, tiny_config,

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from cnn_jax import errors
 from cnn_jax import train
 from cnn_jax.config import files
 from cnn_jax.data import datasets
@@ -97,7 +98,7 @@ def test_report_says_what_is_missing(tmp_path, tiny_config, mock_mnist):
   assert 'Status: **diverged**' in text and 'final figures: the run is diverged: train/loss' in text
   assert 'Final figures' not in text and 'pictures/predictions.png' not in text
 
-  with pytest.raises(Exception, match='holds no run'):
+  with pytest.raises(errors.UserError, match='holds no run'):
     run_report.write(str(tmp_path))
 
 

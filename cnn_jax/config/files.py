@@ -38,9 +38,14 @@ ORIGIN_FILENAME = 'experiment.json'
 
 
 def record_origin(workdir: str, experiment: str) -> None:
-  """Notes in `workdir` the experiment spec ('path.py' or 'path.py:arg') it was run from."""
+  """Notes in `workdir` the experiment spec ('path.py' or 'path.py:arg') it was run from,
+  unless a run there already noted one (a command refused for that directory must not
+  rewrite it)."""
+  path = os.path.join(workdir, ORIGIN_FILENAME)
+  if os.path.exists(path):
+    return
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, ORIGIN_FILENAME), 'w') as f:
+  with open(path, 'w') as f:
     json.dump({'experiment': experiment}, f)
 
 

@@ -12,6 +12,7 @@ message with its parameter count rather than an XLA out-of-memory error.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 
@@ -154,6 +155,9 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
            why='(0 chooses per backend)')
   _integer('train.num_devices', train_cfg.num_devices, low=0, why='(0: every local device)')
   _choice('train.pictures', train_cfg.pictures, run_pictures.WHEN)
+  if train_cfg.pictures != 'none' and importlib.util.find_spec('matplotlib') is None:
+    raise ConfigError(f'train.pictures={train_cfg.pictures!r} needs matplotlib, which is not '
+                      "installed; pip install matplotlib, or set train.pictures='none'")
   if train_cfg.num_devices:
     import jax  # pylint: disable=g-import-not-at-top  (after launch.py chose the allocator)
     available = jax.local_device_count()

@@ -94,9 +94,8 @@ class RunRecord:
   def start_events(self, hparams: dict[str, Any]) -> None:
     self._writer = events.EventWriter(self.workdir)
     self._writer.write_hparams(hparams)
-    self._pictures = run_pictures.PictureWriter(
-        self.workdir, self._writer, run_pictures.title_of(self.config, self.workdir),
-        self.config.train.pictures)
+    self._pictures = run_pictures.PictureWriter(self.workdir, self._writer, self.config,
+                                                self.config.train.pictures, self.who)
 
   def add_train_window(self, step: int, window_sums: dict, first_step: int, seconds: float,
                        host_values: dict[str, float], progress: dict | None = None) -> None:
@@ -135,7 +134,7 @@ class RunRecord:
     self.history.append(record)
     self.final, self.steps, self._epoch_sums = evaluated, step, None
     self._writer.flush()
-    self._pictures.epoch(step, self.history, evaluated)
+    self._pictures.epoch(step, self.history, evaluated, last=epoch >= total_epochs)
     logging.info('%s', metrics.console_line(record, total_epochs, self.who))
 
   def checkpoint_due(self, step: int, total_steps: int) -> bool:
@@ -164,16 +163,17 @@ class RunRecord:
       self._pictures.end(self.steps, lambda title: draw(history, final, title))
     else:
       self._pictures.end(self.steps, lambda title: run_pictures.epoch_figures(
-          history, {}, title))
+          history, final, title))
 
   def finish(self, step: int, steps_per_epoch: float, **facts) -> dict[str, Any]:
     """Writes results.json (facts: params, num_examples, executor, environment); returns it."""
     if self.running:
       self.status, self.steps = 'ok', step
     if self._pictures is not None:
-      self._pictures.close()
+      self._pictures.close()  # a picture that failed was logged; the results still count
     if self._writer is not None:
       self._writer.close()
+      self._writer = None
     record = results.build(
         status=self.status, message=self.message, config=json.loads(self.config.to_json()),
         final=self.final, history=self.history, steps=self.steps,
@@ -189,9 +189,14 @@ class RunRecord:
     return record
 
   def close(self) -> None:
-    if self._pictures is not None:  # after an error: waits, but keeps the first error
-      self._pictures.close(raise_errors=False)
-    self._lock.release()
+    """Releases the directory; after an error, without waiting for pictures not started."""
+    try:
+      if self._pictures is not None:
+        self._pictures.close(cancel=True)
+      if self._writer is not None:
+        self._writer.close()
+    finally:
+      self._lock.release()
 
   def _wall_seconds(self) -> float:
     return self._earlier_wall_seconds + time.time() - self._opened

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 from typing import Any, Sequence
 
 import numpy as np
@@ -30,11 +31,13 @@ def new_figure(width: float, height: float):
 
 
 def render(figure) -> tuple[bytes, int, int]:
-  """(PNG bytes, height, width) of a figure."""
+  """(PNG bytes, height, width) of a figure; the size read from the PNG itself (its IHDR
+  chunk), which the renderer may have rounded."""
   buffer = io.BytesIO()
   figure.savefig(buffer, format='png', dpi=DPI)
-  width, height = (int(round(v)) for v in figure.get_size_inches() * DPI)
-  return buffer.getvalue(), height, width
+  png = buffer.getvalue()
+  width, height = struct.unpack('>II', png[16:24])
+  return png, height, width
 
 
 def draw_learning_curves(history: Sequence[dict[str, Any]], title: str):
@@ -88,6 +91,7 @@ def _digit_grid(images: np.ndarray, captions: Sequence[str], wrong: Sequence[boo
 def draw_predictions(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
                      title: str, count: int = 40):
   """The first `count` digits with the predicted label; wrong ones in red with the truth."""
+  count = min(count, len(labels))
   predicted = probabilities[:count].argmax(-1)
   wrong = predicted != labels[:count]
   captions = [f'{p} (true {t})' if bad else f'{p}'

@@ -111,6 +111,7 @@ def run_row(row: Row, seeds: int, workdir: str, archive: str) -> None:
     config = files.load_config(row.experiment)
     config.seed = seed
     run_dir = os.path.join(workdir, row.key, f'seed{seed}')
+    files.record_origin(run_dir, row.experiment)  # for the run's report
     outcome = train.train_and_evaluate(config, run_dir)
     if outcome['status'] != 'ok':
       raise RuntimeError(f'{row.key} seed {seed} ended with status {outcome["status"]}: '

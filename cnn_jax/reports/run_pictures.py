@@ -9,15 +9,20 @@ one test digit's activation maps. 'none' draws nothing.
 
 Drawing runs in one worker thread shared by every run of the process (matplotlib is not
 made to draw from several threads at once; a vmapped group has several runs), so the
-training loop never waits for matplotlib; a record waits for its own pictures only when the
-run ends.
+training loop never waits for matplotlib (on 2 cores the thread does take CPU time from it:
+about a second per epoch-end drawing); a record waits for its own pictures only when the run
+ends. An epoch drawing that has not started when the next one comes is dropped, and the last
+epoch is drawn by the end drawing, so the queue never grows. A picture that fails to draw is
+logged as an error and the run finishes and records its results all the same.
 """
 from __future__ import annotations
 
 from concurrent import futures
 import os
+import re
 from typing import Any, Callable
 
+from absl import logging
 import numpy as np
 
 from cnn_jax.reports import pictures
@@ -26,20 +31,41 @@ WHEN = ('epochs', 'end', 'none')  # train.pictures
 DIRECTORY = 'pictures'
 TAG_PREFIX = 'pictures/'
 ACTIVATION_DIGIT = 0  # the test image whose activation maps are drawn: the first
-_WORKERS: dict[int, futures.ThreadPoolExecutor] = {}
+ACTIVATION_LAYERS = re.compile(r'(conv|pool)\d+')  # convolutions and poolings, not dropout
+# Every picture, in the order a report shows them, with its caption there.
+CAPTIONS = {
+    'learning_curves': 'Learning curves',
+    'confusion_validation': 'Confusion matrix and per-class accuracy (validation)',
+    'confusion_test': 'Confusion matrix and per-class accuracy (test)',
+    'predictions': 'Test digits and their predictions',
+    'confidently_wrong': 'The most confidently wrong test digits',
+    'filters': 'First-layer filters',
+    'activations': 'Activation maps of one test digit',
+}
+_WORKER: futures.ThreadPoolExecutor | None = None
 
 
 def _worker() -> futures.ThreadPoolExecutor:
-  """This process's drawing thread, made on first use: a sweep worker forked from a process
-  that had one must not inherit its (threadless) executor."""
-  pid = os.getpid()
-  if pid not in _WORKERS:
-    _WORKERS[pid] = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='pictures')
-  return _WORKERS[pid]
+  """The process's drawing thread, started by the first picture."""
+  global _WORKER
+  if _WORKER is None:
+    _WORKER = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='pictures')
+  return _WORKER
 
 
-def title_of(config, workdir: str) -> str:
-  return f'{config.model.name} ({os.path.basename(os.path.normpath(workdir))})'
+def title_of(config, workdir: str, step: int) -> str:
+  return f'{config.model.name} ({os.path.basename(os.path.normpath(workdir))}, step {step:,})'
+
+
+def save(directory: str, rendered: dict[str, tuple[bytes, int, int]]) -> None:
+  """Writes {name: (PNG, height, width)} as <directory>/<name>.png, each atomically (a
+  report may be reading them)."""
+  os.makedirs(directory, exist_ok=True)
+  for name, (png, _, _) in rendered.items():
+    path = os.path.join(directory, f'{name}.png')
+    with open(path + '.tmp', 'wb') as f:
+      f.write(png)
+    os.replace(path + '.tmp', path)
 
 
 def epoch_figures(history: list[dict], final: dict[str, dict], title: str) -> dict[str, Any]:
@@ -66,7 +92,7 @@ def end_figures(run, test, history: list[dict], final: dict[str, dict], title: s
                                                'conv0', title)
     digit = test.images[ACTIVATION_DIGIT]
     maps = {name: value[0] for name, value in run.intermediates(digit[None]).items()
-            if name.startswith(('conv', 'pool')) and value.ndim == 4}
+            if ACTIVATION_LAYERS.fullmatch(name)}
     figures['activations'] = pictures.draw_activations(
         digit, int(test.labels[ACTIVATION_DIGIT]), maps, title)
   return figures
@@ -75,40 +101,43 @@ def end_figures(run, test, history: list[dict], final: dict[str, dict], title: s
 class PictureWriter:
   """Draws and writes one run's pictures off the training thread."""
 
-  def __init__(self, workdir: str, events, title: str, when: str):
-    self.directory = os.path.join(workdir, DIRECTORY)
-    self.events, self.title, self.when = events, title, when
+  def __init__(self, workdir: str, events, config, when: str, who: str = ''):
+    self.workdir, self.directory = workdir, os.path.join(workdir, DIRECTORY)
+    self.events, self.config, self.when, self.who = events, config, when, who
     self._pending: list[futures.Future] = []
 
-  def epoch(self, step: int, history: list[dict], final: dict[str, dict]) -> None:
-    if self.when == 'epochs':
-      history = [dict(record) for record in history]  # the record goes on changing
-      self._submit(step, lambda: epoch_figures(history, final, self.title))
+  def epoch(self, step: int, history: list[dict], final: dict[str, dict], last: bool) -> None:
+    """The pictures of an epoch end; the last epoch's come with the end drawing."""
+    if self.when == 'epochs' and not last:
+      history = list(history)  # the run appends to its list; this drawing sees this epoch's
+      self._submit(step, lambda title: epoch_figures(history, final, title))
 
   def end(self, step: int, draw: Callable[[str], dict[str, Any]]) -> None:
-    """draw(title) -> {name: figure}; called in the worker."""
+    """draw(title) -> {name: figure}, called in the worker."""
     if self.when != 'none':
-      self._submit(step, lambda: draw(self.title))
+      self._submit(step, draw)
 
-  def _submit(self, step: int, draw: Callable[[], dict[str, Any]]) -> None:
+  def _submit(self, step: int, draw: Callable[[str], dict[str, Any]]) -> None:
+    for superseded in self._pending:
+      superseded.cancel()  # only succeeds if it has not started: then it is not needed
+    self._pending = [f for f in self._pending if not f.done()]
     self._pending.append(_worker().submit(self._write, step, draw))
 
-  def _write(self, step: int, draw: Callable[[], dict[str, Any]]) -> None:
-    rendered = {name: pictures.render(figure) for name, figure in draw().items()}
-    if not rendered:
-      return
-    os.makedirs(self.directory, exist_ok=True)
-    for name, (png, _, _) in rendered.items():
-      path = os.path.join(self.directory, f'{name}.png')
-      with open(path + '.tmp', 'wb') as f:
-        f.write(png)
-      os.replace(path + '.tmp', path)
-    self.events.write_images(step, {TAG_PREFIX + name: image for name, image in rendered.items()})
+  def _write(self, step: int, draw: Callable[[str], dict[str, Any]]) -> None:
+    try:
+      figures = draw(title_of(self.config, self.workdir, step))
+      rendered = {name: pictures.render(figure) for name, figure in figures.items()}
+      if rendered:
+        save(self.directory, rendered)
+        self.events.write_images(step, {TAG_PREFIX + name: image
+                                        for name, image in rendered.items()})
+    except Exception:  # pylint: disable=broad-except  (a picture never costs a run's results)
+      logging.exception('%sPictures at step %d were not drawn:', self.who, step)
 
-  def close(self, raise_errors: bool = True) -> None:
-    """Waits for this run's pictures; a drawing error surfaces here rather than vanishing."""
+  def close(self, cancel: bool = False) -> None:
+    """Waits for this run's pictures (after an error elsewhere: only for the one drawing)."""
     pending, self._pending = self._pending, []
-    futures.wait(pending)
-    if raise_errors:
+    if cancel:
       for future in pending:
-        future.result()
+        future.cancel()
+    futures.wait(pending)

@@ -31,18 +31,10 @@ from cnn_jax.reports import run_pictures
 
 FILENAME = 'report.md'
 DEFAULT_EXPERIMENT = 'experiments/default.py'
-PICTURE_CAPTIONS = {
-    'learning_curves': 'Learning curves',
-    'confusion_validation': 'Confusion matrix and per-class accuracy (validation)',
-    'confusion_test': 'Confusion matrix and per-class accuracy (test)',
-    'predictions': 'Test digits and their predictions',
-    'confidently_wrong': 'The most confidently wrong test digits',
-    'filters': 'First-layer filters',
-    'activations': 'Activation maps of one test digit',
-}
 
 
 def _experiment_defaults(workdir: str) -> tuple[str, dict | None]:
+  """(the experiment spec, its flattened default config, or None if its file is not found)."""
   spec = files.recorded_origin(workdir) or DEFAULT_EXPERIMENT
   path, _, arg = spec.partition(':')
   for candidate in (path, os.path.join(files.REPO_ROOT, path)):
@@ -52,11 +44,12 @@ def _experiment_defaults(workdir: str) -> tuple[str, dict | None]:
   return spec, None
 
 
-def config_differences(workdir: str, config_json: dict) -> tuple[str, list[tuple]]:
-  """(experiment, [(field, default, value)]) for the fields that differ from its defaults."""
+def config_differences(workdir: str, config_json: dict) -> tuple[str, list[tuple] | None]:
+  """(experiment, [(field, default, value)]) for the fields that differ from its defaults;
+  None instead of the list when the experiment file is not found."""
   spec, defaults = _experiment_defaults(workdir)
   if defaults is None:
-    return spec, []
+    return spec, None
   flat = program.flatten(config_json)
   return spec, [(key, defaults.get(key, '(absent)'), flat.get(key, '(absent)'))
                 for key in sorted(set(defaults) | set(flat))
@@ -100,13 +93,9 @@ def _draw_from_checkpoint(run, record, directory: str) -> list[str]:
   splits = datasets.load_splits(run.config.data)
   history = (record or {}).get('history', [])
   final = (record or {}).get('final', {})
-  title = run_pictures.title_of(run.config, run.workdir)
+  title = run_pictures.title_of(run.config, run.workdir, run.step)
   figures = run_pictures.end_figures(run, splits.test, history, final, title)
-  os.makedirs(directory, exist_ok=True)
-  for name, figure in figures.items():
-    png, _, _ = pictures.render(figure)
-    with open(os.path.join(directory, f'{name}.png'), 'wb') as f:
-      f.write(png)
+  run_pictures.save(directory, {name: pictures.render(f) for name, f in figures.items()})
   return list(figures)
 
 
@@ -145,7 +134,10 @@ def write(workdir: str) -> str:
 
   spec, differences = config_differences(workdir, config_json)
   lines += ['', f'## Config: what differs from `{spec}`', '']
-  if differences:
+  if differences is None:
+    lines.append(f'Not computed: the experiment file `{spec}` was not found (run the report '
+                 'from the repository root).')
+  elif differences:
     lines += ['| field | default | this run |', '| --- | --- | --- |']
     lines += [f'| {k} | {d} | {v} |' for k, d, v in differences]
   else:
@@ -172,8 +164,10 @@ def write(workdir: str) -> str:
   lines += ['', '## Pictures', '']
   if not available:
     lines.append('None: the run drew none and there is no finished checkpoint to draw from.')
-  for picture in sorted(available, key=_picture_order):
-    caption = PICTURE_CAPTIONS.get(picture) or picture.replace('_', ' ').capitalize()
+  order = list(run_pictures.CAPTIONS)
+  for picture in sorted(available, key=lambda p: (order.index(p) if p in order
+                                                  else len(order), p)):
+    caption = run_pictures.CAPTIONS.get(picture) or picture.replace('_', ' ').capitalize()
     lines += [f'### {caption}', '',
               f'![{caption}]({run_pictures.DIRECTORY}/{picture}.png)', '']
   lines.append(f'_Written by `python -m cnn_jax.report` in {time.time() - started:.1f} s'
@@ -183,8 +177,3 @@ def write(workdir: str) -> str:
     f.write('\n'.join(lines) + '\n')
   return path
 
-
-def _picture_order(name: str) -> tuple[int, str]:
-  order = ['learning_curves', 'confusion_validation', 'confusion_test', 'predictions',
-           'confidently_wrong', 'filters', 'activations']
-  return (order.index(name) if name in order else len(order), name)

@@ -111,8 +111,11 @@ def write(workdir: str, trial_reports: bool = True) -> str:
     trial_dir = os.path.join(workdir, row['trial'])
     link = '-'
     if trial_reports and os.path.exists(os.path.join(trial_dir, run_record.CONFIG_FILENAME)):
-      run_report.write(trial_dir)
-      link = f'[report]({row["trial"]}/{run_report.FILENAME})'
+      try:
+        run_report.write(trial_dir)
+        link = f'[report]({row["trial"]}/{run_report.FILENAME})'
+      except UserError as error:  # one damaged trial does not cost the sweep its report
+        link = f'no report: {" ".join(str(error).split())}'
     shown = lambda v: f'{_percent(v):.2f}%' if _percent(v) is not None else 'n/a'
     seconds = f'{float(row["seconds"]):.0f}' if row['seconds'] else '-'
     lines.append('| ' + ' | '.join([row['index'], *(row[a] for a in axes_names), row['status'],
