@@ -42,6 +42,7 @@ def render(figure) -> tuple[bytes, int, int]:
 
 def draw_learning_curves(history: Sequence[dict[str, Any]], title: str):
   """Loss and error per epoch for train and each evaluated split (results.json history)."""
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top  (slow import)
   figure = new_figure(9, 3.6)
   axes = figure.subplots(1, 2)
   epochs = [record['epoch'] for record in history]
@@ -57,6 +58,9 @@ def draw_learning_curves(history: Sequence[dict[str, Any]], title: str):
     axis.set_xlabel('epoch')
     axis.set_ylabel(f'{name} (%)' if scale == 100 else name)
     axis.set_yscale('log')  # both fall by orders of magnitude; a linear axis hides the end
+    plain = ticker.FuncFormatter(lambda value, _: f'{value:g}')  # 0.05, not 5x10^-2
+    axis.yaxis.set_major_formatter(plain)
+    axis.yaxis.set_minor_formatter(plain)
     axis.grid(True, which='both', alpha=0.3)
     axis.legend()
   axes[0].set_title('loss (softmax cross-entropy)')
