@@ -36,7 +36,10 @@ def test_report_of_a_finished_run(tmp_path, tiny_config, mock_mnist):
   files.record_origin(workdir, 'experiments/pool.py')
   record = train.train_and_evaluate(tiny_config, workdir)
 
-  path = run_report.write(workdir)
+  done = run_report_command(workdir)  # the command, as a user runs it
+  assert done.returncode == 0, done.stderr
+  path = done.stdout.strip()
+  assert path == os.path.join(workdir, run_report.FILENAME)
   with open(path) as f:
     text = f.read()
   assert 'Status: **ok**.' in text and 'Missing' not in text
@@ -138,16 +141,13 @@ def test_report_of_an_archived_sweep_table(tmp_path):
   links_of(path)
 
 
-def test_report_command_line(tmp_path, tiny_config, mock_mnist):
-  workdir = str(tmp_path / 'run')
-  train.train_and_evaluate(tiny_config, workdir)
-  env = dict(os.environ, PYTHONPATH=REPO)
-  done = subprocess.run([sys.executable, '-m', 'cnn_jax.report', f'--workdir={workdir}'],
-                        capture_output=True, text=True, env=env, cwd=REPO, check=False)
-  assert done.returncode == 0, done.stderr
-  assert done.stdout.strip() == os.path.join(workdir, run_report.FILENAME)
-  bad = subprocess.run([sys.executable, '-m', 'cnn_jax.report',
-                        f'--workdir={tmp_path / "nowhere"}'],
-                       capture_output=True, text=True, env=env, cwd=REPO, check=False)
+def run_report_command(workdir: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, '-m', 'cnn_jax.report', f'--workdir={workdir}'],
+                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO),
+                        cwd=REPO, check=False)
+
+
+def test_report_command_line_refuses_a_directory_without_a_run(tmp_path):
+  bad = run_report_command(str(tmp_path / 'nowhere'))
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1].startswith('error: --workdir=')
