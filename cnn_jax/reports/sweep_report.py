@@ -13,10 +13,12 @@ import os
 import statistics
 import time
 
+from cnn_jax.engine import metrics
 from cnn_jax.engine import run_record
 from cnn_jax.errors import UserError
 from cnn_jax.reports import pictures
 from cnn_jax.reports import run_report
+from cnn_jax.sweeps import tables
 from cnn_jax.sweeps import trials as trials_lib
 
 FILENAME = 'report.md'
@@ -104,8 +106,9 @@ def write(workdir: str, trial_reports: bool = True) -> str:
   lines = [f'# Sweep {name}', '', f'{len(rows)} trials over {", ".join(axes_names)}; '
            f'{sum(r["status"] == "ok" for r in rows)} finished.', '',
            f'![test error by swept axis]({PLOT})', '']
-  header = ['#', *axes_names, 'status', 'val error', 'test error', 'params', 'seconds',
-            'report']
+  figures = tables.metric_columns()  # the sweep table's metric columns, as sweep.md has them
+  header = ['#', *axes_names, 'status', *(c.replace('_', ' ') for c, _, _ in figures),
+            'params', 'seconds', 'report']
   lines += ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
   for row in rows:
     trial_dir = os.path.join(workdir, row['trial'])
@@ -116,10 +119,10 @@ def write(workdir: str, trial_reports: bool = True) -> str:
         link = f'[report]({row["trial"]}/{run_report.FILENAME})'
       except UserError as error:  # one damaged trial does not cost the sweep its report
         link = f'no report: {" ".join(str(error).split())}'
-    shown = lambda v: f'{_percent(v):.2f}%' if _percent(v) is not None else 'n/a'
     seconds = f'{float(row["seconds"]):.0f}' if row['seconds'] else '-'
     lines.append('| ' + ' | '.join([row['index'], *(row[a] for a in axes_names), row['status'],
-                                    shown(row['val_error']), shown(row['test_error']),
+                                    *(metrics.show(name, float(row[c]) if row[c] else None)
+                                      for c, _, name in figures),
                                     f'{int(row["params"]):,}' if row['params'] else '-',
                                     seconds, link]) + ' |')
   lines += ['', f'_Written by `python -m cnn_jax.report` in {time.time() - started:.1f} s._']
