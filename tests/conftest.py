@@ -1,4 +1,5 @@
-"""Shared fixtures: fake prepared MNIST, tiny configs, real-data paths, a private cache."""
+"""Shared fixtures: fake prepared MNIST, tiny configs, real-data paths, a private cache, a
+PostgreSQL server (tests/postgres_server.py)."""
 import os
 
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from cnn_jax.data import datasets as data
 from experiments import default
 from tests import prepared_data
+from tests.postgres_server import postgres_url  # noqa: F401 (importing registers it)
 
 REAL_TFDS_DIR = os.path.abspath(
     os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'tfds'))
