@@ -1,16 +1,20 @@
-"""The public entry point: one run, `train_and_evaluate(config, workdir)`.
+"""The public entry points: one run, `train_and_evaluate(config, workdir)`, and a vmapped
+group of runs, `train_group(configs, workdirs)`.
 
 A single run is the engine's loop with one member (engine/loop.py); a sweep's vmapped group
-calls the same loop with several. See docs/DESIGN.md for how a config becomes a run.
+calls the same loop with several. This module adds what the engine leaves to its observers:
+the pictures (reports/run_pictures.py), and what the caller passes (a sweep's pruning). See
+docs/DESIGN.md for how a config becomes a run.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import ml_collections
 
 from cnn_jax import console
 from cnn_jax.engine import loop
+from cnn_jax.reports import run_pictures
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -19,4 +23,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   Returns the results.json record (engine/results.py documents its schema). Called from
   plain Python (a notebook), it prints its progress to stderr too (console.py)."""
   with console.progress_visible():
-    return loop.train([config], [workdir])[0]
+    return train_group([config], [workdir])[0]
+
+
+def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
+                observers: Sequence[Sequence] | None = None) -> list[dict[str, Any]]:
+  """Trains runs that share a program as one group (engine/loop.py), each with its pictures
+  and the given observers (one list per run); returns their results.json records."""
+  observers = observers or [[] for _ in configs]
+  return loop.train(configs, workdirs,
+                    [[run_pictures.PictureObserver(), *extra] for extra in observers])

@@ -105,7 +105,7 @@ def test_each_member_of_a_vmapped_group_gets_its_pictures(tmp_path, tiny_config,
     config.seed = seed
     configs.append(config)
   workdirs = [str(tmp_path / f'member{k}') for k in range(2)]
-  loop.train(configs, workdirs)
+  train.train_group(configs, workdirs)
   drawn = [image_events(workdir)['pictures/filters'][-1].encoded_image_string
            for workdir in workdirs]
   assert drawn[0] != drawn[1]  # each member's own parameters

@@ -15,7 +15,7 @@ device, ran an epoch of T2 in 9 s where a lax.scan over the epoch took 55 s.
 """
 from __future__ import annotations
 
-import functools
+import dataclasses
 import os
 import time
 from typing import Any, Sequence
@@ -31,14 +31,13 @@ from cnn_jax.engine import compilation_cache
 from cnn_jax.engine import devices
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
+from cnn_jax.engine import observers as observers_lib
 from cnn_jax.engine import optimizers
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import run_record
-from cnn_jax import trained
 from cnn_jax.errors import ConfigError
 from cnn_jax.model import cnn
 from cnn_jax.model import summary
-from cnn_jax.reports import run_pictures
 
 
 def steps_per_call(train_cfg, backend: str) -> int:
@@ -64,9 +63,15 @@ def seconds_left(steps_left: int, timed_steps: int, timed_seconds: float) -> flo
   return steps_left * timed_seconds / timed_steps
 
 
-def train(configs: Sequence, workdirs: Sequence[str]) -> list[dict[str, Any]]:
+def train(configs: Sequence, workdirs: Sequence[str],
+          observers: Sequence[Sequence[observers_lib.Observer]] | None = None
+          ) -> list[dict[str, Any]]:
   """Trains `configs` (K >= 1 runs that can share one program) together, each into its
-  workdir, resuming from their checkpoints. Returns each run's results.json record."""
+  workdir, resuming from their checkpoints. Returns each run's results.json record.
+
+  observers: one list per member (engine/observers.py), told of its epoch ends and its end,
+  and able to stop it; this function itself draws nothing (cnn_jax/train.py adds the
+  pictures)."""
   started = time.time()
   compilation_cache.enable()
   for config in configs:
@@ -83,6 +88,7 @@ def train(configs: Sequence, workdirs: Sequence[str]) -> list[dict[str, Any]]:
   num_params = cnn.count_params(member0['params'])
   logging.info('%s', summary.format_summary(summary.model_summary(
       cnn.build_model(first.model), member0['params'], splits.image_shape), first.model.name))
+  observers = [list(o) for o in observers] if observers else [[] for _ in configs]
 
   records = []
   try:
@@ -100,12 +106,11 @@ def train(configs: Sequence, workdirs: Sequence[str]) -> list[dict[str, Any]]:
                  else '', num_params, total_steps, first.train.batch_size,
                  total_steps * first.train.batch_size / num_train, num_train, placement.count,
                  jax.default_backend())
-    state, step = _Loop(configs, records, program, splits, total_steps).run(state, step)
-    _draw_final_pictures(configs, records, program, jax.device_get(state), splits)
     facts = {
         'params': num_params,
         'num_examples': {'train': num_train,
                          **{name: len(s) for name, s in splits.eval_splits().items()}},
+        # The group a member started in, even if it trained its last steps in a smaller one.
         'executor': {'members': len(configs), 'devices': placement.count,
                      'steps_per_call': steps_per_call(first.train, jax.default_backend()),
                      'layers': program.layer_impls.describe()},
@@ -113,19 +118,18 @@ def train(configs: Sequence, workdirs: Sequence[str]) -> list[dict[str, Any]]:
                         'device': jax.devices()[0].device_kind,
                         'jax_version': jax.__version__},
     }
-    return [record.finish(step, num_train / first.train.batch_size, **facts)
-            for record in records]
+    members = [_Member(k, c, r, o) for k, (c, r, o) in enumerate(zip(configs, records,
+                                                                    observers))]
+    finished = _Loop(members, program, splits, total_steps, facts).run(state, step)
+    return [finished[k] for k in range(len(configs))]
+  except BaseException:
+    for member_observers in observers:
+      for observer in member_observers:
+        observer.close(cancel=True)
+    raise
   finally:
     for record in records:
       record.close()
-
-
-def _draw_final_pictures(configs, records, program, host_state, splits) -> None:
-  """Hands each record the drawing of its end-of-run pictures (drawn in its worker)."""
-  for k, (config, record) in enumerate(zip(configs, records)):
-    member = program.member_state(host_state, k)
-    run = trained.TrainedRun.from_params(config, member['params'], splits.image_shape)
-    record.draw_final_pictures(functools.partial(run_pictures.end_figures, run, splits.test))
 
 
 def _restore(records, program, state) -> dict:
@@ -143,44 +147,68 @@ def _restore(records, program, state) -> dict:
   return program.stack([{'params': f['params'], 'opt_state': f['opt_state']} for f in found])
 
 
-class _Loop:
-  """The step loop's state between host syncs; `run` is the loop."""
+@dataclasses.dataclass
+class _Member:
+  """A run of the loop: its position among the given configs, and what it reports to."""
+  index: int
+  config: Any
+  record: run_record.RunRecord
+  observers: list
+  order: batches.ShuffledBatches | None = None
+  schedule: Any = None
 
-  def __init__(self, configs, records, program, splits, total_steps):
-    first = configs[0]
-    self.records, self.program, self.total_steps = records, program, total_steps
-    self.orders = [batches.ShuffledBatches(len(splits.train), c.train.batch_size, c.seed)
-                   for c in configs]
-    self.schedules = [optimizers.make_schedule(c.optimizer, total_steps) for c in configs]
+
+class _Loop:
+  """The step loop's state between host syncs; `run` is the loop.
+
+  `members` are the runs still in the program, in program order: a member that stops
+  (diverged, or stopped by an observer) is finished at once (its results.json written, its
+  observers told) and, in a group, the program is rebuilt without it, so that it costs no
+  more compute (the others go on as they would have: members share no arithmetic)."""
+
+  def __init__(self, members, program, splits, total_steps, facts):
+    first = members[0].config
+    self.members, self.program, self.total_steps = members, program, total_steps
+    self.splits, self.facts, self.finished = splits, facts, {}
+    for member in members:
+      member.order = batches.ShuffledBatches(len(splits.train), member.config.train.batch_size,
+                                             member.config.seed)
+      member.schedule = optimizers.make_schedule(member.config.optimizer, total_steps)
     self.batch_size = first.train.batch_size
     self.log_every = first.train.log_every_steps
     self.chunk = steps_per_call(first.train, jax.default_backend())
-    placement = program.placement
-    self.images = jax.device_put(splits.train.images, placement.replicated)
-    self.labels = jax.device_put(splits.train.labels, placement.replicated)
-    self.eval_batch_size = placement.eval_batch_size(first.train.eval_batch_size)
-    self.eval_splits = {name: program_lib.padded_on_device(split, self.eval_batch_size,
-                                                           placement.replicated)
-                        for name, split in splits.eval_splits().items()}
+    self.place_data()
     self.steps_per_epoch = len(splits.train) / self.batch_size
     self.first_step_seconds = None
     # The steps after the first call and their training seconds: the ETA's speed.
     self.timed_steps, self.timed_seconds = 0, 0.0
 
+  def place_data(self) -> None:
+    """The dataset on the program's devices (again after a re-pack: the group's device count
+    may change with its size)."""
+    placement = self.program.placement
+    self.images = jax.device_put(self.splits.train.images, placement.replicated)
+    self.labels = jax.device_put(self.splits.train.labels, placement.replicated)
+    self.eval_batch_size = placement.eval_batch_size(
+        self.members[0].config.train.eval_batch_size)
+    self.eval_splits = {name: program_lib.padded_on_device(split, self.eval_batch_size,
+                                                           placement.replicated)
+                        for name, split in self.splits.eval_splits().items()}
+
   def indices(self, step: int, count: int) -> np.ndarray:
     """(members, batch) for one step; (steps, members, batch) for several."""
-    per_step = [np.stack([order.indices(s) for order in self.orders])
+    per_step = [np.stack([m.order.indices(s) for m in self.members])
                 for s in range(step, step + count)]
     return per_step[0] if count == 1 else np.stack(per_step)
 
-  def run(self, state: dict, step: int) -> tuple[dict, int]:
-    """Trains from `step` until the last step or until no member runs; returns the state
-    and the step."""
-    order = self.orders[0]  # every member's epochs end at the same steps
+  def run(self, state: dict, step: int) -> dict[int, dict]:
+    """Trains from `step` until the last step or until no member runs; returns each
+    member's results.json record by its index."""
+    order = self.members[0].order  # every member's epochs end at the same steps
     sums = self.program.zero_sums(metrics.TRAIN)
     window_start, mark = step, time.time()
     untimed = (0, 0.0)  # the steps and seconds of this window that the ETA leaves out
-    while step < self.total_steps and any(r.running for r in self.records):
+    while step < self.total_steps and self.members:
       count = min(self.chunk, batches.steps_to_next_boundary(step, self.total_steps,
                                                              self.log_every, order))
       state, sums = self.program.train(state, sums, step, self.images, self.labels,
@@ -190,14 +218,14 @@ class _Loop:
         jax.block_until_ready(sums)
         self.first_step_seconds = time.time() - mark
         untimed = (count, self.first_step_seconds)
-        for record in self.records:
-          record.first_step_seconds = record.first_step_seconds or self.first_step_seconds
+        for member in self.members:
+          member.record.first_step_seconds = (member.record.first_step_seconds
+                                              or self.first_step_seconds)
       epoch_end = (order.epochs_completed(step) > order.epochs_completed(step - count)
                    or step == self.total_steps)
       if step % self.log_every and not epoch_end:
         continue
       window = jax.device_get(sums)  # the only host syncs: log steps and epoch ends
-      sums = self.program.zero_sums(metrics.TRAIN)
       now = time.time()
       seconds, mark = now - mark, now
       self.timed_steps += step - window_start - untimed[0]
@@ -208,22 +236,25 @@ class _Loop:
           'total_steps': self.total_steps, 'steps_per_epoch': self.steps_per_epoch,
           'eta_seconds': seconds_left(self.total_steps - step, self.timed_steps,
                                       self.timed_seconds)}
-      for k, record in enumerate(self.records):
-        if record.running:
-          record.add_train_window(step, metrics.member(window, k), window_start, seconds, {
-              'learning_rate': float(self.schedules[k](step - 1)),
-              'examples_per_second': (step - window_start) * self.batch_size / seconds}, progress)
+      for k, member in enumerate(self.members):
+        member.record.add_train_window(step, metrics.member(window, k), window_start, seconds, {
+            'learning_rate': float(member.schedule(step - 1)),
+            'examples_per_second': (step - window_start) * self.batch_size / seconds}, progress)
       window_start = step
       if epoch_end:
         self.end_epoch(state, step)
-        mark = time.time()  # evaluation and checkpointing are not training time
-    return state, step
+      state = self.finish_stopped(state, step, done=step >= self.total_steps)
+      sums = self.program.zero_sums(metrics.TRAIN)
+      mark = time.time()  # evaluation, checkpoints and re-packing are not training time
+    self.finish_stopped(state, step, done=True)
+    return self.finished
 
   def end_epoch(self, state: dict, step: int) -> None:
     evaluations = {name: self.program.evaluate(state, split, self.eval_batch_size)
                    for name, split in self.eval_splits.items()}
-    host_state = None
-    for k, record in enumerate(self.records):
+    host_state, told = None, []
+    for k, member in enumerate(self.members):
+      record = member.record
       if not record.running:
         continue
       record.end_epoch(step, step / self.steps_per_epoch,
@@ -234,3 +265,59 @@ class _Loop:
           host_state = jax.device_get(state)
         record.save_checkpoint({'step': np.int32(step),
                                 **self.program.member_state(host_state, k)})
+      if record.running:
+        event = observers_lib.EpochEnd(
+            member=member.index, workdir=record.workdir, config=member.config, step=step,
+            epoch=step / self.steps_per_epoch, total_epochs=self.total_steps / self.steps_per_epoch,
+            history=tuple(record.history), evaluated=record.final, events=record.events,
+            who=record.who)
+        for observer in member.observers:
+          observer.epoch_end(event)
+        told.append((member, event))
+    if step >= self.total_steps:
+      return  # nothing left to stop
+    for member, event in told:  # every member's epoch_end first: see observers.py
+      reasons = [r for r in (o.should_stop(event) for o in member.observers) if r]
+      if reasons:
+        member.record.stop(reasons[0])
+
+  def finish_stopped(self, state: dict, step: int, done: bool) -> dict:
+    """Finishes the members that stopped (all of them when `done`) and returns the state of
+    the program that goes on without them."""
+    leaving = [k for k, m in enumerate(self.members) if done or not m.record.running]
+    if not leaving:
+      return state
+    host_state = jax.device_get(state)
+    for k in leaving:
+      member = self.members[k]
+      record = member.record
+      trained_to_end = record.running
+      end = observers_lib.RunEnd(
+          member=member.index, workdir=record.workdir, config=member.config,
+          step=step if trained_to_end else record.steps,
+          status='ok' if trained_to_end else record.status, history=tuple(record.history),
+          final=record.final, events=record.events, splits=self.splits,
+          params=self.program.member_state(host_state, k)['params'] if trained_to_end else None,
+          who=record.who)
+      for observer in member.observers:
+        observer.run_end(end)
+      for observer in member.observers:
+        observer.close()  # its pictures are in the directory before results.json
+      self.finished[member.index] = record.finish(step, self.steps_per_epoch, **self.facts)
+      for observer in member.observers:
+        observer.recorded(self.finished[member.index])
+    staying = [k for k in range(len(self.members)) if k not in leaving]
+    if not staying:
+      self.members = []
+      return state
+    keys = self.program.keys
+    self.members = [self.members[k] for k in staying]
+    configs = [m.config for m in self.members]
+    placement = devices.place(configs[0].train.num_devices, len(configs),
+                              configs[0].train.batch_size)
+    logging.info('Going on with %d member(s) of %d', len(configs), len(staying) + len(leaving))
+    self.program = program_lib.Program(configs, self.total_steps, self.splits.image_shape,
+                                       placement)
+    self.place_data()
+    return self.program.stack([self.program.member_state(host_state, k) for k in staying],
+                              keys=[keys[k] for k in staying])

@@ -56,6 +56,7 @@ class Metric:
   console: bool = False                 # printed in the console lines (epoch, progress)
   hparams: bool = False                 # a metric column of the HParams dashboard
   percent: bool = False                 # shown to people as a percentage
+  higher_is_better: bool = False        # a search maximises it by default
 
 
 METRICS = (
@@ -67,7 +68,7 @@ METRICS = (
            console=True, hparams=True, percent=True),
     Metric('accuracy', 'fraction of examples classified correctly', 'mean', (TRAIN, EVAL),
            lambda logits, labels, w: jnp.sum((1.0 - _wrong(logits, labels)) * w),
-           hparams=True, percent=True),
+           hparams=True, percent=True, higher_is_better=True),
     Metric('confusion', 'example counts, true label (row) by predicted label (column)',
            'counts', (EVAL,), _confusion, scalar=False),
     Metric('learning_rate', 'the schedule at the last step of the log window', 'host',

@@ -5,12 +5,13 @@ Schema version 2, the same for a single run, a member of a vmapped group, a dive
 an invalid sweep trial:
 
   schema_version      2
-  status              'ok', 'diverged' or 'invalid'
+  status              'ok', 'pruned' (stopped early by a sweep's pruner), 'diverged' or
+                      'invalid'
   message             why not ok ('' when ok)
   final               {split: {metric: value}}: the last evaluation, of 'test' and (when the
                       run has one) 'validation', with every eval metric of engine/metrics.py
                       (loss, error, accuracy: fractions; confusion: counts, true label by
-                      predicted); {} unless status is 'ok'
+                      predicted); {} unless status is 'ok' or 'pruned'
   history             one record per evaluated epoch: epoch, step, train_seconds, and
                       {metric: value} under 'train' and under each split (scalar metrics)
   params              parameters of the model (null for an invalid trial)
@@ -40,7 +41,8 @@ from typing import Any
 
 FILENAME = 'results.json'
 SCHEMA_VERSION = 2
-STATUSES = ('ok', 'diverged', 'invalid')
+STATUSES = ('ok', 'pruned', 'diverged', 'invalid')
+WITH_FIGURES = ('ok', 'pruned')  # statuses whose record keeps its last evaluation
 
 
 def build(*, status: str, message: str, config: dict, final: dict | None = None,
@@ -52,7 +54,7 @@ def build(*, status: str, message: str, config: dict, final: dict | None = None,
   assert status in STATUSES, status
   return {
       'schema_version': SCHEMA_VERSION, 'status': status, 'message': message,
-      'final': final if status == 'ok' and final else {}, 'history': history or [],
+      'final': final if status in WITH_FIGURES and final else {}, 'history': history or [],
       'params': params, 'steps': steps, 'epochs': round(epochs, 4),
       'train_seconds': round(train_seconds, 3),
       'first_step_seconds': first_step_seconds and round(first_step_seconds, 3),

@@ -2,8 +2,10 @@
 
 It takes the directory's lock (one process per run directory), checks the directory's
 config.json against this run's config, restores and saves the checkpoint with the run's own
-bookkeeping (per-epoch history, seconds spent), writes the TensorBoard events, the
-pictures (reports/run_pictures.py) and the console lines, keeps the status, and writes results.json through results.build/write. A
+bookkeeping (per-epoch history, seconds spent), writes the TensorBoard events and the
+console lines, keeps the status ('running', then 'ok', 'diverged' or 'pruned'), and writes
+results.json through results.build/write. What else goes into the directory (the pictures)
+comes from the loop's observers (engine/observers.py), which write through `events`. A
 member of a vmapped group and a single run have one RunRecord each and so leave identical
 directories. Metric values reach it as host sums and go out as metrics.py declares.
 """
@@ -21,7 +23,6 @@ from cnn_jax.engine import metrics
 from cnn_jax.engine import program
 from cnn_jax.engine import results
 from cnn_jax.engine import workdir_lock
-from cnn_jax.reports import run_pictures
 from cnn_jax.errors import WorkdirConflictError
 
 CONFIG_FILENAME = 'config.json'
@@ -47,11 +48,15 @@ class RunRecord:
     self._earlier_wall_seconds, self._opened = 0.0, started or time.time()
     self._epoch_sums = None
     self._writer = None
-    self._pictures = None
 
   @property
   def running(self) -> bool:
     return self.status == 'running'
+
+  @property
+  def events(self) -> events.EventWriter | None:
+    """The run's event writer (between start_events and finish)."""
+    return self._writer
 
   def _check_same_config_as_before(self) -> None:
     """A workdir belongs to one run: resuming under another config would silently mix two.
@@ -94,8 +99,6 @@ class RunRecord:
   def start_events(self, hparams: dict[str, Any]) -> None:
     self._writer = events.EventWriter(self.workdir)
     self._writer.write_hparams(hparams)
-    self._pictures = run_pictures.PictureWriter(self.workdir, self._writer, self.config,
-                                                self.config.train.pictures, self.who)
 
   def add_train_window(self, step: int, window_sums: dict, first_step: int, seconds: float,
                        host_values: dict[str, float], progress: dict | None = None) -> None:
@@ -134,7 +137,6 @@ class RunRecord:
     self.history.append(record)
     self.final, self.steps, self._epoch_sums = evaluated, step, None
     self._writer.flush()
-    self._pictures.epoch(step, self.history, evaluated, last=epoch >= total_epochs)
     logging.info('%s', metrics.console_line(record, total_epochs, self.who))
 
   def checkpoint_due(self, step: int, total_steps: int) -> bool:
@@ -152,25 +154,15 @@ class RunRecord:
     logging.error('%sRun diverged: %s. Try a smaller optimizer.learning_rate.', self.who,
                   message)
 
-  def draw_final_pictures(self, draw) -> None:
-    """draw(history, final, title) -> {name: figure}: the end-of-run pictures of a run that
-    trained to the end (run_pictures.end_figures, given the parameters); a diverged run
-    gets only the pictures of its numbers."""
-    if self._pictures is None:
-      return
-    history, final = self.history, self.final
-    if self.running:
-      self._pictures.end(self.steps, lambda title: draw(history, final, title))
-    else:
-      self._pictures.end(self.steps, lambda title: run_pictures.epoch_figures(
-          history, final, title))
+  def stop(self, message: str) -> None:
+    """An observer stopped the run (a pruner): it keeps its figures so far."""
+    self.status, self.message = 'pruned', message
+    logging.info('%sStopped at step %d: %s', self.who, self.steps, message)
 
   def finish(self, step: int, steps_per_epoch: float, **facts) -> dict[str, Any]:
     """Writes results.json (facts: params, num_examples, executor, environment); returns it."""
     if self.running:
       self.status, self.steps = 'ok', step
-    if self._pictures is not None:
-      self._pictures.close()  # a picture that failed was logged; the results still count
     if self._writer is not None:
       self._writer.close()
       self._writer = None
@@ -189,12 +181,11 @@ class RunRecord:
     return record
 
   def close(self) -> None:
-    """Releases the directory; after an error, without waiting for pictures not started."""
+    """Releases the directory (after finish, or after an error)."""
     try:
-      if self._pictures is not None:
-        self._pictures.close(cancel=True)
       if self._writer is not None:
         self._writer.close()
+        self._writer = None
     finally:
       self._lock.release()
 

@@ -25,6 +25,7 @@ from typing import Any, Callable
 from absl import logging
 import numpy as np
 
+from cnn_jax.engine import observers
 from cnn_jax.reports import pictures
 
 WHEN = ('epochs', 'end', 'none')  # train.pictures
@@ -141,3 +142,40 @@ class PictureWriter:
       for future in pending:
         future.cancel()
     futures.wait(pending)
+
+
+class PictureObserver(observers.Observer):
+  """A run's pictures, drawn from what the training loop tells its observers
+  (engine/observers.py): the epoch pictures at each epoch end, every picture when the run
+  ends (only the pictures of its numbers when it did not train to the end)."""
+
+  def __init__(self):
+    self._writer: PictureWriter | None = None
+
+  def _writer_for(self, event) -> PictureWriter:
+    if self._writer is None:
+      self._writer = PictureWriter(event.workdir, event.events, event.config,
+                                   event.config.train.pictures, event.who)
+    return self._writer
+
+  def epoch_end(self, event: observers.EpochEnd) -> None:
+    self._writer_for(event).epoch(event.step, list(event.history), event.evaluated,
+                                  last=event.epoch >= event.total_epochs)
+
+  def run_end(self, event: observers.RunEnd) -> None:
+    history, final = list(event.history), event.final
+    if event.params is None:
+      draw = lambda title: epoch_figures(history, final, title)
+    else:
+      # Imported here: trained.py reads config/validation.py, which reads WHEN above.
+      from cnn_jax import trained  # pylint: disable=g-import-not-at-top
+      run = trained.TrainedRun.from_params(event.config, event.params,
+                                           event.splits.image_shape)
+      draw = lambda title: end_figures(run, event.splits.test, history, final, title)
+    self._writer_for(event).end(event.step, draw)
+
+  def close(self, cancel: bool = False) -> None:
+    """Waits for this run's pictures; a picture that failed was logged, and the run's results
+    still count."""
+    if self._writer is not None:
+      self._writer.close(cancel)

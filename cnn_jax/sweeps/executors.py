@@ -1,6 +1,6 @@
 """Executing planned trials: alone in this process, as one vmapped group, or in pinned
 worker processes. Every path trains through the engine (train.train_and_evaluate, or
-engine/loop.train with several members), so a trial directory is the same whichever ran it.
+train.train_group), so a trial directory is the same whichever ran it.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cnn_jax.engine import run_record
 from cnn_jax.errors import ConfigError, WorkdirLockedError
 from cnn_jax.sweeps import process_pool
 
-FINISHED = ('ok', 'diverged', 'invalid')  # statuses a re-run does not repeat
+FINISHED = ('ok', 'pruned', 'diverged', 'invalid')  # statuses a re-run does not repeat
 
 
 def run_alone(trial, run_dir: str) -> None:
@@ -35,10 +35,10 @@ def run_alone(trial, run_dir: str) -> None:
 
 def run_group(trials: Sequence, run_dirs: Sequence[str]) -> None:
   """The trials as one vmapped group; alone (each recording what is wrong) if they cannot."""
-  from cnn_jax.engine import loop  # pylint: disable=g-import-not-at-top
+  from cnn_jax import train  # pylint: disable=g-import-not-at-top  (JAX after the allocator)
   logging.info('trials %s: one vmapped group', ', '.join(t.name for t in trials))
   try:
-    loop.train([t.config for t in trials], run_dirs)
+    train.train_group([t.config for t in trials], run_dirs)
   except (ConfigError, WorkdirLockedError) as error:
     logging.error('the group could not train together (%s); running its trials alone', error)
     for trial, run_dir in zip(trials, run_dirs):

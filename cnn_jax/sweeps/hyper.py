@@ -1,6 +1,7 @@
-"""Declaring hyperparameter sweeps: lists of trials, each a {config path: value} dict.
+"""Declaring hyperparameter sweeps: a grid (a list of trials, each a {config path: value}
+dict) or a search (a distribution per config path, explored by Optuna).
 
-An experiment file defines `get_sweep(h, arg=None)` and builds its trials with these:
+An experiment file defines `get_sweep(h, arg=None)`; `h` is this module. A grid:
 
     def get_sweep(h, arg=None):
       return h.product([
@@ -8,23 +9,108 @@ An experiment file defines `get_sweep(h, arg=None)` and builds its trials with t
           h.sweep('seed', [0, 1]),
       ])
 
-`h` is this module. The keys are config paths; launch.py checks each against the config
-before any trial runs.
+A search (sweeps/search.py checks it and turns it into Optuna's terms):
+
+    def get_sweep(h, arg=None):
+      return h.search({
+          'optimizer.learning_rate': h.loguniform(0.01, 1.0),
+          'optimizer.momentum': h.uniform(0.0, 0.95),
+          'train.batch_size': h.choice([32, 64, 128]),
+          'model.conv_features': h.choice([(4, 8), (8, 16), (16, 32)]),
+      }, trials=32, sampler='tpe', pruner='median')
+
+The keys are config paths; launch.py checks each against the config before any trial runs.
 """
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import itertools
 from typing import Any, Iterable, Sequence
 
+from cnn_jax.errors import ConfigError
+
 Trial = dict[str, Any]
+
+
+# ---- search spaces ----
+
+@dataclasses.dataclass(frozen=True)
+class Float:
+  """A float in [low, high]: on a log scale with log=True, on a grid of `step` otherwise."""
+  low: float
+  high: float
+  log: bool = False
+  step: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Int:
+  """An integer in [low, high] (both included), every `step`, or on a log scale."""
+  low: int
+  high: int
+  step: int = 1
+  log: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  """One of the values (numbers, strings, booleans or tuples such as model.pool_type's)."""
+  values: tuple
+
+
+def uniform(low: float, high: float, step: float | None = None) -> Float:
+  return Float(low, high, step=step)
+
+
+def loguniform(low: float, high: float) -> Float:
+  return Float(low, high, log=True)
+
+
+def integer(low: int, high: int, step: int = 1, log: bool = False) -> Int:
+  return Int(low, high, step, log)
+
+
+def choice(values: Iterable[Any]) -> Choice:
+  return Choice(tuple(values))
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+  """A search: its space, what it optimises, how long, and how (sweeps/search.py documents
+  each field and checks them)."""
+  space: dict[str, Float | Int | Choice]
+  objective: str = 'validation/error'
+  direction: str = ''          # '' -> from the metric: minimize a loss or error, maximize accuracy
+  trials: int = 0              # configurations to try (0: no limit, then `seconds` must be set)
+  seconds: float = 0.0         # wall-clock budget of the whole study (0: none)
+  sampler: str = 'tpe'
+  pruner: str = 'none'
+  seeds: tuple = (0,)          # runs per configuration; the objective is their mean
+  pruner_startup_trials: int = 4  # the median pruner's: trials it lets finish before pruning
+  sampler_startup_trials: int = 8  # TPE's random start
+
+
+def search(space: dict[str, Float | Int | Choice], **fields) -> Search:
+  """A search over `space` ({config path: uniform/loguniform/integer/choice}); `fields` are
+  Search's (objective, direction, trials, seconds, sampler, pruner, seeds, ...)."""
+  unknown = set(fields) - {f.name for f in dataclasses.fields(Search)}
+  if unknown:
+    raise ConfigError(f'h.search got unknown fields {sorted(unknown)}; allowed: '
+                     f'{", ".join(f.name for f in dataclasses.fields(Search)[1:])}')
+  if 'seeds' in fields:
+    fields['seeds'] = tuple(fields['seeds'])
+  return Search(dict(space), **fields)
+
+
+# ---- grids ----
 
 
 def sweep(key: str, values: Iterable[Any]) -> list[Trial]:
   """One trial per value of one config path."""
   values = list(values)
   if not values:
-    raise ValueError(f'sweep over {key!r} has no values')
+    raise ConfigError(f'sweep over {key!r} has no values')
   return [{key: value} for value in values]
 
 
@@ -37,7 +123,7 @@ def zip(sweeps: Sequence[list[Trial]]) -> list[Trial]:  # pylint: disable=redefi
   """Trials taken side by side: the i-th of each sweep together (equal lengths)."""
   lengths = {len(s) for s in sweeps}
   if len(lengths) > 1:
-    raise ValueError(f'h.zip needs sweeps of equal length, got lengths {sorted(lengths)}')
+    raise ConfigError(f'h.zip needs sweeps of equal length, got lengths {sorted(lengths)}')
   return [_merge(group) for group in builtins.zip(*sweeps)]
 
 
@@ -56,6 +142,6 @@ def _merge(trials: Iterable[Trial]) -> Trial:
   for trial in trials:
     clash = set(merged) & set(trial)
     if clash:
-      raise ValueError(f'the same key is swept twice in one trial: {sorted(clash)}')
+      raise ConfigError(f'the same key is swept twice in one trial: {sorted(clash)}')
     merged.update(trial)
   return merged

@@ -1,6 +1,7 @@
 """A sweep's trials: read from an experiment file's `get_sweep(h, arg=None)` (built with
 sweeps/hyper.py), each a {config path: value} dict applied to the base config and checked
-before anything runs (an unknown key or a value of the wrong type names itself).
+before anything runs (an unknown key or a value of the wrong type names itself). A grid's
+trials are known at once; a search's (sweeps/search.py) come from its study one by one.
 """
 from __future__ import annotations
 
@@ -33,22 +34,36 @@ class Trial:
 
 def load_trials(experiment: str,
                 base: ml_collections.ConfigDict | None = None) -> list[Trial]:
-  """'experiments/pool.py:sweep=arch' -> its trials, each with a checked full config.
+  """'experiments/pool.py:sweep=arch' -> its grid's trials, each with a checked full config.
 
   `base` (default: the file's get_config) is the config every trial starts from; launch.py
   passes the one with the command-line overrides. Raises ConfigError before anything runs if
-  a key is not a config field or a value has the wrong type for it.
+  a key is not a config field or a value has the wrong type for it, or if the sweep is a
+  search (sweeps/declaration.py reads both kinds).
   """
+  declared, base = read_declaration(experiment, base)
+  if not isinstance(declared, list):
+    raise ConfigError(f'{experiment} declares a search, not a grid: it has no fixed list of '
+                      'trials')
+  return grid_trials(experiment, declared, base)
+
+
+def read_declaration(experiment: str, base: ml_collections.ConfigDict | None = None):
+  """(what get_sweep returned: a list of overrides or an h.search, the base config)."""
   path, _, arg = experiment.partition(':')
   module = files.load_module(path)
   if not hasattr(module, 'get_sweep'):
     raise ConfigError(f'{path} defines no get_sweep(h, arg=None); nothing to sweep')
   accepts_arg = len(inspect.signature(module.get_sweep).parameters) > 1
-  specs = module.get_sweep(hyper, arg or None) if accepts_arg else module.get_sweep(hyper)
+  declared = module.get_sweep(hyper, arg or None) if accepts_arg else module.get_sweep(hyper)
   if base is None:
     base = module.get_config(arg) if arg else module.get_config()
-  if not specs:
+  if not declared:
     raise ConfigError(f'{experiment}: get_sweep returned no trials')
+  return declared, base
+
+
+def grid_trials(experiment: str, specs, base) -> list[Trial]:
   return [Trial(i, dict(overrides), apply_overrides(base, overrides, f'{experiment} trial {i}'))
           for i, overrides in enumerate(specs)]
 

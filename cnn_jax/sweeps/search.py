@@ -1,0 +1,192 @@
+"""A search declared in an experiment file (sweeps/hyper.py's h.search), checked before
+anything runs and put in Optuna's terms.
+
+The fields of h.search:
+  space        {config path: h.uniform / h.loguniform / h.integer / h.choice}
+  objective    '<split>/<metric>' of the last evaluation (default 'validation/error'); the
+               split must be one the experiment evaluates, and never 'test': choosing on the
+               test split leaks it into the result, so the test error of the best trial is
+               reported apart instead
+  direction    'minimize' or 'maximize' ('' : from the metric, engine/metrics.py)
+  trials       configurations to try; seconds: the study's wall-clock budget (at least one)
+  sampler      SAMPLERS; pruner: PRUNERS (checked at every evaluation, i.e. each epoch end)
+  seeds        runs per configuration (they share a program); the objective is their mean
+Every failure is one ConfigError line naming the field.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cnn_jax.engine import metrics
+from cnn_jax.errors import ConfigError
+from cnn_jax.sweeps import hyper
+from cnn_jax.sweeps import trials as trials_lib
+
+# Optuna's samplers that need no package beyond Optuna and SciPy (which JAX brings): the GP
+# and CMA-ES samplers need PyTorch or cmaes.
+SAMPLERS = ('tpe', 'random', 'grid', 'qmc')
+PRUNERS = ('none', 'median', 'halving', 'hyperband')
+DIRECTIONS = ('minimize', 'maximize')
+
+
+def check(declared: hyper.Search, base, where: str) -> hyper.Search:
+  """The search with its direction filled in, or a ConfigError naming what is wrong.
+  `base`: the experiment's config (every trial starts from it)."""
+  if not isinstance(declared.space, dict) or not declared.space:
+    raise ConfigError(f'{where}: h.search needs a space: {{config path: distribution}}')
+  for path, distribution in declared.space.items():
+    _check_distribution(path, distribution, where)
+    for value in _corner_values(distribution):  # an unknown path or a wrong type names itself
+      trials_lib.apply_overrides(base, {path: value}, f'{where} space')
+  if 'seed' in declared.space:
+    raise ConfigError(f"{where}: 'seed' cannot be searched; give h.search(seeds=...) the "
+                      'seeds every configuration runs with')
+  split, _, name = declared.objective.partition('/')
+  evaluated = ('validation', 'test') if base.data.validation != 'none' else ('test',)
+  if split not in ('validation', 'test') or name not in metrics.BY_NAME or not (
+      metrics.EVAL in metrics.BY_NAME[name].phases and metrics.BY_NAME[name].scalar):
+    scalars = [m.name for m in metrics.METRICS if metrics.EVAL in m.phases and m.scalar]
+    raise ConfigError(f'{where}: objective={declared.objective!r} is not a metric of an '
+                      f'evaluation; allowed: validation/<{"|".join(scalars)}>')
+  if split == 'test':
+    raise ConfigError(f'{where}: objective={declared.objective!r} selects on the test split, '
+                      'which leaks it into the result; search on a validation split '
+                      "(data.validation='train_random' and data.num_validation) and read "
+                      "the best trial's test error apart")
+  if split not in evaluated:
+    raise ConfigError(f"{where}: objective={declared.objective!r} needs a validation split, "
+                      "and the experiment has data.validation='none'; set "
+                      "data.validation='train_random' and data.num_validation")
+  direction = declared.direction or (
+      'maximize' if metrics.BY_NAME[name].higher_is_better else 'minimize')
+  _one_of(where, 'direction', direction, DIRECTIONS)
+  _one_of(where, 'sampler', declared.sampler, SAMPLERS)
+  _one_of(where, 'pruner', declared.pruner, PRUNERS)
+  if declared.sampler == 'grid' and not all(isinstance(d, hyper.Choice)
+                                            for d in declared.space.values()):
+    raise ConfigError(f"{where}: sampler='grid' needs h.choice for every path of the space")
+  for field in ('trials', 'pruner_startup_trials', 'sampler_startup_trials'):
+    value = getattr(declared, field)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+      raise ConfigError(f'{where}: {field}={value!r} must be an integer >= 0')
+  if not isinstance(declared.seconds, (int, float)) or declared.seconds < 0:
+    raise ConfigError(f'{where}: seconds={declared.seconds!r} must be a number >= 0')
+  if not declared.trials and not declared.seconds:
+    raise ConfigError(f'{where}: a search needs a budget: trials=N and/or seconds=S')
+  if not declared.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                   for s in declared.seeds) or len(set(declared.seeds)) < len(
+                                       declared.seeds):
+    raise ConfigError(f'{where}: seeds={declared.seeds!r} must be distinct integers >= 0')
+  return hyper.Search(**{**declared.__dict__, 'direction': direction})
+
+
+def _one_of(where, field, value, allowed):
+  if value not in allowed:
+    raise ConfigError(f'{where}: {field}={value!r} is not supported; allowed: '
+                      f'{", ".join(allowed)}')
+
+
+def _number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_distribution(path: str, distribution, where: str) -> None:
+  what = f'{where}: {path}'
+  if isinstance(distribution, hyper.Choice):
+    if not distribution.values:
+      raise ConfigError(f'{what}: h.choice needs at least one value')
+    if len({encode(v) for v in distribution.values}) < len(distribution.values):
+      raise ConfigError(f'{what}: h.choice{distribution.values!r} holds a value twice')
+    return
+  if isinstance(distribution, hyper.Float):
+    numbers = (distribution.low, distribution.high) + (
+        (distribution.step,) if distribution.step is not None else ())
+  elif isinstance(distribution, hyper.Int):
+    numbers = (distribution.low, distribution.high, distribution.step)
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+      raise ConfigError(f'{what}: h.integer needs integer bounds and step, got {numbers}')
+  else:
+    raise ConfigError(f'{what}: {distribution!r} is not a distribution; use h.uniform, '
+                      'h.loguniform, h.integer or h.choice')
+  if not all(_number(n) for n in numbers):
+    raise ConfigError(f'{what}: bounds must be finite numbers, got {numbers}')
+  if not distribution.low < distribution.high:
+    raise ConfigError(f'{what}: low={distribution.low} must be below high={distribution.high}')
+  if distribution.log and distribution.low <= 0:
+    raise ConfigError(f'{what}: a log scale needs low > 0, got low={distribution.low}')
+  step = distribution.step
+  if step is not None and step <= 0:
+    raise ConfigError(f'{what}: step={step} must be > 0')
+  if distribution.log and step not in (None, 1):
+    raise ConfigError(f'{what}: a log scale takes no step')
+
+
+def _corner_values(distribution) -> list:
+  if isinstance(distribution, hyper.Choice):
+    return list(distribution.values)
+  return [distribution.low, distribution.high]
+
+
+# ---- Optuna's terms ----
+
+def encode(value) -> Any:
+  """A choice as Optuna stores it: tuples as their short names ('8-16'), others as they are
+  (Optuna keeps only None, booleans, numbers and strings)."""
+  return trials_lib.short(value) if isinstance(value, (tuple, list)) else value
+
+
+def distributions(declared: hyper.Search) -> dict[str, Any]:
+  """{path: optuna distribution} of the space."""
+  import optuna  # pylint: disable=g-import-not-at-top  (only searches need it)
+  found = {}
+  for path, d in declared.space.items():
+    if isinstance(d, hyper.Choice):
+      found[path] = optuna.distributions.CategoricalDistribution(
+          [encode(v) for v in d.values])
+    elif isinstance(d, hyper.Float):
+      found[path] = optuna.distributions.FloatDistribution(float(d.low), float(d.high),
+                                                           log=d.log, step=d.step)
+    else:
+      found[path] = optuna.distributions.IntDistribution(d.low, d.high, log=d.log,
+                                                         step=d.step)
+  return found
+
+
+def overrides_of(declared: hyper.Search, params: dict[str, Any]) -> dict[str, Any]:
+  """A trial's Optuna params as config overrides (choices decoded back to their values)."""
+  overrides = {}
+  for path, d in declared.space.items():
+    value = params[path]
+    if isinstance(d, hyper.Choice):
+      value = next(v for v in d.values if encode(v) == value)
+    overrides[path] = value
+  return overrides
+
+
+def sampler(declared: hyper.Search, seed: int):
+  """A new sampler of the declared kind. TPE is told of the trials other workers are running
+  (constant liar), so that a batch of asks is not K copies of one point."""
+  import optuna  # pylint: disable=g-import-not-at-top
+  if declared.sampler == 'tpe':
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True,
+                                      n_startup_trials=declared.sampler_startup_trials)
+  if declared.sampler == 'random':
+    return optuna.samplers.RandomSampler(seed=seed)
+  if declared.sampler == 'qmc':
+    return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+  return optuna.samplers.GridSampler(
+      {path: [encode(v) for v in d.values] for path, d in declared.space.items()}, seed=seed)
+
+
+def pruner(declared: hyper.Search, evaluations: int):
+  """The declared pruner; `evaluations`: how many times a run reports (its epochs), the
+  resource of successive halving and Hyperband."""
+  import optuna  # pylint: disable=g-import-not-at-top
+  if declared.pruner == 'median':
+    return optuna.pruners.MedianPruner(n_startup_trials=declared.pruner_startup_trials)
+  if declared.pruner == 'halving':
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+  if declared.pruner == 'hyperband':
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, evaluations))
+  return optuna.pruners.NopPruner()

@@ -1,0 +1,214 @@
+"""One Optuna study per sweep directory: where it is stored, how a worker claims and settles
+its trials, and what keeps a dead worker's trial from being lost.
+
+Storage: by default `sqlite:///<sweep dir>/study.db` (embedded: nothing to start, for the
+workers of one machine); `--storage=URL` puts it in a database that workers on several
+machines share (PostgreSQL: `postgresql://user@host/db`, the password from ~/.pgpass or
+$PGPASSWORD, or in the URL). Both are Optuna's RDBStorage, the storage that has heartbeats:
+each worker records one for every trial it holds, every `sweep.heartbeat_seconds`; a trial
+whose heartbeat is older than three of those is failed by the next worker that looks, and
+Optuna's RetryHeartbeatStaleTrialCallback queues a copy of it, which the next free worker
+takes and resumes from the original's run directory (its checkpoint). The study is named after
+the sweep directory and remembers the experiment and the config it was started with; a
+command that differs is refused rather than mixed in.
+
+A URL's password is never written anywhere (`masked` is what logs and errors show).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import warnings
+from typing import Any, Iterable
+
+from absl import logging
+import ml_collections
+import optuna
+import sqlalchemy
+
+from cnn_jax.errors import ConfigError, UserError
+
+FILENAME = 'study.db'
+RETRIES = 3  # a trial whose worker died this often is left failed
+STATES = ('waiting', 'running', 'complete', 'pruned', 'failed', 'diverged', 'invalid')
+# Our verdict on a settled trial (user attr 'status'); Optuna's own states cannot say
+# 'diverged' or 'invalid', which it stores as FAIL.
+STATUS_ATTR = 'status'
+GRID_INDEX_ATTR = 'grid_index'
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # our log says what each trial does
+
+
+class StorageError(UserError, RuntimeError):
+  """The study's storage cannot be reached or used."""
+
+
+def url_for(workdir: str, storage: str = '') -> str:
+  return storage or f'sqlite:///{os.path.abspath(os.path.join(workdir, FILENAME))}'
+
+
+def masked(url: str) -> str:
+  """The URL as logs, errors and files may show it: without its password."""
+  try:
+    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+  except sqlalchemy.exc.ArgumentError:
+    return '<a storage URL that SQLAlchemy cannot parse>'
+
+
+def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage:
+  engine_kwargs: dict[str, Any] = {'pool_pre_ping': True}
+  if url.startswith('sqlite'):
+    # Workers of one machine wait for each other's writes instead of failing at once.
+    engine_kwargs = {'connect_args': {'timeout': 60}}
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+      return optuna.storages.RDBStorage(
+          url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
+          grace_period=3 * heartbeat_seconds,
+          heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+              max_retry=RETRIES))
+  except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+    raise StorageError(f'--storage={masked(url)}: cannot open the study\'s storage '
+                       f'({_first_line(error)})') from None
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return f'{type(error).__name__}: {text[0] if text else ""}'
+
+
+def study_name(workdir: str) -> str:
+  return os.path.basename(os.path.normpath(os.path.abspath(workdir)))
+
+
+def config_digest(config: ml_collections.ConfigDict) -> str:
+  """What identifies the sweep's base config (execution fields excluded: they may differ
+  between the machines of one study)."""
+  flat = config.to_dict()
+  flat.pop('sweep', None)
+  return hashlib.sha1(ml_collections.ConfigDict(flat).to_json(sort_keys=True).encode()
+                      ).hexdigest()[:12]
+
+
+def open_study(workdir: str, url: str, *, experiment: str, base, kind: str, direction: str,
+               sampler=None, pruner=None, create: bool = True) -> optuna.Study:
+  """The sweep directory's study, created on first use; a study started by another
+  experiment or config is refused."""
+  storage = open_storage(url, base.sweep.heartbeat_seconds)
+  name = study_name(workdir)
+  try:
+    if create:
+      study = optuna.create_study(storage=storage, study_name=name, direction=direction,
+                                  sampler=sampler, pruner=pruner, load_if_exists=True)
+    else:
+      study = optuna.load_study(storage=storage, study_name=name, sampler=sampler,
+                                pruner=pruner)
+    mine = {'experiment': experiment, 'config': config_digest(base), 'kind': kind}
+    found = study.user_attrs
+    if not found.get('experiment'):
+      for key, value in {**mine, 'started': time.time()}.items():
+        study.set_user_attr(key, value)
+      return study
+  except sqlalchemy.exc.SQLAlchemyError as error:
+    raise StorageError(f'--storage={masked(url)}: {_first_line(error)}') from None
+  differing = [k for k, v in mine.items() if found.get(k) != v]
+  if differing:
+    raise ConfigError(
+        f'the study {name!r} in {masked(url)} was started by another sweep (its experiment '
+        f'{found.get("experiment")!r}, config {found.get("config")}, kind {found.get("kind")}; '
+        f'this command: {experiment!r}, {mine["config"]}, {kind}); use another --workdir, '
+        'or the same command-line overrides')
+  return study
+
+
+def state_of(trial: optuna.trial.FrozenTrial) -> str:
+  """One of STATES."""
+  verdict = trial.user_attrs.get(STATUS_ATTR)
+  if trial.state == optuna.trial.TrialState.FAIL:
+    return verdict if verdict in ('diverged', 'invalid') else 'failed'
+  return trial.state.name.lower()
+
+
+def original_number(trial) -> int:
+  """The number of the trial this one retries (its run directories), or its own."""
+  retried = trial.system_attrs.get('failed_trial')
+  return trial.number if retried is None else retried
+
+
+def superseded(trial: optuna.trial.FrozenTrial) -> bool:
+  """A trial failed by its heartbeat: a retry of it stands for it (or none, after RETRIES)."""
+  return (trial.state == optuna.trial.TrialState.FAIL
+          and STATUS_ATTR not in trial.user_attrs)
+
+
+def claim_waiting(study: optuna.Study, count: int) -> list[optuna.Trial]:
+  """Up to `count` of the study's queued trials (a grid's, retries), taken for this worker:
+  Optuna's storage moves a trial from WAITING to RUNNING for one caller only."""
+  storage = study._storage  # pylint: disable=protected-access  (the storage API is public)
+  study_id = storage.get_study_id_from_name(study.study_name)
+  claimed = []
+  for frozen in storage.get_all_trials(study_id, deepcopy=False,
+                                       states=(optuna.trial.TrialState.WAITING,)):
+    if len(claimed) == count:
+      break
+    try:
+      if storage.set_trial_state_values(frozen._trial_id,  # pylint: disable=protected-access
+                                        state=optuna.trial.TrialState.RUNNING):
+        claimed.append(optuna.Trial(study, frozen._trial_id))  # pylint: disable=protected-access
+    except optuna.exceptions.UpdateFinishedTrialError:
+      continue  # another worker finished it meanwhile
+  return claimed
+
+
+def ask(study: optuna.Study) -> optuna.Trial:
+  with warnings.catch_warnings():  # we run the heartbeat ourselves (Heartbeat below)
+    warnings.simplefilter('ignore')
+    return study.ask()
+
+
+def fail_stale(study: optuna.Study) -> None:
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+    optuna.storages.fail_stale_trials(study)
+
+
+class Heartbeat:
+  """Records a heartbeat for each trial this worker holds, from a thread (training releases
+  the interpreter, so the thread runs while XLA computes)."""
+
+  def __init__(self, storage, interval: float):
+    self._storage, self._interval = storage, interval
+    self._trial_ids: set[int] = set()
+    self._lock = threading.Lock()
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._beat, name='heartbeat', daemon=True)
+    self._thread.start()
+
+  def hold(self, trial_ids: Iterable[int]) -> None:
+    trial_ids = set(trial_ids)
+    for trial_id in trial_ids:
+      self._storage.record_heartbeat(trial_id)  # at once: it is stale-checked from now on
+    with self._lock:
+      self._trial_ids |= trial_ids
+
+  def release(self, trial_ids: Iterable[int]) -> None:
+    with self._lock:
+      self._trial_ids -= set(trial_ids)
+
+  def _beat(self) -> None:
+    while not self._stop.wait(self._interval):
+      with self._lock:
+        held = list(self._trial_ids)
+      for trial_id in held:
+        try:
+          self._storage.record_heartbeat(trial_id)
+        except Exception as error:  # pylint: disable=broad-except  (the worker reports it)
+          logging.error('heartbeat of trial id %d not recorded: %s', trial_id,
+                        _first_line(error))
+
+  def stop(self) -> None:
+    self._stop.set()
+    self._thread.join()
