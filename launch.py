@@ -2,6 +2,8 @@
 
     python launch.py --config=experiments/pool.py [--config.X=Y ...]
     python launch.py --config=experiments/pool.py:sweep=arch --workdir=D --sweep
+    python launch.py --config=experiments/pool.py:sweep=search --workdir=D --sweep --workers=2
+    python launch.py --config=... --workdir=D --sweep --storage=postgresql://USER@HOST/DB
     python launch.py --config=experiments/pool.py --workdir=D --trial=3     # one trial
     python launch.py --config=experiments/pool.py --list_trials
 
@@ -28,7 +30,14 @@ config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_
 flags.DEFINE_string('workdir', '', 'Where events, checkpoints and results.json go. Default: '
                     'runs/<experiment>-<hash of the config>, so re-running the same command '
                     'resumes (or re-reports) that run and any override gets a fresh directory.')
-flags.DEFINE_bool('sweep', False, "Run every trial of the file's get_sweep into --workdir.")
+flags.DEFINE_bool('sweep', False, "Run the file's get_sweep (a grid or a search) into "
+                  '--workdir, with --workers workers on the study in --storage.')
+flags.DEFINE_string('storage', '', "Where the sweep's study lives (an SQLAlchemy URL, e.g. "
+                    'postgresql://USER@HOST/DB, the password from ~/.pgpass or $PGPASSWORD): '
+                    'the same command on another machine joins it. Default: an SQLite file '
+                    'in --workdir, for the workers of this machine.')
+flags.DEFINE_integer('workers', 1, 'Sweep workers to start here (0: one per CPU core, or one '
+                     'per accelerator); 1 works in this process.')
 flags.DEFINE_integer('trial', None, 'Run only this trial of the sweep (for array jobs).')
 flags.DEFINE_bool('list_trials', False, 'Print the sweep\'s trials and exit.')
 flags.mark_flags_as_required(['config'])
@@ -47,9 +56,21 @@ def main(argv):
   config = FLAGS.config
   experiment = flags.FLAGS['config'].config_filename  # 'path.py' or 'path.py:arg'
   sweeping = FLAGS.sweep or FLAGS.trial is not None
+  if FLAGS.workers < 0:
+    from cnn_jax.errors import InputError  # pylint: disable=g-import-not-at-top
+    raise InputError(f'--workers={FLAGS.workers}: allowed are 0 (one per CPU core or '
+                     'accelerator) or a positive count')
   if FLAGS.list_trials:
-    from cnn_jax.sweeps import trials  # pylint: disable=g-import-not-at-top
-    for trial in trials.load_trials(experiment, config):
+    from cnn_jax.sweeps import declaration  # pylint: disable=g-import-not-at-top
+    sweep = declaration.load(experiment, config)
+    if sweep.grid is None:
+      print(f'a search ({sweep.search.sampler}, pruner {sweep.search.pruner}, '
+            f'{sweep.search.trials or "unlimited"} trials, {sweep.search.objective} '
+            f'{sweep.search.direction}d) over:')
+      for path, distribution in sweep.search.space.items():
+        print(f'  {path}: {distribution}')
+      return
+    for trial in sweep.grid:
       print(trial.name, json.dumps(trial.overrides))
     return
   workdir = FLAGS.workdir or default_workdir(experiment, config, sweeping)
@@ -57,11 +78,11 @@ def main(argv):
   if sweeping:
     from cnn_jax.sweeps import runner  # pylint: disable=g-import-not-at-top  (after the allocator)
     files.record_origin(workdir, experiment)
-    rows = runner.run(experiment, workdir, FLAGS.trial, config)
+    rows = runner.run(experiment, workdir, FLAGS.trial, config, FLAGS.storage, FLAGS.workers)
     with open(os.path.join(workdir, 'sweep.md')) as f:
       print(f.read())
     print(f'workdir: {workdir}')
-    if any(r['status'] == 'pending' for r in rows) and FLAGS.trial is None:
+    if any(r['status'] in ('pending', 'running', 'failed') for r in rows) and FLAGS.trial is None:
       sys.exit('some trials did not finish')
     return
   # pylint: disable=g-import-not-at-top  (JAX only after the allocator)

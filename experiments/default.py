@@ -57,10 +57,12 @@ def get_config() -> ml_collections.ConfigDict:
                             # them, a vmapped sweep group its members
   ))
 
-  # How a sweep executes its trials (cnn_jax/sweeps/planning.py): 'sequential'; 'vmap' (trials that
-  # differ only in seed, optimizer numbers, dropout rates or initializer scales train as one
-  # vmapped program, up to max_group_size at a time); 'processes' (one worker process per
-  # CPU core, or `processes` of them); 'auto' (the measured best on this backend).
+  # How a sweep's worker executes its trials (cnn_jax/sweeps/planning.py): 'sequential'; 'vmap'
+  # (trials that differ only in seed, optimizer numbers, dropout rates or initializer scales
+  # train as one vmapped program, up to max_group_size at a time); 'auto' (the measured best
+  # on this backend). Workers in parallel: launch.py --workers=N. A worker records a
+  # heartbeat for its trials every heartbeat_seconds; a trial silent for three of those is
+  # taken over by another worker (cnn_jax/sweeps/study.py).
   config.sweep = ml_collections.ConfigDict(dict(strategy='auto', max_group_size=16,
-                                                processes=0))
+                                                heartbeat_seconds=10))
   return config

@@ -25,7 +25,7 @@ from cnn_jax.model import layers
 from cnn_jax.model import shapes
 from cnn_jax.reports import run_pictures
 
-SWEEP_STRATEGIES = ('auto', 'sequential', 'vmap', 'processes')
+SWEEP_STRATEGIES = ('auto', 'sequential', 'vmap')
 MAX_SEED = 2**32 - 1  # seeds become uint32 PRNG keys and numpy seed sequences
 
 # Optimizer slots per parameter (momentum, second moments ...), for the memory estimate.
@@ -173,7 +173,7 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
 def validate_sweep(sweep_cfg) -> None:
   _choice('sweep.strategy', sweep_cfg.strategy, SWEEP_STRATEGIES)
   _integer('sweep.max_group_size', sweep_cfg.max_group_size, low=1)
-  _integer('sweep.processes', sweep_cfg.processes, low=0, why='(0: one per CPU core)')
+  _integer('sweep.heartbeat_seconds', sweep_cfg.heartbeat_seconds, low=1)
 
 
 def memory_needed(config, members: int = 1) -> tuple[int, int]:

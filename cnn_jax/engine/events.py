@@ -68,10 +68,12 @@ class EventWriter:
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
     self._write(hparams_summary.hparams_pb(dict(hparams)))
 
-  def write_hparams_config(self, domains: Mapping[str, list], metric_tags: list[str]) -> None:
-    """The sweep-level experiment: each swept hparam with its values, and the metrics."""
+  def write_hparams_config(self, domains: Mapping[str, Any], metric_tags: list[str]) -> None:
+    """The sweep-level experiment: each swept hparam with its values (a list) or its range
+    (an HParams Domain such as RealInterval), and the metrics."""
     self._write(hparams_summary.hparams_config_pb(
-        hparams=[hparams_summary.HParam(name, hparams_summary.Discrete(values))
+        hparams=[hparams_summary.HParam(name, hparams_summary.Discrete(values)
+                                        if isinstance(values, (list, tuple)) else values)
                  for name, values in domains.items()],
         metrics=[hparams_summary.Metric(tag) for tag in metric_tags]))
 

@@ -274,11 +274,9 @@ class _Loop:
         for observer in member.observers:
           observer.epoch_end(event)
         told.append((member, event))
-    if step >= self.total_steps:
-      return  # nothing left to stop
     for member, event in told:  # every member's epoch_end first: see observers.py
       reasons = [r for r in (o.should_stop(event) for o in member.observers) if r]
-      if reasons:
+      if reasons and step < self.total_steps:  # at the last step there is nothing to save
         member.record.stop(reasons[0])
 
   def finish_stopped(self, state: dict, step: int, done: bool) -> dict:

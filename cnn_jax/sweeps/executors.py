@@ -1,6 +1,6 @@
-"""Executing planned trials: alone in this process, as one vmapped group, or in pinned
-worker processes. Every path trains through the engine (train.train_and_evaluate, or
-train.train_group), so a trial directory is the same whichever ran it.
+"""Executing planned trials: alone, or as one vmapped group. Both train through
+train.train_group, so a trial directory is the same whichever ran it. (Parallel trials are
+the workers' business: sweeps/worker.py.)
 """
 from __future__ import annotations
 
@@ -9,44 +9,47 @@ from typing import Sequence
 
 from absl import logging
 
+from cnn_jax import console
 from cnn_jax.engine import results
 from cnn_jax.engine import run_record
 from cnn_jax.errors import ConfigError, WorkdirLockedError
-from cnn_jax.sweeps import process_pool
 
 FINISHED = ('ok', 'pruned', 'diverged', 'invalid')  # statuses a re-run does not repeat
 
 
-def run_alone(trial, run_dir: str) -> None:
+def run_alone(trial, run_dir: str, observers: Sequence = ()) -> None:
   """Trains one trial into run_dir, or records it as invalid. Skips it when it finished, or
-  when another process (a second sweep command, an array job) is training it."""
+  when another process (a second sweep command, an array job) is training it. `observers`
+  (engine/observers.py) watch the run; an invalid trial's are told of its record."""
   from cnn_jax import train  # pylint: disable=g-import-not-at-top  (JAX after the allocator)
   if (results.read(run_dir) or {}).get('status') in FINISHED:
     return
   logging.info('trial %s: %s', trial.name, trial.overrides)
   try:
-    train.train_and_evaluate(trial.config, run_dir)
+    with console.progress_visible():
+      train.train_group([trial.config], [run_dir], [list(observers)])
   except WorkdirLockedError as error:
     logging.warning('trial %s skipped: %s', trial.name, error)
   except ConfigError as error:  # the trial's config cannot work; the others may
     logging.error('trial %s is invalid: %s', trial.name, error)
-    run_record.record_invalid(run_dir, trial.config, str(error))
+    record = run_record.record_invalid(run_dir, trial.config, str(error))
+    for observer in observers:
+      observer.recorded(record)
 
 
-def run_group(trials: Sequence, run_dirs: Sequence[str]) -> None:
-  """The trials as one vmapped group; alone (each recording what is wrong) if they cannot."""
+def run_group(trials: Sequence, run_dirs: Sequence[str],
+              observers: Sequence[Sequence] | None = None) -> None:
+  """The trials as one vmapped group; alone (each recording what is wrong) if they cannot.
+  `observers`: one list per trial."""
+  observers = observers or [[] for _ in trials]
   from cnn_jax import train  # pylint: disable=g-import-not-at-top  (JAX after the allocator)
   logging.info('trials %s: one vmapped group', ', '.join(t.name for t in trials))
   try:
-    train.train_group([t.config for t in trials], run_dirs)
+    train.train_group([t.config for t in trials], run_dirs, observers)
   except (ConfigError, WorkdirLockedError) as error:
     logging.error('the group could not train together (%s); running its trials alone', error)
-    for trial, run_dir in zip(trials, run_dirs):
-      run_alone(trial, run_dir)
-
-
-def run_in_processes(trials: Sequence, run_dirs: Sequence[str], count: int) -> None:
-  process_pool.run_in_workers(run_alone, list(zip(trials, run_dirs)), count)
+    for trial, run_dir, watching in zip(trials, run_dirs, observers):
+      run_alone(trial, run_dir, watching)
 
 
 def run_dir(workdir: str, trial) -> str:

@@ -1,20 +1,19 @@
-"""Planning a sweep: which trials share a compiled program, and how each set executes.
+"""Planning a worker's trials: which share a compiled program, and how each set executes.
 `plan` decides it in one place and returns it final (calibration on the spot included).
 
 Trials share a program when their configs differ only in values that change no shape
 (engine/program.py: the seed, the optimizer's numbers, dropout rates and initializer
 scales). The strategy is `config.sweep.strategy`:
-  'sequential'  one trial after another in this process;
+  'sequential'  one trial after another in this worker;
   'vmap'        groups of up to sweep.max_group_size same-program trials as one vmapped
                 program (engine/loop.py with K members);
-  'processes'   trials in sweep.processes worker processes (0: one per CPU core), each
-                pinned to its core (sweeps/process_pool.py);
   'auto'        what was measured fastest on this machine: benchmarks/sweep.py records its
-                figures per machine (MEASUREMENTS), and 'auto' takes the strategy with the
-                best predicted throughput from them. With nothing measured here, a CPU runs
-                sequentially (the conservative default: on this project's 2-core CPUs
-                processes gained about 1.15x and vmap lost 2.5-3x) and an accelerator times a
-                few steps of each group against one member and keeps the faster.
+                vmap speedup per machine (MEASUREMENTS). With nothing measured here, a CPU
+                runs sequentially (on this project's 2-core CPUs vmap lost 2.5-3x) and an
+                accelerator times a few steps of each group against one member and keeps
+                the faster.
+Trials in parallel are another matter: as many workers as asked (launch.py --workers),
+each taking its own trials from the study (sweeps/worker.py).
 """
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ MEASUREMENTS = cache_dir.cache_dir('sweep_measurements.json')
 
 
 def read_measurement(backend: str, path: str = MEASUREMENTS) -> dict | None:
-  """{'pinned_worker_share': x, 'vmap_speedup': {K: x}} measured on this machine, or None."""
+  """{'vmap_speedup': {K: x}, ...} measured on this machine, or None."""
   if not os.path.exists(path):
     return None
   with open(path) as f:
@@ -53,14 +52,6 @@ def write_measurement(backend: str, measurement: dict, path: str = MEASUREMENTS)
     json.dump(everything, f, indent=2, sort_keys=True)
 
 
-def processes_speedup(trial_count: int, workers: int, share: float) -> float:
-  """Predicted speedup of pinned workers over one-after-another for equal-length trials:
-  the pool finishes in ceil(K / P) rounds of single-core trials, each at `share` of the
-  speed of one process using every core."""
-  workers = max(1, min(workers, trial_count))
-  return trial_count / math.ceil(trial_count / workers) * share
-
-
 def vmap_speedup(group_size: int, measurement: dict) -> float:
   """The measured vmap speedup at the nearest measured group size not above this one."""
   measured = {int(k): v for k, v in measurement.get('vmap_speedup', {}).items()}
@@ -68,28 +59,22 @@ def vmap_speedup(group_size: int, measurement: dict) -> float:
   return measured[max(sizes)] if sizes else 0.0
 
 
-def resolve(strategy: str, backend: str, trial_count: int, group_size: int, workers: int,
-            measurement: dict | None) -> str:
-  """'sequential', 'vmap', 'processes', or 'calibrate' (time the group first)."""
+def resolve(strategy: str, backend: str, group_size: int, measurement: dict | None) -> str:
+  """'sequential', 'vmap', or 'calibrate' (time the group first)."""
   if strategy != 'auto':
     return strategy
   if measurement is None:
     return 'sequential' if backend == 'cpu' else 'calibrate'
-  predicted = {'sequential': 1.0}
-  if 'pinned_worker_share' in measurement:
-    predicted['processes'] = processes_speedup(trial_count, workers,
-                                               measurement['pinned_worker_share'])
-  if group_size > 1:
-    predicted['vmap'] = vmap_speedup(group_size, measurement)
-  return max(predicted, key=predicted.get)
+  return 'vmap' if group_size > 1 and vmap_speedup(group_size, measurement) > 1.0 else (
+      'sequential')
 
 
-def plan(configs: Sequence, resume_steps: Sequence[int | None], backend: str, cores: int,
+def plan(configs: Sequence, resume_steps: Sequence[int | None], backend: str,
          measurement: dict | None,
          calibrate: Callable[[list], bool] | None = None) -> list[tuple[str, list[int]]]:
   """[(strategy, trial positions)] in the order of their first trial, each strategy final:
-  'sequential' and 'processes' entries hold one trial, 'vmap' entries a group. `calibrate`
-  (default: vmap_is_faster) answers for groups that must be timed on the spot."""
+  'sequential' entries hold one trial, 'vmap' entries a group. `calibrate` (default:
+  vmap_is_faster) answers for groups that must be timed on the spot."""
   calibrate = calibrate or vmap_is_faster
   groups: dict[str, list[int]] = {}
   for position, (config, step) in enumerate(zip(configs, resume_steps)):
@@ -98,17 +83,15 @@ def plan(configs: Sequence, resume_steps: Sequence[int | None], backend: str, co
   for positions in groups.values():
     sweep_cfg = configs[positions[0]].sweep
     size = sweep_cfg.max_group_size
-    for chunk in (positions[i:i + size] for i in range(0, len(positions), size)):
-      strategy = resolve(sweep_cfg.strategy, backend, len(configs), len(chunk),
-                         sweep_cfg.processes or cores, measurement)
+    for group in (positions[i:i + size] for i in range(0, len(positions), size)):
+      strategy = resolve(sweep_cfg.strategy, backend, len(group), measurement)
       if strategy == 'calibrate':
-        strategy = ('vmap' if len(chunk) > 1 and calibrate([configs[p] for p in chunk])
+        strategy = ('vmap' if len(group) > 1 and calibrate([configs[p] for p in group])
                     else 'sequential')
-      if strategy == 'vmap' and len(chunk) > 1:
-        planned.append(('vmap', chunk))
+      if strategy == 'vmap' and len(group) > 1:
+        planned.append(('vmap', group))
       else:
-        planned += [('processes' if strategy == 'processes' else 'sequential', [p])
-                    for p in chunk]
+        planned += [('sequential', [p]) for p in group]
   return sorted(planned, key=lambda item: item[1][0])
 
 

@@ -1,17 +1,17 @@
-"""Runs work items in worker processes, each pinned to its own CPU core.
+"""Local worker processes for a sweep, each pinned to its own CPU core (or given its own
+accelerator).
 
 Small CNNs use two cores poorly: XLA's intra-op threads mostly wait on each other, so on a
 2-core CPU two single-core processes, each training its own trial, get through a sweep
-faster than one process using both cores (benchmarks/sweep.py measures it). The function
-each worker runs is passed in (a sweep passes executors.run_alone), so this module knows
-nothing of sweeps.
+faster than one process using both cores (benchmarks/search.py measures trials per hour
+with 1 and 2 workers). Workers are plain processes, not a pool: one that is killed (a
+SIGKILL, the OOM killer) leaves the others running, and its trial to them (sweeps/worker.py).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import multiprocessing
 import os
-from typing import Callable, Sequence
+from typing import Callable
 
 from absl import logging
 
@@ -20,31 +20,43 @@ def available_cores() -> list[int]:
   return sorted(os.sched_getaffinity(0))
 
 
-def _start_worker(cores, verbosity: int) -> None:
-  # Before JAX starts in this worker, so XLA sizes its thread pool to the one core.
-  os.sched_setaffinity(0, {cores.get()})
+def default_count(backend_hint: str = 'cpu') -> int:
+  """--workers=0: one per accelerator when CUDA devices are visible, else one per core."""
+  visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+  if backend_hint != 'cpu' and visible:
+    return len(visible.split(','))
+  return len(available_cores())
+
+
+def _start(function: Callable, arguments: tuple, core: int, device: str | None,
+           verbosity: int) -> None:
+  # Before JAX starts in this worker, so XLA sizes its thread pool to the one core (and a
+  # GPU worker sees its one device).
+  os.sched_setaffinity(0, {core})
+  if device is not None:
+    os.environ['CUDA_VISIBLE_DEVICES'] = device
   # A spawned worker never runs absl's app.run: give it the parent's level, so its trials
   # log to the console ("resuming at step ...") as they would in the parent.
   logging.set_verbosity(verbosity)
+  function(*arguments)
 
 
-def run_in_workers(function: Callable, argument_tuples: Sequence[tuple], count: int = 0) -> None:
-  """function(*arguments) for each tuple, in `count` pinned workers (0: one per core).
-  `function` must be importable by name (a module-level function): workers are spawned."""
+def run_workers(function: Callable, arguments: Callable[[int], tuple], count: int) -> list[int]:
+  """function(*arguments(i)) in `count` pinned worker processes; returns their exit codes
+  (negative: the signal that ended one). `function` must be importable by name (a
+  module-level function): workers are spawned, a fresh interpreter each (no forked JAX
+  state)."""
   cores = available_cores()
-  count = min(count or len(cores), len(argument_tuples))
-  if count <= 1:
-    for arguments in argument_tuples:
-      function(*arguments)
-    return
-  context = multiprocessing.get_context('spawn')  # a fresh interpreter: no forked JAX state
-  core_queue = context.SimpleQueue()
+  visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+  devices = visible.split(',') if visible else None
+  context = multiprocessing.get_context('spawn')
+  processes = []
   for i in range(count):
-    core_queue.put(cores[i % len(cores)])
-  with concurrent.futures.ProcessPoolExecutor(count, mp_context=context,
-                                              initializer=_start_worker,
-                                              initargs=(core_queue,
-                                                        logging.get_verbosity())) as pool:
-    futures = [pool.submit(function, *arguments) for arguments in argument_tuples]
-    for future in concurrent.futures.as_completed(futures):
-      future.result()  # a crash in a worker stops the sweep, as it would sequentially
+    device = devices[i % len(devices)] if devices else None
+    process = context.Process(target=_start, name=f'sweep-worker-{i}', args=(
+        function, arguments(i), cores[i % len(cores)], device, logging.get_verbosity()))
+    process.start()
+    processes.append(process)
+  for process in processes:
+    process.join()
+  return [process.exitcode for process in processes]

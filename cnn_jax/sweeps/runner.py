@@ -1,10 +1,12 @@
-"""Running a sweep: `<sweep dir>/<index>-<name>/` per trial, then the tables.
+"""Running a sweep, a grid or a search, into a sweep directory:
 
-    trials (trials.py) -> plan (planning.py) -> execute (executors.py) -> tables (tables.py)
+    declaration.load (grid or search, checked) -> declaration.start (the study; a grid
+    queued in it) -> workers (worker.py: here, in local processes, or on other machines)
+    -> tables (tables.py: sweep.csv, sweep.md, HParams, built from the study and the runs)
 
-Each trial directory is exactly what a single run writes (events, hparams, checkpoint,
-results.json), so re-running a sweep skips finished trials and resumes an interrupted one
-from its checkpoint.
+Each run directory (`<sweep dir>/<number>-<name>/`) is exactly what a single run writes
+(events, hparams, checkpoint, pictures, results.json), so re-running the command repeats no
+finished trial and resumes an interrupted one from its checkpoint.
 """
 from __future__ import annotations
 
@@ -15,70 +17,69 @@ from absl import logging
 import ml_collections
 
 from cnn_jax import console
-from cnn_jax.config import validation
-from cnn_jax.engine import checkpoint
 from cnn_jax.engine import results
 from cnn_jax.errors import ConfigError
+from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import executors
-from cnn_jax.sweeps import planning
 from cnn_jax.sweeps import process_pool
 from cnn_jax.sweeps import tables
-from cnn_jax.sweeps import trials as trials_lib
 
 
 def run(experiment: str, workdir: str, trial_index: int | None = None,
-        base: ml_collections.ConfigDict | None = None) -> list[dict[str, Any]]:
-  """Runs the sweep's unfinished trials (or only `trial_index`); returns the table rows.
-  Called from plain Python, it prints its progress to stderr (console.py)."""
+        base: ml_collections.ConfigDict | None = None, storage: str = '',
+        workers: int = 1) -> list[dict[str, Any]]:
+  """Runs the sweep's unfinished trials with `workers` workers (0: one per core or
+  accelerator; 1: in this process), or only grid trial `trial_index` (for array jobs);
+  returns the table rows. Called from plain Python, it prints its progress to stderr."""
   with console.progress_visible():
-    return _run(experiment, workdir, trial_index, base)
+    sweep = declaration.load(experiment, base)
+    from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
+    url = study_lib.url_for(workdir, storage)
+    os.makedirs(workdir, exist_ok=True)
+    if trial_index is not None:
+      _run_one(sweep, workdir, trial_index)
+    else:
+      study = declaration.start(sweep, workdir, url)
+      tables.write_hparams_config(workdir, sweep)
+      count = workers if workers > 0 else process_pool.default_count()
+      logging.info('Sweep %s (%s) in %s, study %r in %s: %d worker(s) here', experiment,
+                   sweep.kind, workdir, study.study_name, study_lib.masked(url), count)
+      if count == 1:
+        from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
+        worker.work(sweep, workdir, url)
+      else:
+        codes = process_pool.run_workers(
+            _worker_main, lambda i: (experiment, sweep.base, workdir, url, i), count)
+        for i, code in enumerate(codes):
+          if code:
+            logging.error('worker %d ended with %s; its trial goes to the next worker or '
+                          'command', i, f'signal {-code}' if code < 0 else f'status {code}')
+    return tables.write(workdir, sweep, url)
 
 
-def _run(experiment, workdir, trial_index, base) -> list[dict[str, Any]]:
-  import jax  # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
-  trials = trials_lib.load_trials(experiment, base)
-  if trial_index is not None and not 0 <= trial_index < len(trials):
-    raise ConfigError(f'--trial={trial_index}: the sweep has trials 0 to {len(trials) - 1}')
-  for trial in trials:
-    validation.validate_sweep(trial.config.sweep)
-  os.makedirs(workdir, exist_ok=True)
-  tables.write_hparams_config(workdir, trials)
-  pending = []
-  for trial in trials:
-    if trial_index is not None and trial.index != trial_index:
-      continue
-    done = results.read(executors.run_dir(workdir, trial))
-    if done and done['status'] in executors.FINISHED:
-      logging.info('trial %s: %s already', trial.name, done['status'])
-    else:
-      pending.append(trial)
-  valid, invalid = [], []
-  for trial in pending:  # invalid ones run alone, which records what is wrong
-    try:
-      validation.validate(trial.config)
-      valid.append(trial)
-    except ConfigError:
-      invalid.append(trial)
-  backend = jax.default_backend()
-  plan = planning.plan(
-      [t.config for t in valid],
-      [checkpoint.saved_step(executors.run_dir(workdir, t)) for t in valid], backend,
-      len(process_pool.available_cores()), planning.read_measurement(backend))
-  alone, in_processes = list(invalid), []
-  for strategy, positions in plan:
-    members = [valid[p] for p in positions]
-    if strategy == 'vmap':
-      executors.run_group(members, [executors.run_dir(workdir, t) for t in members])
-    elif strategy == 'processes':
-      in_processes += members
-    else:
-      alone += members
-  if in_processes:
-    executors.run_in_processes(in_processes,
-                               [executors.run_dir(workdir, t) for t in in_processes],
-                               in_processes[0].config.sweep.processes)
-  for trial in sorted(alone, key=lambda t: t.index):
-    executors.run_alone(trial, executors.run_dir(workdir, trial))
-  rows = tables.table_rows(workdir, trials)
-  tables.write_tables(workdir, trials, rows)
-  return rows
+def _worker_main(experiment, base, workdir, url, index) -> None:
+  """A worker process: the same sweep, read again from its file, and the work loop."""
+  # (A spawned worker inherits LD_PRELOAD, and so tcmalloc, from launch.py's process.)
+  from cnn_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
+  try:
+    worker.work(declaration.load(experiment, base), workdir, url, index)
+  except UserError as error:  # one line, as the command line shows its own
+    logging.error('worker %d: %s', index, ' '.join(str(error).split()))
+    raise SystemExit(2) from None
+
+
+def _run_one(sweep, workdir: str, trial_index: int) -> None:
+  """A grid trial on its own, outside the study's queue; the next worker that claims it
+  finds it finished and only settles it."""
+  if sweep.grid is None:
+    raise ConfigError('--trial=N runs one trial of a grid; a search has no fixed trials: '
+                      'run its workers (--sweep, --workers=N) instead')
+  if not 0 <= trial_index < len(sweep.grid):
+    raise ConfigError(f'--trial={trial_index}: the sweep has trials 0 to {len(sweep.grid) - 1}')
+  trial = sweep.grid[trial_index]
+  done = results.read(executors.run_dir(workdir, trial))
+  if done and done['status'] in executors.FINISHED:
+    logging.info('trial %s: %s already', trial.name, done['status'])
+    return
+  executors.run_alone(trial, executors.run_dir(workdir, trial))

@@ -179,14 +179,14 @@ def sampler(declared: hyper.Search, seed: int):
       {path: [encode(v) for v in d.values] for path, d in declared.space.items()}, seed=seed)
 
 
-def pruner(declared: hyper.Search, evaluations: int):
-  """The declared pruner; `evaluations`: how many times a run reports (its epochs), the
-  resource of successive halving and Hyperband."""
+def pruner(declared: hyper.Search):
+  """The declared pruner. Its resource is the evaluation count (epochs); Hyperband reads
+  the largest from the first trial that finishes."""
   import optuna  # pylint: disable=g-import-not-at-top
   if declared.pruner == 'median':
     return optuna.pruners.MedianPruner(n_startup_trials=declared.pruner_startup_trials)
   if declared.pruner == 'halving':
     return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
   if declared.pruner == 'hyperband':
-    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, evaluations))
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource='auto')
   return optuna.pruners.NopPruner()

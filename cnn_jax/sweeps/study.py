@@ -37,6 +37,7 @@ STATES = ('waiting', 'running', 'complete', 'pruned', 'failed', 'diverged', 'inv
 # 'diverged' or 'invalid', which it stores as FAIL.
 STATUS_ATTR = 'status'
 GRID_INDEX_ATTR = 'grid_index'
+RUN_NUMBER_ATTR = 'run_number'
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our log says what each trial does
 
@@ -132,10 +133,13 @@ def state_of(trial: optuna.trial.FrozenTrial) -> str:
   return trial.state.name.lower()
 
 
-def original_number(trial) -> int:
-  """The number of the trial this one retries (its run directories), or its own."""
-  retried = trial.system_attrs.get('failed_trial')
-  return trial.number if retried is None else retried
+def run_number(trial) -> int:
+  """The number that names the trial's run directories: its own, or for a retry (which
+  inherits the user attrs) the original's, so the retry resumes the original's checkpoints.
+  Set when a worker first claims the trial."""
+  if RUN_NUMBER_ATTR not in trial.user_attrs and isinstance(trial, optuna.Trial):
+    trial.set_user_attr(RUN_NUMBER_ATTR, trial.number)
+  return trial.user_attrs.get(RUN_NUMBER_ATTR, trial.number)
 
 
 def superseded(trial: optuna.trial.FrozenTrial) -> bool:
@@ -161,6 +165,16 @@ def claim_waiting(study: optuna.Study, count: int) -> list[optuna.Trial]:
     except optuna.exceptions.UpdateFinishedTrialError:
       continue  # another worker finished it meanwhile
   return claimed
+
+
+def suggest(trial: optuna.Trial, path: str, distribution):
+  """The trial's value for `path` (a queued trial's fixed value, else the sampler's)."""
+  d = distribution
+  if isinstance(d, optuna.distributions.CategoricalDistribution):
+    return trial.suggest_categorical(path, d.choices)
+  if isinstance(d, optuna.distributions.IntDistribution):
+    return trial.suggest_int(path, d.low, d.high, step=d.step, log=d.log)
+  return trial.suggest_float(path, d.low, d.high, step=d.step, log=d.log)
 
 
 def ask(study: optuna.Study) -> optuna.Trial:

@@ -1,5 +1,7 @@
-"""What a sweep shows: sweep.csv and sweep.md (trials best first) and the HParams
-dashboard's experiment. Columns and metrics come from engine/metrics.py."""
+"""What a sweep shows: sweep.csv and sweep.md (runs best first; a search's best
+configuration with its validation and test error) and the HParams dashboard's experiment.
+Built from the study (each trial's number and state) and the run directories (their
+results.json); columns and metrics come from engine/metrics.py."""
 from __future__ import annotations
 
 import csv
@@ -21,32 +23,72 @@ def metric_columns() -> list[tuple[str, str, str]]:
           for name in metrics.TABLE_METRICS]
 
 
-def table_rows(workdir: str, trials: Sequence) -> list[dict[str, Any]]:
-  """One row per trial, best first: finished 'ok' trials by the first table metric on the
-  validation split (on test when there is none), then the rest in trial order."""
+def table_rows(workdir: str, runs: Sequence, states: dict[str, tuple[int, str]] | None = None,
+               objective: str = '', direction: str = 'minimize') -> list[dict[str, Any]]:
+  """One row per run, best first: finished runs ('ok') by `objective` ('split/metric'; by
+  default the first table metric on validation, on test when there is none), then pruned
+  ones by their last figures, then the rest in order. `states`: {run name: (study trial
+  number, study state)}."""
+  states = states or {}
   rows = []
-  for trial in trials:
-    done = results.read(os.path.join(workdir, trial.name)) or {}
-    row = {'index': trial.index, 'trial': trial.name, **trial.overrides,
-           'status': done.get('status', 'pending'), 'params': done.get('params'),
-           'seconds': done.get('wall_seconds'), 'message': done.get('message', '')}
+  for position, run in enumerate(runs):
+    done = results.read(os.path.join(workdir, run.name)) or {}
+    number, state = states.get(run.name, (run.index, ''))
+    status = done.get('status') or {'running': 'running', 'failed': 'failed'}.get(state,
+                                                                                 'pending')
+    row = {'index': run.index, 'trial': run.name, 'study_trial': number, 'state': state,
+           **run.overrides, 'status': status, 'params': done.get('params'),
+           'seconds': done.get('wall_seconds'), 'message': done.get('message', ''),
+           '_position': position}
     for column, split, name in metric_columns():
       row[column] = results.final_metric(done, split, name)
+    if objective:
+      split, _, name = objective.partition('/')
+      row['_objective'] = results.final_metric(done, split, name)
     rows.append(row)
+  sign = -1.0 if direction == 'maximize' else 1.0
 
   def rank(row):
-    if row['status'] != 'ok':
-      return (1, 0.0, row['index'])
-    ranked = [row[c] for c, _, _ in metric_columns() if row[c] is not None]
-    return (0, ranked[0] if ranked else 0.0, row['index'])
-  return sorted(rows, key=rank)
+    ranked = ([row['_objective']] if objective else
+              [row[c] for c, _, _ in metric_columns() if row[c] is not None])
+    value = sign * ranked[0] if ranked and ranked[0] is not None else 0.0
+    group = {'ok': 0, 'pruned': 1}.get(row['status'], 2)
+    return (group, value if group < 2 else 0.0, row['_position'])
+  rows = sorted(rows, key=rank)
+  for row in rows:
+    row.pop('_position')
+    row.pop('_objective', None)
+  return rows
 
 
-def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]]) -> None:
+def best_configuration(rows: list[dict[str, Any]], objective: str, direction: str):
+  """(study trial number, its mean objective, mean validation error, mean test error) of the
+  best configuration whose runs all finished 'ok', or None."""
+  split, _, name = objective.partition('/')
+  column = next(c for c, s, n in metric_columns() if s == split and n == name) if (
+      name in metrics.TABLE_METRICS) else None
+  by_trial: dict[int, list] = {}
+  for row in rows:
+    by_trial.setdefault(row['study_trial'], []).append(row)
+  candidates = []
+  for number, runs in by_trial.items():
+    if column is None or not all(r['status'] == 'ok' and r[column] is not None for r in runs):
+      continue
+    mean = lambda key: (sum(r[key] for r in runs) / len(runs)
+                        if all(r[key] is not None for r in runs) else None)
+    candidates.append((number, mean(column), mean('val_error'), mean('test_error')))
+  if not candidates:
+    return None
+  sign = -1.0 if direction == 'maximize' else 1.0
+  return min(candidates, key=lambda c: (sign * c[1], c[0]))
+
+
+def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]],
+                 best_line: str = '') -> None:
   keys = list(dict.fromkeys(k for t in trials for k in t.overrides))
   figures = metric_columns()
-  columns = ['index', 'trial', *keys, 'status', *(c for c, _, _ in figures), 'params',
-             'seconds', 'message']
+  columns = ['index', 'trial', 'study_trial', 'state', *keys, 'status',
+             *(c for c, _, _ in figures), 'params', 'seconds', 'message']
   with open(os.path.join(workdir, 'sweep.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, columns, extrasaction='ignore')
     writer.writeheader()
@@ -61,23 +103,74 @@ def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]]) -> 
              f'{row["seconds"]:.0f}' if row['seconds'] else '-']
     lines.append('| ' + ' | '.join(cells) + ' |')
   notes = [f'- trial {r["index"]} ({r["status"]}): {r["message"]}' for r in rows
-           if r['status'] in ('invalid', 'diverged')]
+           if r['status'] in ('invalid', 'diverged', 'pruned')]
+  head = [best_line, ''] if best_line else []
   with open(os.path.join(workdir, 'sweep.md'), 'w') as f:
-    f.write('\n'.join(lines + ([''] + notes if notes else [])) + '\n')
+    f.write('\n'.join(head + lines + ([''] + notes if notes else [])) + '\n')
 
 
-def write_hparams_config(workdir: str, trials: Sequence) -> None:
-  """The HParams dashboard's experiment: the swept keys as hparams, the declared metrics.
-  Written once per sweep directory; each trial's run writes its own values."""
+def write_hparams_config(workdir: str, sweep) -> None:
+  """The HParams dashboard's experiment: the swept keys as hparams (a grid's values, a
+  search's choices or ranges), the declared metrics. Written once per sweep directory; each
+  run writes its own values."""
+  from tensorboard.plugins.hparams import summary_v2 as hparams_summary  # pylint: disable=g-import-not-at-top
+  from cnn_jax.sweeps import hyper  # pylint: disable=g-import-not-at-top
   marker = os.path.join(workdir, HPARAMS_MARKER)
   if os.path.exists(marker):
     return
-  domains: dict[str, set] = {}
-  for trial in trials:
-    for key, value in trial.overrides.items():
-      domains.setdefault(key, set()).add(events.hparam_value(value))
+  domains: dict[str, Any] = {}
+  if sweep.grid is not None:
+    values: dict[str, set] = {}
+    for trial in sweep.grid:
+      for key, value in trial.overrides.items():
+        values.setdefault(key, set()).add(events.hparam_value(value))
+    domains = {k: sorted(v) for k, v in values.items()}
+  else:
+    for key, d in sweep.search.space.items():
+      if isinstance(d, hyper.Choice):
+        domains[key] = sorted({events.hparam_value(v) for v in d.values})
+      elif isinstance(d, hyper.Int):
+        domains[key] = hparams_summary.IntInterval(d.low, d.high)
+      else:
+        domains[key] = hparams_summary.RealInterval(float(d.low), float(d.high))
+    if len(sweep.search.seeds) > 1:
+      domains['seed'] = sorted(sweep.search.seeds)
   writer = events.EventWriter(workdir)
-  writer.write_hparams_config({k: sorted(v) for k, v in domains.items()},
-                              metrics.hparams_tags())
+  writer.write_hparams_config(domains, metrics.hparams_tags())
   writer.close()
   open(marker, 'w').close()
+
+
+def write(workdir: str, sweep, url: str) -> list[dict[str, Any]]:
+  """sweep.csv and sweep.md from the study and the runs; returns the rows."""
+  from cnn_jax.sweeps import declaration  # pylint: disable=g-import-not-at-top
+  from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
+  study = declaration.open_study(sweep, workdir, url)
+  states: dict[str, tuple[int, str]] = {}
+  if sweep.grid is not None:
+    runs = list(sweep.grid)
+    for frozen in study.get_trials(deepcopy=False):
+      index = frozen.user_attrs.get(study_lib.GRID_INDEX_ATTR)
+      if index is not None and not study_lib.superseded(frozen):
+        states[sweep.grid[index].name] = (frozen.number, study_lib.state_of(frozen))
+  else:
+    runs = []
+    for frozen in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+      if study_lib.superseded(frozen) or set(frozen.params) != set(sweep.search.space):
+        continue
+      for run in declaration.runs_of(sweep, study_lib.run_number(frozen), frozen.params):
+        runs.append(run)
+        states[run.name] = (frozen.number, study_lib.state_of(frozen))
+  rows = table_rows(workdir, runs, states, sweep.objective if sweep.search else '',
+                    sweep.direction)
+  best = best_configuration(rows, sweep.objective, sweep.direction) if sweep.search else None
+  best_line = ''
+  if best is not None:
+    number, value, val_error, test_error = best
+    best_line = (f'Best configuration: study trial {number}, {sweep.objective} '
+                 f'{metrics.show(sweep.objective.partition("/")[2], value)} (the objective; '
+                 f'mean over its {len(sweep.search.seeds)} seed(s)); test error '
+                 f'{metrics.show(metrics.ERROR, test_error)}, reported apart (not used to '
+                 'choose).')
+  write_tables(workdir, runs, rows, best_line)
+  return rows

@@ -105,7 +105,10 @@ def _checked_value(current, value, what):
 
 
 def short(value) -> str:
-  """A swept value as a short name or table cell: tuples joined with '-'."""
+  """A swept value as a short name or table cell: tuples joined with '-', floats to 4
+  significant digits (a search's samples carry 16)."""
   if isinstance(value, (tuple, list)):
-    return '-'.join(str(v) for v in value)
+    return '-'.join(short(v) for v in value)
+  if isinstance(value, float):
+    return f'{value:.4g}'
   return str(value)

@@ -1,0 +1,246 @@
+"""A sweep worker: takes trials from the study until none is left, trains them, settles them.
+
+    claim (grid: the queued trials; search: Optuna's ask, its sampler choosing)
+      -> runs (one per seed of a search configuration; a grid trial is one run)
+      -> plan (planning.py: same-program runs as one vmapped group, or one by one)
+      -> train (executors.py, with a TrialObserver per trial: reports every evaluation to the
+         trial and stops its runs when the pruner says so)
+      -> settle (tell the study: complete with the objective, pruned, or failed as diverged
+         or invalid)
+
+Any number of workers, in this process, in local processes, or on other machines, share one
+study; a trial is trained by the one worker that claimed it. A worker asks for several trials
+at once only when its runs would train as one vmapped group (sweep.strategy), and TPE's
+constant liar keeps a batch from being K copies of one point. When no trial is left to take
+but other workers still hold some, it waits: if one of them died, its trial's heartbeat goes
+stale, the study queues a retry, and this worker resumes it from its checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Sequence
+
+from absl import logging
+import optuna
+import sqlalchemy
+
+from cnn_jax.engine import metrics
+from cnn_jax.engine import observers
+from cnn_jax.engine import results
+from cnn_jax.sweeps import declaration
+from cnn_jax.sweeps import executors
+from cnn_jax.sweeps import planning
+from cnn_jax.sweeps import study as study_lib
+from cnn_jax.sweeps import trials as trials_lib
+
+
+@dataclasses.dataclass
+class Claimed:
+  """A trial this worker holds and the runs that answer it."""
+  trial: optuna.Trial
+  runs: list[trials_lib.Trial]
+  settled: bool = False
+
+
+class TrialObserver(observers.Observer):
+  """Shared by the runs of one trial: at each evaluation the mean of their objective goes to
+  the trial (the step is the evaluation's count, so runs of any batch size compare at the
+  same epoch), and the pruner's verdict stops them all."""
+
+  def __init__(self, claimed: Claimed, workdir: str, objective: str, prune: bool):
+    self.claimed, self.workdir, self.objective, self.prune = claimed, workdir, objective, prune
+    self.split, _, self.metric = objective.partition('/')
+    self._values: dict[int, list[float]] = {}
+    self._verdicts: dict[int, str | None] = {}
+
+  def epoch_end(self, event: observers.EpochEnd) -> None:
+    value = event.evaluated.get(self.split, {}).get(self.metric)
+    if value is not None:
+      self._values.setdefault(len(event.history), []).append(value)
+
+  def should_stop(self, event: observers.EpochEnd) -> str | None:
+    evaluation = len(event.history)
+    if evaluation not in self._verdicts and evaluation in self._values:
+      value = sum(self._values[evaluation]) / len(self._values[evaluation])
+      trial = self.claimed.trial
+      trial.report(value, evaluation)
+      self._verdicts[evaluation] = None
+      if self.prune and trial.should_prune():
+        self._verdicts[evaluation] = (
+            f'pruned by the {trial.study.pruner.__class__.__name__} at evaluation '
+            f'{evaluation} (step {event.step}): {self.split} {self.metric} '
+            f'{metrics.show(self.metric, value)}')
+    return self._verdicts.get(evaluation)
+
+  def recorded(self, record: dict) -> None:
+    del record
+    finished = [results.read(d) for d in run_dirs(self.workdir, self.claimed)]
+    if all(r and r['status'] in executors.FINISHED for r in finished):
+      settle(self.claimed, self.workdir, self.objective)
+
+
+def run_dirs(workdir: str, claimed: Claimed) -> list[str]:
+  return [executors.run_dir(workdir, run) for run in claimed.runs]
+
+
+def settle(claimed: Claimed, workdir: str, objective: str) -> None:
+  """Tells the study how the trial ended, from its runs' results.json (once)."""
+  if claimed.settled:
+    return
+  split, _, metric = objective.partition('/')
+  records = [results.read(d) or {} for d in run_dirs(workdir, claimed)]
+  statuses = [r.get('status') for r in records]
+  trial = claimed.trial
+  for column, (where, name) in (('val_error', ('validation', metrics.ERROR)),
+                                ('test_error', ('test', metrics.ERROR))):
+    values = [results.final_metric(r, where, name) for r in records]
+    if all(v is not None for v in values):
+      trial.set_user_attr(column, sum(values) / len(values))
+  trial.set_user_attr('runs', [os.path.basename(d) for d in run_dirs(workdir, claimed)])
+  status = next((s for s in ('invalid', 'diverged', 'pruned') if s in statuses), 'ok')
+  trial.set_user_attr(study_lib.STATUS_ATTR, status)
+  try:
+    if status == 'ok':
+      values = [results.final_metric(r, split, metric) for r in records]
+      trial.study.tell(trial, sum(values) / len(values))
+    elif status == 'pruned':
+      trial.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+      trial.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+  except optuna.exceptions.UpdateFinishedTrialError:
+    # Its heartbeat went stale while it trained (a starved worker); the retry finds the
+    # finished run directories and settles itself without training.
+    logging.warning('trial %d was settled by another worker meanwhile', trial.number)
+  claimed.settled = True
+  logging.info('trial %d: %s', trial.number, status)
+
+
+def runs_of(sweep: declaration.Sweep, trial: optuna.Trial) -> list[trials_lib.Trial]:
+  """The runs that answer a claimed trial (its parameters suggested now): a grid trial as
+  declared, a search configuration once per seed."""
+  params = {path: study_lib.suggest(trial, path, d)
+            for path, d in declaration.distributions(sweep, trial).items()}
+  if sweep.grid is not None:
+    return [sweep.grid[trial.user_attrs[study_lib.GRID_INDEX_ATTR]]]
+  return declaration.runs_of(sweep, study_lib.run_number(trial), params)
+
+
+def claim(sweep: declaration.Sweep, study: optuna.Study, count: int) -> list[optuna.Trial]:
+  """Up to `count` trials: queued ones first (a grid's, retries), then (a search with budget
+  left) new ones from the sampler."""
+  taken = study_lib.claim_waiting(study, count)
+  while sweep.search is not None and len(taken) < count and budget_left(sweep.search, study):
+    taken.append(study_lib.ask(study))
+  return taken
+
+
+def budget_left(declared, study: optuna.Study) -> bool:
+  trials = [t for t in study.get_trials(deepcopy=False) if not study_lib.superseded(t)]
+  if declared.trials and len(trials) >= declared.trials:
+    return False
+  started = study.user_attrs.get('started', time.time())
+  return not declared.seconds or time.time() - started < declared.seconds
+
+
+def others_hold_trials(study: optuna.Study) -> bool:
+  return any(t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+             for t in study.get_trials(deepcopy=False))
+
+
+def group_size(sweep: declaration.Sweep, backend: str) -> int:
+  """How many trials to take at once: enough for one vmapped group when groups are planned,
+  else one."""
+  base = sweep.base
+  strategy = planning.resolve(base.sweep.strategy, backend, base.sweep.max_group_size,
+                              planning.read_measurement(backend))
+  if strategy == 'sequential':
+    return 1
+  seeds = len(sweep.search.seeds) if sweep.search else 1
+  return max(1, base.sweep.max_group_size // seeds)
+
+
+def work(sweep: declaration.Sweep, workdir: str, url: str, worker: int = 0) -> int:
+  """Takes, trains and settles trials until the study has none left; returns how many it
+  trained. Raises study.StorageError when the storage is lost (the runs keep their
+  checkpoints at their last epoch end)."""
+  import jax  # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
+  try:
+    return _work(sweep, workdir, url, worker, jax.default_backend())
+  except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+          optuna.exceptions.StorageInternalError) as error:
+    raise study_lib.StorageError(
+        f'worker {worker} lost the study\'s storage {study_lib.masked(url)} '
+        f'({study_lib._first_line(error)}); every run keeps its checkpoint at its last '  # pylint: disable=protected-access
+        'epoch end: run the command again to resume') from None
+
+
+def _work(sweep, workdir, url, worker, backend) -> int:
+  study = declaration.open_study(sweep, workdir, url, worker)
+  heartbeat = study_lib.Heartbeat(study._storage,  # pylint: disable=protected-access
+                                  sweep.base.sweep.heartbeat_seconds)
+  size, trained = group_size(sweep, backend), 0
+  try:
+    while True:
+      study_lib.fail_stale(study)
+      taken = claim(sweep, study, size)
+      if not taken:
+        if not others_hold_trials(study):
+          return trained
+        time.sleep(sweep.base.sweep.heartbeat_seconds)  # a dead worker's trial goes stale
+        continue
+      heartbeat.hold(t._trial_id for t in taken)  # pylint: disable=protected-access
+      try:
+        trained += execute(sweep, workdir, [Claimed(t, runs_of(sweep, t)) for t in taken],
+                           backend)
+      finally:
+        heartbeat.release(t._trial_id for t in taken)  # pylint: disable=protected-access
+  finally:
+    heartbeat.stop()
+
+
+def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str) -> int:
+  """Trains the claimed trials' runs as planned and settles every trial; returns how many
+  runs it trained."""
+  from cnn_jax.config import validation  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  objective = sweep.objective
+  prune = bool(sweep.search) and sweep.search.pruner != 'none'
+  runs, owners = [], []
+  for item in claimed:
+    observer = TrialObserver(item, workdir, objective, prune)
+    for run in item.runs:
+      runs.append(run)
+      owners.append(observer)
+  pending = [k for k, run in enumerate(runs)
+             if (results.read(executors.run_dir(workdir, run)) or {}).get('status')
+             not in executors.FINISHED]
+  valid, invalid = [], []
+  for k in pending:
+    try:
+      validation.validate(runs[k].config)
+      valid.append(k)
+    except Exception:  # pylint: disable=broad-except  (run_alone records why)
+      invalid.append(k)
+  plan = planning.plan([runs[k].config for k in valid],
+                       [checkpoint.saved_step(executors.run_dir(workdir, runs[k])) for k in valid],
+                       backend, planning.read_measurement(backend))
+  for k in invalid:
+    executors.run_alone(runs[k], executors.run_dir(workdir, runs[k]), [owners[k]])
+  for strategy, positions in plan:
+    members = [valid[p] for p in positions]
+    if strategy == 'vmap':
+      executors.run_group([runs[k] for k in members],
+                          [executors.run_dir(workdir, runs[k]) for k in members],
+                          [[owners[k]] for k in members])
+    else:
+      executors.run_alone(runs[members[0]], executors.run_dir(workdir, runs[members[0]]),
+                          [owners[members[0]]])
+  for item in claimed:
+    if all((results.read(d) or {}).get('status') in executors.FINISHED
+           for d in run_dirs(workdir, item)):
+      settle(item, workdir, objective)
+    # else: a run was locked by another process (a second command on this directory);
+    # the trial stays running and goes stale, and its retry finds the run finished.
+  return len(pending)
