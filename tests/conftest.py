@@ -31,6 +31,15 @@ def mock_mnist_files(tmp_path_factory):
   return str(root), prepared_data.write_prepared(root, {'train': 256, 'test': 256})
 
 
+@pytest.fixture(scope='session')
+def learnable_mnist_dir(tmp_path_factory):
+  """A prepared MNIST whose labels can be learnt in a few steps (prepared_data's learnable):
+  1,024 training and 256 test images."""
+  root = tmp_path_factory.mktemp('tfds_learnable')
+  prepared_data.write_prepared(root, {'train': 1024, 'test': 256}, learnable=True)
+  return str(root)
+
+
 @pytest.fixture
 def mock_mnist(monkeypatch, mock_mnist_files):
   """$TFDS_DATA_DIR at the mock prepared MNIST; returns its {split: Split}."""

@@ -122,7 +122,7 @@ def test_only_traceable_differences_group(tiny_config):
     return True
   # Nothing measured on an accelerator: same-program sets are timed on the spot, and the
   # plan comes back final.
-  plan = planning.plan(configs, [None] * len(configs), 'gpu', 1, None, calibrate)
+  plan = planning.plan(configs, [None] * len(configs), 'gpu', None, calibrate)
   assert plan == [('vmap', [0, 1, 2, 3, 5]), ('sequential', [4]), ('vmap', [6, 7])]
   assert calibrated == [5, 2]
 
@@ -131,30 +131,24 @@ def test_the_cpu_policy_follows_what_was_measured_here(tiny_config):
   seeds = member_configs(tiny_config, seed=[0, 1, 2])
   four = member_configs(tiny_config, seed=[0, 1, 2, 3])
   alone = lambda n: [('sequential', [i]) for i in range(n)]
-  in_workers = lambda n: [('processes', [i]) for i in range(n)]
   # Nothing measured on this machine: the conservative default, one after another.
-  assert planning.plan(four, [None] * 4, 'cpu', 2, None) == alone(4)
-  # A measured 0.57x pinned-worker share on 2 cores: 3 trials take 2 rounds (0.86x, slower),
-  # 4 trials take 2 rounds (1.14x, faster); a slow vmap is never chosen.
-  measured = {'pinned_worker_share': 0.57, 'vmap_speedup': {'4': 0.41}}
-  assert planning.plan(seeds, [None] * 3, 'cpu', 2, measured) == alone(3)
-  assert planning.plan(four, [None] * 4, 'cpu', 2, measured) == in_workers(4)
-  assert planning.processes_speedup(16, 2, 0.57) == pytest.approx(1.14)
-  # Where vmap was measured faster than both, groups are vmapped.
-  assert planning.plan(four, [None] * 4, 'cpu', 2,
-                       {'pinned_worker_share': 0.57, 'vmap_speedup': {'2': 1.5}}) == [
-                           ('vmap', [0, 1, 2, 3])]
+  assert planning.plan(four, [None] * 4, 'cpu', None) == alone(4)
+  # A slow vmap is never chosen (parallel trials are the workers' business, not the plan's).
+  assert planning.plan(seeds, [None] * 3, 'cpu', {'vmap_speedup': {'4': 0.41}}) == alone(3)
+  # Where vmap was measured faster, groups are vmapped.
+  assert planning.plan(four, [None] * 4, 'cpu', {'vmap_speedup': {'2': 1.5}}) == [
+      ('vmap', [0, 1, 2, 3])]
   for config in seeds:
     config.sweep.strategy, config.sweep.max_group_size = 'vmap', 2
-  assert planning.plan(seeds, [None] * 3, 'cpu', 2, None) == [('vmap', [0, 1]),
-                                                                ('sequential', [2])]
+  assert planning.plan(seeds, [None] * 3, 'cpu', None) == [('vmap', [0, 1]),
+                                                            ('sequential', [2])]
 
 
 def test_measurements_are_recorded_per_machine(tmp_path):
   path = str(tmp_path / 'measured.json')
   assert planning.read_measurement('cpu', path) is None
-  planning.write_measurement('cpu', {'pinned_worker_share': 0.6}, path)
-  assert planning.read_measurement('cpu', path) == {'pinned_worker_share': 0.6}
+  planning.write_measurement('cpu', {'vmap_speedup': {'2': 0.6}}, path)
+  assert planning.read_measurement('cpu', path) == {'vmap_speedup': {'2': 0.6}}
   assert 'cores' in machine.machine_key('cpu')
 
 

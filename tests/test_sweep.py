@@ -11,8 +11,10 @@ from cnn_jax import train
 from cnn_jax.config import files as experiment_files
 from cnn_jax.config import validation
 from cnn_jax.engine import results
+from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import executors
 from cnn_jax.sweeps import hyper as h
+from cnn_jax.sweeps import study as study_lib
 from cnn_jax.sweeps import runner
 from cnn_jax.sweeps import trials as trials_lib
 
@@ -27,7 +29,8 @@ def get_config():
   config.train.update(dict(batch_size=32, num_train_steps=8, log_every_steps=4,
                            eval_batch_size=128))
   config.optimizer.learning_rate = 0.1
-  config.sweep.strategy = 'sequential'  # in-process, so tests can patch train (any core count)
+  config.sweep.strategy = 'sequential'
+  config.sweep.heartbeat_seconds = 1
   return config
 
 def get_sweep(h, arg=None):
@@ -110,22 +113,24 @@ def read_events(logdir):
 
 def test_sweep_runs_records_and_resumes(toy_experiment, tmp_path, mock_mnist, monkeypatch):
   workdir = str(tmp_path / 'sweep')
-  real_train = train.train_and_evaluate
+  real_train = train.train_group
   calls, killed = [], []
-  def train_then_maybe_die(config, run_dir):
-    calls.append(os.path.basename(run_dir))
+  def train_then_maybe_die(configs, run_dirs, observers=None):
+    calls.append(os.path.basename(run_dirs[0]))
     if len(calls) == 3 and not killed:
       killed.append(True)
-      raise KeyboardInterrupt  # the sweep is killed during its third trial
-    return real_train(config, run_dir)
-  monkeypatch.setattr(train, 'train_and_evaluate', train_then_maybe_die)
+      raise KeyboardInterrupt  # the sweep is stopped (Ctrl-C) during its third trial
+    return real_train(configs, run_dirs, observers)
+  monkeypatch.setattr(train, 'train_group', train_then_maybe_die)
   with pytest.raises(KeyboardInterrupt):
     runner.run(toy_experiment, workdir)
   assert len(calls) == 3
 
   calls.clear()
   rows = runner.run(toy_experiment, workdir)  # the same command again
-  assert [c[:3] for c in calls] == ['002', '003', '004', '005']  # finished ones not repeated
+  # Finished ones are not repeated; the stopped trial was handed back to the study and runs
+  # first.
+  assert [c[:3] for c in calls] == ['002', '003', '004', '005']
   statuses = {r['index']: r['status'] for r in rows}
   assert statuses == {0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged', 5: 'invalid'}
   assert 'pool1' in results.read(os.path.join(workdir, '005-pool_window=2-20'))['message']
@@ -142,6 +147,13 @@ def test_sweep_runs_records_and_resumes(toy_experiment, tmp_path, mock_mnist, mo
   assert '| # | model.activation | seed |' in markdown and 'invalid' in markdown
 
   # HParams: the experiment (swept keys, metrics) once at the top, each trial's values below.
+  # The grid went through the study: one settled trial per grid trial, the stopped one's
+  # first attempt failed and retried.
+  sweep = declaration.load(toy_experiment)
+  study = declaration.open_study(sweep, workdir, study_lib.url_for(workdir))
+  states = sorted(study_lib.state_of(t) for t in study.get_trials())
+  assert states == ['complete'] * 4 + ['diverged', 'failed', 'invalid']
+
   experiment = plugin_data_pb2.HParamsPluginData.FromString(
       read_events(workdir)['_hparams_/experiment']).experiment
   assert {i.name for i in experiment.hparam_infos} == {
@@ -161,6 +173,10 @@ def test_single_trial(toy_experiment, tmp_path, mock_mnist):
   rows = runner.run(toy_experiment, str(tmp_path), trial_index=2)
   assert {r['index']: r['status'] for r in rows}[2] == 'ok'
   assert sum(r['status'] == 'pending' for r in rows) == 5
+  # The whole sweep later trains the others and only settles trial 2, which it finds done.
+  rows = runner.run(toy_experiment, str(tmp_path))
+  assert [r['status'] for r in sorted(rows, key=lambda r: r['index'])] == [
+      'ok', 'ok', 'ok', 'ok', 'diverged', 'invalid']
   with pytest.raises(ValueError, match=r'--trial=9: the sweep has trials 0 to 5'):
     runner.run(toy_experiment, str(tmp_path), trial_index=9)
 
@@ -199,11 +215,10 @@ def test_a_trial_locked_by_another_process_is_skipped(toy_experiment, tmp_path, 
 
 
 @pytest.mark.realdata
-def test_sweep_in_worker_processes_on_real_data(toy_experiment, tmp_path, monkeypatch):
+def test_a_grid_in_two_worker_processes_on_real_data(toy_experiment, tmp_path, monkeypatch):
   from tests.conftest import real_data_or_skip  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv('TFDS_DATA_DIR', real_data_or_skip())  # the workers read it too
-  base = base_config_with(toy_experiment, strategy='processes', processes=2)
-  rows = runner.run(toy_experiment, str(tmp_path), base=base)
+  rows = runner.run(toy_experiment, str(tmp_path), workers=2)
   assert {r['index']: r['status'] for r in rows} == {
       0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged', 5: 'invalid'}
   assert all(r['test_error'] < 0.9 for r in rows if r['status'] == 'ok')

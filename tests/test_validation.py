@@ -88,7 +88,7 @@ def test_every_allowed_value_builds():
     ('train.num_devices', 64, r'train.num_devices=64 but this machine has 1 local cpu device'),
     ('data.name', 'cifar100', r"data.name='cifar100' is not supported; allowed values: mnist"),
     ('data.split_seed', -1, r'data.split_seed=-1 must be between 0'),
-    ('sweep.strategy', 'parallel', r"sweep.strategy='parallel' is not supported; allowed values: auto, sequential, vmap, processes"),
+    ('sweep.strategy', 'parallel', r"sweep.strategy='parallel' is not supported; allowed values: auto, sequential, vmap"),
     ('sweep.max_group_size', 0, r'sweep.max_group_size=0 must be a positive integer'),
 ])
 def test_invalid_fields_of_every_section(path, value, message):

@@ -9,6 +9,7 @@ from the sampler.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import ml_collections
@@ -118,6 +119,7 @@ def open_study(sweep: Sweep, workdir: str, url: str, worker: int = 0, create: bo
 def start(sweep: Sweep, workdir: str, url: str):
   """Creates the study (or opens it again) and queues the grid's trials it lacks."""
   from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
+  os.makedirs(workdir, exist_ok=True)  # the embedded study lives there
   study = open_study(sweep, workdir, url, create=True)
   if sweep.grid is not None:
     queued = {t.user_attrs.get(study_lib.GRID_INDEX_ATTR)

@@ -36,11 +36,11 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
     from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
     url = study_lib.url_for(workdir, storage)
     os.makedirs(workdir, exist_ok=True)
+    study = declaration.start(sweep, workdir, url)
+    tables.write_hparams_config(workdir, sweep)
     if trial_index is not None:
       _run_one(sweep, workdir, trial_index)
     else:
-      study = declaration.start(sweep, workdir, url)
-      tables.write_hparams_config(workdir, sweep)
       count = workers if workers > 0 else process_pool.default_count()
       logging.info('Sweep %s (%s) in %s, study %r in %s: %d worker(s) here', experiment,
                    sweep.kind, workdir, study.study_name, study_lib.masked(url), count)

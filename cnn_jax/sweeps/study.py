@@ -154,8 +154,11 @@ def claim_waiting(study: optuna.Study, count: int) -> list[optuna.Trial]:
   storage = study._storage  # pylint: disable=protected-access  (the storage API is public)
   study_id = storage.get_study_id_from_name(study.study_name)
   claimed = []
-  for frozen in storage.get_all_trials(study_id, deepcopy=False,
-                                       states=(optuna.trial.TrialState.WAITING,)):
+  waiting = storage.get_all_trials(study_id, deepcopy=False,
+                                   states=(optuna.trial.TrialState.WAITING,))
+  # Retries first: their runs have checkpoints to resume; then in the order queued.
+  waiting = sorted(waiting, key=lambda t: ('failed_trial' not in t.system_attrs, t.number))
+  for frozen in waiting:
     if len(claimed) == count:
       break
     try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from typing import Sequence
 
 from absl import logging
@@ -191,13 +192,34 @@ def _work(sweep, workdir, url, worker, backend) -> int:
         time.sleep(sweep.base.sweep.heartbeat_seconds)  # a dead worker's trial goes stale
         continue
       heartbeat.hold(t._trial_id for t in taken)  # pylint: disable=protected-access
+      claimed = [Claimed(t, runs_of(sweep, t)) for t in taken]
       try:
-        trained += execute(sweep, workdir, [Claimed(t, runs_of(sweep, t)) for t in taken],
-                           backend)
+        trained += execute(sweep, workdir, claimed, backend)
+      except BaseException:
+        hand_back(study, [c.trial for c in claimed if not c.settled])
+        raise
       finally:
         heartbeat.release(t._trial_id for t in taken)  # pylint: disable=protected-access
   finally:
     heartbeat.stop()
+
+
+def hand_back(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
+  """Queues again the trials of a worker that stops (Ctrl-C, SIGTERM, an error), as the
+  heartbeat would once they went stale, so the next worker resumes them at once."""
+  storage = study._storage  # pylint: disable=protected-access
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=study_lib.RETRIES)
+  for trial in trials:
+    try:
+      if storage.set_trial_state_values(trial._trial_id,  # pylint: disable=protected-access
+                                        state=optuna.trial.TrialState.FAIL):
+        retry(study, storage.get_trial(trial._trial_id))  # pylint: disable=protected-access
+        logging.info('trial %d handed back to the study', trial.number)
+    except Exception as error:  # pylint: disable=broad-except  (the storage may be gone)
+      logging.warning('trial %d not handed back (%s); it is retried once its heartbeat is '
+                      'stale', trial.number, study_lib._first_line(error))  # pylint: disable=protected-access
 
 
 def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str) -> int:

@@ -1,0 +1,264 @@
+"""Searches on Optuna: declarations checked before anything runs, workers sharing a study,
+a killed worker's trial resumed, pruning inside a vmapped group. The runs use T2's own
+architecture (8/16 filters) on learnable mock data, as collectives, workers and signals are
+tested on the real model."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+
+from cnn_jax import train
+from cnn_jax.engine import results
+from cnn_jax.errors import ConfigError
+from cnn_jax.sweeps import declaration
+from cnn_jax.sweeps import runner
+from cnn_jax.sweeps import study as study_lib
+from tests.test_groups import assert_close_params
+from tests.test_train import read_params
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# T2 (the default config's model) on 1,024 learnable images with a 128-image validation split.
+EXPERIMENT = '''
+from experiments import default
+
+def get_config(arg=None):
+  config = default.get_config()
+  config.data.validation = 'train_head'
+  config.data.num_validation = 128
+  config.train.update(dict(batch_size=64, num_epochs=EPOCHS, log_every_steps=7,
+                           eval_batch_size=256, pictures='none'))
+  config.sweep.heartbeat_seconds = 1
+  # Runs compared with each other run XLA's layers: a vmapped group and a run alone would
+  # otherwise time and choose their own (model/layer_choice.py), equal only to float tolerance.
+  config.model.conv_impl = config.model.pool_impl = 'xla'
+  return config
+
+def get_sweep(h, arg=None):
+  if arg == 'grid':
+    return h.sweep('optimizer.learning_rate', [0.2, 0.1])
+  return h.search({
+      'optimizer.learning_rate': h.choice([0.2, 0.1, 0.05, 1e-7]),
+      'optimizer.name': h.choice(['sgd', 'momentum']),
+  }, trials=8, pruner='median', pruner_startup_trials=2, sampler_startup_trials=4)
+'''
+
+
+def write_experiment(tmp_path, epochs=2.0, **replace):
+  text = EXPERIMENT.replace('EPOCHS', repr(epochs))
+  for old, new in replace.items():
+    text = text.replace(old, new)
+  path = tmp_path / 'experiment.py'
+  path.write_text(text)
+  return str(path)
+
+
+@pytest.fixture
+def learnable(monkeypatch, learnable_mnist_dir):
+  monkeypatch.setenv('TFDS_DATA_DIR', learnable_mnist_dir)  # worker processes read it too
+
+
+def final_trials(workdir, experiment):
+  sweep = declaration.load(experiment)
+  study = declaration.open_study(sweep, workdir, study_lib.url_for(workdir))
+  return sweep, [t for t in study.get_trials() if not study_lib.superseded(t)]
+
+
+def assert_trained_once_each(workdir, rows):
+  """Every run trained in one go by one process: one events file, each epoch once."""
+  for row in rows:
+    run_dir = os.path.join(workdir, row['trial'])
+    assert len(glob.glob(os.path.join(run_dir, 'events.out.tfevents.*'))) == 1, run_dir
+    steps = [h['step'] for h in results.read(run_dir)['history']]
+    assert steps == sorted(set(steps)), (run_dir, steps)
+
+
+def test_a_search_with_two_workers_settles_each_trial_once(tmp_path, learnable):
+  experiment = write_experiment(tmp_path, epochs=2.0)
+  workdir = str(tmp_path / 'search')
+  rows = runner.run(experiment, workdir, workers=2)
+  sweep, trials = final_trials(workdir, experiment)
+  assert len(trials) == 8
+  states = [study_lib.state_of(t) for t in trials]
+  assert set(states) <= {'complete', 'pruned'} and 'complete' in states, states
+  # Each study trial is one run directory whose status agrees with the study.
+  assert sorted(r['study_trial'] for r in rows) == sorted(t.number for t in trials)
+  by_number = {r['study_trial']: r for r in rows}
+  for trial in trials:
+    row = by_number[trial.number]
+    assert row['status'] == {'complete': 'ok', 'pruned': 'pruned'}[study_lib.state_of(trial)]
+    if row['status'] == 'ok':
+      assert trial.value == pytest.approx(row['val_error'])
+  assert len(set(r['trial'] for r in rows)) == 8
+  assert_trained_once_each(workdir, rows)
+  # Both workers took trials: each run's events file names the process that wrote it.
+  pids = {os.path.basename(f).split('.')[-2]
+          for f in glob.glob(os.path.join(workdir, '*', 'events.out.tfevents.*'))}
+  assert len(pids) == 2
+  markdown = open(os.path.join(workdir, 'sweep.md')).read()
+  assert markdown.startswith('Best configuration: study trial ')
+  assert 'test error' in markdown.splitlines()[0]
+  # The same command again trains nothing.
+  written = {p: os.path.getmtime(p) for p in glob.glob(os.path.join(workdir, '*', '*.json'))}
+  again = runner.run(experiment, workdir)
+  assert sorted(r['trial'] for r in again) == sorted(r['trial'] for r in rows)
+  assert {p: os.path.getmtime(p) for p in written} == written
+  assert_trained_once_each(workdir, again)
+
+
+def launch(args, timeout=300, wait=True):
+  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='')
+  command = [sys.executable, 'launch.py', *args]
+  if not wait:
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+  return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                        env=env)
+
+
+def test_a_worker_killed_mid_trial_is_resumed_from_its_checkpoint(tmp_path, learnable):
+  experiment = write_experiment(tmp_path, epochs=30.0)  # 896 training images: 14 steps an epoch
+  workdir = str(tmp_path / 'grid')
+  args = [f'--config={experiment}:grid', f'--workdir={workdir}', '--sweep']
+  proc = launch(args, wait=False)
+  first = os.path.join(workdir, '000-learning_rate=0.2')
+  deadline = time.time() + 240
+  while not os.path.exists(os.path.join(first, 'checkpoint.msgpack')):
+    assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert results.read(first) is None  # killed mid-trial
+  from cnn_jax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  saved = checkpoint.saved_step(first)
+  assert 0 < saved < 14 * 30
+
+  again = launch(args)  # the same command: waits for the dead worker's heartbeat to go stale
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert f'Resuming {os.path.join(first, "checkpoint.msgpack")} at step {saved}' in again.stderr
+  record = results.read(first)
+  assert record['status'] == 'ok' and record['steps'] == 14 * 30
+  steps = [h['step'] for h in record['history']]
+  assert steps == list(range(14, 14 * 31, 14))  # every epoch once
+  sweep, trials = final_trials(workdir, f'{experiment}:grid')
+  assert [study_lib.state_of(t) for t in trials] == ['complete', 'complete']
+  # The original trial failed by its heartbeat, and its retry ran in its directory.
+  study = declaration.open_study(sweep, workdir, study_lib.url_for(workdir))
+  assert sorted(study_lib.state_of(t) for t in study.get_trials()) == [
+      'complete', 'complete', 'failed']
+
+  third = launch(args)  # nothing left: nothing trains
+  assert third.returncode == 0 and 'Training ' not in third.stderr, third.stderr[-3000:]
+
+
+def test_the_median_pruner_stops_one_member_of_a_vmapped_group(tmp_path, learnable, caplog):
+  experiment = write_experiment(tmp_path, epochs=2.0, **{
+      "trials=8": "trials=4",
+      "config.sweep.heartbeat_seconds = 1":
+          "config.sweep.heartbeat_seconds = 1\n  config.sweep.strategy = 'vmap'\n"
+          "  config.sweep.max_group_size = 2"})
+  workdir = str(tmp_path / 'search')
+  sweep = declaration.load(experiment)
+  study = declaration.start(sweep, workdir, study_lib.url_for(workdir))
+  # Two configurations to set the median, then a group of a good one and a hopeless one.
+  for rate in (0.05, 0.1, 0.2, 1e-7):
+    study.enqueue_trial({'optimizer.learning_rate': rate, 'optimizer.name': 'sgd'})
+  caplog.set_level('INFO')
+  rows = runner.run(experiment, workdir)
+  by_rate = {r['optimizer.learning_rate']: r for r in rows}
+  assert [by_rate[r]['status'] for r in (0.05, 0.1, 0.2, 1e-7)] == ['ok', 'ok', 'ok', 'pruned']
+  pruned = results.read(os.path.join(workdir, by_rate[1e-7]['trial']))
+  assert pruned['steps'] == 14 and 'MedianPruner' in pruned['message']  # after epoch 1 of 2
+  assert pruned['final']['validation']['error'] > 0.5
+  good = results.read(os.path.join(workdir, by_rate[0.2]['trial']))
+  assert good['executor']['members'] == 2 and good['steps'] == 28
+  assert 'Going on with 1 member(s) of 2' in caplog.text  # the group re-packed
+  # The member that went on matches its run alone.
+  config = declaration.runs_of(sweep, 99, {'optimizer.learning_rate': 0.2,
+                                           'optimizer.name': 'sgd'})[0].config
+  alone = train.train_and_evaluate(config, str(tmp_path / 'alone'))
+  assert alone['status'] == 'ok'
+  assert_close_params(read_params(os.path.join(workdir, by_rate[0.2]['trial'])),
+                      read_params(str(tmp_path / 'alone')))
+  np.testing.assert_allclose([h['validation']['loss'] for h in good['history']],
+                             [h['validation']['loss'] for h in alone['history']], rtol=1e-4)
+  states = {t.params['optimizer.learning_rate']: t.state for t in study.get_trials()}
+  assert states[1e-7] == optuna.trial.TrialState.PRUNED
+
+
+BAD = [
+    ("h.search({'model.activaton': h.choice(['relu'])}, trials=2)",
+     r"'model.activaton' is not a config field"),
+    ("h.search({'optimizer.learning_rate': h.choice(['fast'])}, trials=2)",
+     r"learning_rate='fast' must be of type float"),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.5, 0.1)}, trials=2)",
+     r'optimizer.learning_rate: low=0.5 must be below high=0.1'),
+    ("h.search({'optimizer.learning_rate': h.loguniform(0.0, 0.1)}, trials=2)",
+     r'a log scale needs low > 0'),
+    ("h.search({'train.batch_size': h.integer(16, 64.5)}, trials=2)",
+     r'h.integer needs integer bounds'),
+    ("h.search({'optimizer.learning_rate': [0.1, 0.2]}, trials=2)",
+     r'is not a distribution; use h.uniform, h.loguniform, h.integer or h.choice'),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, "
+     "objective='test/error')", r'selects on the test split, which leaks it'),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, "
+     "objective='validation/speed')", r"objective='validation/speed' is not a metric"),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, sampler='cma')",
+     r"sampler='cma' is not supported; allowed: tpe, random, grid, qmc"),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, pruner='early')",
+     r"pruner='early' is not supported; allowed: none, median, halving, hyperband"),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)})",
+     r'a search needs a budget: trials=N and/or seconds=S'),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, seeds=[])",
+     r'seeds=\(\) must be distinct integers'),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trails=2)",
+     r"h.search got unknown fields \['trails'\]"),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, sampler='grid')",
+     r"sampler='grid' needs h.choice for every path"),
+]
+
+
+@pytest.mark.parametrize('declared, message', BAD)
+def test_bad_search_declarations_are_one_clear_error(tmp_path, declared, message):
+  path = tmp_path / 'bad.py'
+  path.write_text(EXPERIMENT.replace('EPOCHS', '1.0').split('def get_sweep')[0]
+                  + f'def get_sweep(h, arg=None):\n  return {declared}\n')
+  with pytest.raises(ConfigError, match=message):
+    declaration.load(str(path))
+
+
+def test_a_search_without_a_validation_split_says_how_to_get_one(tmp_path):
+  path = tmp_path / 'noval.py'
+  path.write_text('from experiments import default\nget_config = default.get_config\n'
+                  'def get_sweep(h):\n'
+                  "  return h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, "
+                  'trials=2)\n')
+  with pytest.raises(ConfigError, match=r"needs a validation split.*data.validation='none'"):
+    declaration.load(str(path))
+
+
+def test_a_bad_declaration_from_the_command_line_is_one_line_and_status_2(tmp_path):
+  path = tmp_path / 'bad.py'
+  path.write_text(EXPERIMENT.replace('EPOCHS', '1.0').replace("h.choice([0.2, 0.1, 0.05, 1e-7])",
+                                                              "h.uniform(1.0, 0.1)"))
+  proc = launch([f'--config={path}', f'--workdir={tmp_path / "w"}', '--sweep'])
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  assert lines[-1].startswith('error: ') and 'low=1.0 must be below high=0.1' in lines[-1]
+  assert 'Traceback' not in proc.stderr
+  assert not os.path.exists(tmp_path / 'w' / study_lib.FILENAME)  # nothing ran
+
+
+def test_a_password_in_the_storage_url_is_never_shown():
+  url = 'postgresql://user:s3cret@127.0.0.1:5/db'
+  assert 's3cret' not in study_lib.masked(url) and 'user:***@127.0.0.1' in study_lib.masked(url)
+  with pytest.raises(study_lib.StorageError) as error:
+    study_lib.open_storage(url, 1)
+  assert 's3cret' not in str(error.value)
