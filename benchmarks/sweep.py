@@ -1,5 +1,6 @@
 """Sweep throughput of the trial strategies on this backend: K trials of a tutorial model
-(differing in seed) one after another, as one vmapped group, and as parallel processes.
+(differing in seed) one after another, as one vmapped group, and as parallel processes
+(what a sweep's --workers=N gets; benchmarks/search.py times the workers themselves).
 
     TFDS_DATA_DIR=../shared/data/tfds python benchmarks/sweep.py \
         --config=experiments/pool.py --ks=1,4,8,16 --steps=60
@@ -10,10 +11,10 @@ each pinned to its own core and running its share of the trials one after anothe
 leave out each run's first step (compilation) and the evaluations, and are projected to the
 config's full length to print trials per hour; the speedup is over one-after-another.
 
-The speedups are recorded for this machine (cnn_jax/sweeps/planning.py: MEASUREMENTS, keyed
-by backend, processor and core count; --record=False leaves them alone), and
-sweep.strategy=auto follows them from then on; 'auto picks' names what it chooses here for
-K trials with these figures.
+The vmap speedups are recorded for this machine (cnn_jax/sweeps/planning.py: MEASUREMENTS,
+keyed by backend, processor and core count; --record=False leaves them alone), and a
+worker's sweep.strategy=auto follows them from then on; 'auto picks' names what it chooses
+here for a group of K with these figures.
 """
 import json
 import os
@@ -72,9 +73,9 @@ def run_sequential(seeds) -> float:
 
 
 def run_vmap(seeds) -> float:
-  from cnn_jax.engine import loop  # pylint: disable=g-import-not-at-top
+  from cnn_jax import train  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as workdir:
-    outs = loop.train([short_config(s) for s in seeds],
+    outs = train.train_group([short_config(s) for s in seeds],
                       [os.path.join(workdir, str(s)) for s in seeds])
   return len(seeds) * (FLAGS.steps - 1) / steady_seconds(outs[0])
 
@@ -110,7 +111,6 @@ def main(_):
   from cnn_jax import machine  # pylint: disable=g-import-not-at-top
   runners = {'sequential': run_sequential, 'vmap': run_vmap, 'processes': run_processes}
   full_steps = batches.total_train_steps(FLAGS.config.train, 60_000)
-  cores = len(os.sched_getaffinity(0))
   table = []
   started = time.time()
   for k in map(int, FLAGS.ks):
@@ -143,7 +143,7 @@ def main(_):
     base = rates.get('sequential')
     speedups = [f'{rates[n] / base:.2f}x' if base and n in rates else '-'
                 for n in names if n != 'sequential']
-    auto = planning.resolve('auto', jax.default_backend(), k, k, cores,
+    auto = planning.resolve('auto', jax.default_backend(), k,
                             measurement or planning.read_measurement(jax.default_backend()))
     print(f'| {k} | ' + ' | '.join(per_hour) + ' | ' + ' | '.join(speedups) + f' | {auto} |')
 

@@ -27,26 +27,56 @@ Sweeps, each on the tutorial's training recipe (get_sweep below):
   # The design's architecture axes: filters (8/16, 16/32) x first-conv stride (1, 2) x
   # pooling (max, average): 8 trials.
   python launch.py --config=experiments/pool.py:sweep=arch --workdir=runs/pool-arch --sweep
+
+A search (Optuna, sweeps/search.py): which learning rate, momentum, batch size and filter
+counts are best for T2? SGD with momentum, 3 epochs on 50,000 training images, chosen on a
+random 10,000-image validation split (the test error of the best is reported apart); TPE
+with median pruning at each epoch end, 24 configurations, 2 workers on the 2 cores:
+
+  python launch.py --config=experiments/pool.py:sweep=search --workdir=runs/pool-search \
+      --sweep --workers=2
+  python -m cnn_jax.report --workdir=runs/pool-search
+
+The same command with `,sampler=random`, `,pruner=none`, `,trials=N` or `,seconds=S` after
+`sweep=search` changes the search; docs/sweeps/pool-search/ holds the report of one run.
 """
 from cnn_jax.model import architectures
 from cnn_jax.config import arguments
 from experiments import default
 
 VARIANTS = ('tutorial', 'slides')
-SWEEPS = ('questions', 'arch')
+SWEEPS = ('questions', 'arch', 'search')
+# What `:sweep=search,...` may change (sweeps/hyper.py's h.search fields).
+SEARCH_DEFAULTS = dict(sampler='tpe', pruner='median', trials=24, seconds=0.0)
+
+
+def parse(arg):
+  return arguments.parse(arg, variant='tutorial', sweep='questions', **SEARCH_DEFAULTS)
 
 
 def get_config(arg=None):
-  args = arguments.parse(arg, variant='tutorial', sweep='questions')
+  args = parse(arg)
   config = default.get_config()  # the base config is T2's recipe
   if arguments.choose(args.variant, 'variant', VARIANTS) == 'slides':
     config.model = architectures.cntk_pool_slides()
+  if arguments.choose(args.sweep, 'sweep', SWEEPS) == 'search':
+    config.optimizer.name = 'momentum'
+    config.data.validation, config.data.num_validation = 'train_random', 10_000
+    config.train.num_epochs = 3.0
+    config.train.pictures = 'end'
   return config
 
 
 def get_sweep(h, arg=None):
-  args = arguments.parse(arg, variant='tutorial', sweep='questions')
-  if arguments.choose(args.sweep, 'sweep', SWEEPS) == 'questions':
+  args = parse(arg)
+  if args.sweep == 'search':
+    return h.search({
+        'optimizer.learning_rate': h.loguniform(0.01, 1.0),
+        'optimizer.momentum': h.uniform(0.0, 0.95),
+        'train.batch_size': h.choice([32, 64, 128, 256]),
+        'model.conv_features': h.choice([(4, 8), (8, 16), (16, 32), (32, 64)]),
+    }, **{k: args[k] for k in SEARCH_DEFAULTS})
+  if args.sweep == 'questions':
     return h.product([
         h.sweep('model.activation', ['relu', 'sigmoid', 'leaky_relu', 'tanh']),
         h.sweep('model.pool_type', [('max', 'max'), ('avg', 'avg')]),

@@ -73,7 +73,11 @@ def experiment_sweeps():
 
 @pytest.mark.parametrize('spec', experiment_sweeps())
 def test_every_experiment_sweep_is_well_formed(spec):
-  trials = trials_lib.load_trials(os.path.join(REPO, spec))
+  sweep = declaration.load(os.path.join(REPO, spec))
+  if sweep.search is not None:  # checked by load: every path, value type and field
+    assert sweep.search.objective.startswith('validation/')
+    return
+  trials = sweep.grid
   assert len(trials) >= 2
   assert len({t.name for t in trials}) == len(trials)
   for trial in trials:

@@ -1,0 +1,168 @@
+"""What a search buys over a grid, on the same wall-clock budget: the best validation error
+reached by a grid, random search, TPE and TPE with median pruning, each through launch.py
+with --workers=2 on this machine; then trials per hour with 1 and 2 workers.
+
+    TFDS_DATA_DIR=../shared/data/tfds python benchmarks/search.py [--seconds=300] [--epochs=2]
+
+The question is experiments/pool.py's search (T2 with SGD and momentum; learning rate,
+momentum, batch size and filter counts; chosen on a 10,000-image validation split), on a
+short recipe of --epochs epochs per trial. The grid is the researcher's 4 x 4 x 4 x 4 over
+the same ranges (learning rate 0.01, 0.03, 0.1, 0.3 varying slowest; momentum 0, 0.3, 0.6,
+0.9; batch 32 to 256; filters 4/8 to 32/64), taken in that order. Each strategy's command is
+stopped at the budget (SIGTERM to its process group); what counts is what had finished by
+then. Trials per hour: the grid's first --rate_trials trials (the same work for both) run
+to the end with 1 and with 2 workers, whole commands timed.
+"""
+import glob
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+flags.DEFINE_float('seconds', 300, 'Wall-clock budget of each strategy.')
+flags.DEFINE_float('epochs', 2.0, 'Epochs per trial (the short recipe).')
+flags.DEFINE_integer('workers', 2, 'Workers of each strategy.')
+flags.DEFINE_integer('rate_trials', 6, 'Trials for the trials-per-hour figure.')
+flags.DEFINE_list('strategies', ['grid', 'random', 'tpe', 'tpe_pruned'], 'What to compare.')
+flags.DEFINE_string('out', '', 'Directory to keep the sweeps in (default: a temporary one).')
+FLAGS = flags.FLAGS
+
+EXPERIMENT = '''
+"""benchmarks/search.py's variants of experiments/pool.py's search."""
+import dataclasses
+from experiments import pool
+
+def get_config(arg=None):
+  config = pool.get_config('sweep=search')
+  config.train.num_epochs = {epochs}
+  config.train.pictures = 'none'  # the strategies compared on training alone
+  return config
+
+GRID = [('optimizer.learning_rate', [0.01, 0.03, 0.1, 0.3]),
+        ('optimizer.momentum', [0.0, 0.3, 0.6, 0.9]),
+        ('train.batch_size', [32, 64, 128, 256]),
+        ('model.conv_features', [(4, 8), (8, 16), (16, 32), (32, 64)])]
+
+def get_sweep(h, arg=None):
+  if arg in ('grid', 'rate'):
+    grid = h.product([h.sweep(key, values) for key, values in GRID])
+    return grid if arg == 'grid' else grid[:{rate_trials}]
+  sampler, pruner = {{'random': ('random', 'none'), 'tpe': ('tpe', 'none'),
+                      'tpe_pruned': ('tpe', 'median')}}[arg]
+  declared = pool.get_sweep(h, 'sweep=search')
+  return dataclasses.replace(declared, sampler=sampler, pruner=pruner, trials=10_000)
+'''
+
+
+def launch(experiment, kind, workdir, workers, budget=None):
+  """Runs the sweep command; stops it at `budget` seconds. Returns its wall seconds."""
+  command = [sys.executable, 'launch.py', f'--config={experiment}:{kind}',
+             f'--workdir={workdir}', '--sweep', f'--workers={workers}']
+  started = time.time()
+  with open(os.path.join(os.path.dirname(workdir), f'{os.path.basename(workdir)}.log'),
+            'w') as log:
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+      proc.wait(timeout=budget)
+    except subprocess.TimeoutExpired:
+      os.killpg(proc.pid, signal.SIGTERM)
+      try:
+        proc.wait(timeout=10)
+      except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+  return time.time() - started, started
+
+
+def finished_runs(workdir, before):
+  """results.json records written before `before` (epoch seconds)."""
+  from cnn_jax.engine import results  # pylint: disable=g-import-not-at-top
+  found = []
+  for path in glob.glob(os.path.join(workdir, '*', 'results.json')):
+    if os.path.getmtime(path) <= before:
+      found.append(results.read_file(path))
+  return found
+
+
+def machine() -> str:
+  model = ''
+  try:
+    out = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
+    model = next((l.split(':', 1)[1].strip() for l in out.splitlines()
+                  if l.startswith('Model name')), '')
+  except OSError:
+    pass
+  import jax  # pylint: disable=g-import-not-at-top
+  return (f'{model or platform.processor()}, {len(os.sched_getaffinity(0))} cores, '
+          f'jax {jax.__version__} ({jax.default_backend()})')
+
+
+def main(_):
+  from cnn_jax.engine import results  # pylint: disable=g-import-not-at-top
+  out = FLAGS.out or tempfile.mkdtemp(prefix='search-benchmark-')
+  os.makedirs(out, exist_ok=True)
+  experiment = os.path.join(out, 'search_variants.py')
+  with open(experiment, 'w') as f:
+    f.write(EXPERIMENT.format(epochs=FLAGS.epochs, rate_trials=FLAGS.rate_trials))
+  table = []
+  for kind in FLAGS.strategies:
+    workdir = os.path.join(out, kind)
+    seconds, started = launch(experiment, kind, workdir, FLAGS.workers, FLAGS.seconds)
+    runs = finished_runs(workdir, started + FLAGS.seconds)
+    ok = [r for r in runs if r['status'] == 'ok']
+    errors = sorted(results.final_metric(r, 'validation', 'error') for r in ok)
+    best = min(ok, key=lambda r: results.final_metric(r, 'validation', 'error'), default=None)
+    row = {'strategy': kind, 'finished': len(runs), 'ok': len(ok),
+           'pruned': sum(r['status'] == 'pruned' for r in runs),
+           'diverged': sum(r['status'] == 'diverged' for r in runs),
+           'best_val_error': errors[0] if errors else None,
+           'its_test_error': best and results.final_metric(best, 'test', 'error'),
+           'its_config': best and {k: best['config'][s][k.split('.')[1]] for k, s in (
+               ('optimizer.learning_rate', 'optimizer'), ('optimizer.momentum', 'optimizer'),
+               ('train.batch_size', 'train'), ('model.conv_features', 'model'))},
+           'seconds': round(seconds, 1)}
+    table.append(row)
+    print(json.dumps(row), flush=True)
+  rates = {}
+  for workers in (1, 2):
+    workdir = os.path.join(out, f'rate-{workers}')
+    seconds, _ = launch(experiment, 'rate', workdir, workers)
+    done = len(finished_runs(workdir, time.time()))
+    rates[workers] = {'trials': done, 'seconds': round(seconds, 1),
+                      'per_hour': round(3600 * done / seconds, 1)}
+    print(json.dumps({'workers': workers, **rates[workers]}), flush=True)
+
+  print(f'\nMachine: {machine()}; {FLAGS.epochs:g} epochs per trial, {FLAGS.seconds:.0f} s per '
+        f'strategy with {FLAGS.workers} workers; sweeps in {out}\n')
+  print('| strategy | trials finished (ok / pruned / diverged) | best validation error | '
+        'its test error | its learning rate, momentum, batch, filters |')
+  print('| --- | --- | --- | --- | --- |')
+  for row in table:
+    cfg = row['its_config']
+    shown = (f'{cfg["optimizer.learning_rate"]:.3g}, {cfg["optimizer.momentum"]:.2f}, '
+             f'{cfg["train.batch_size"]}, {"/".join(map(str, cfg["model.conv_features"]))}'
+             if cfg else '-')
+    pct = lambda v: f'{100 * v:.2f}%' if v is not None else '-'
+    print(f'| {row["strategy"]} | {row["finished"]} ({row["ok"]} / {row["pruned"]} / '
+          f'{row["diverged"]}) | {pct(row["best_val_error"])} | {pct(row["its_test_error"])} | '
+          f'{shown} |')
+  print(f'\nTrials per hour (the grid\'s first {FLAGS.rate_trials} trials to the end): '
+        + '; '.join(f'{w} worker(s): {r["per_hour"]} ({r["trials"]} in {r["seconds"]} s)'
+                    for w, r in rates.items())
+        + (f'; 2 workers / 1: {rates[2]["per_hour"] / rates[1]["per_hour"]:.2f}x'
+           if rates[1]['per_hour'] else ''))
+
+
+if __name__ == '__main__':
+  app.run(main)
