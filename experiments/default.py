@@ -46,6 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
       num_epochs=10.0,      # passes over the training split (may be fractional)
       num_train_steps=-1,   # > 0 overrides num_epochs
       log_every_steps=200,  # train/* scalars are averages over this many steps
+      eval_every_steps=0,   # evaluate every N steps as well as at epoch ends (0: epoch ends
+                            # only); a search's pruner sees every evaluation
       eval_batch_size=1000,
       checkpoint_every_epochs=1,  # 0 disables checkpoints (and so resuming)
       pictures='epochs',    # PNGs in <workdir>/pictures and TensorBoard images: 'epochs'

@@ -19,6 +19,7 @@ from cnn_jax.engine import results
 from cnn_jax.errors import ConfigError
 from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import runner
+from cnn_jax.sweeps import tables
 from cnn_jax.sweeps import study as study_lib
 from tests.test_groups import assert_close_params
 from tests.test_train import read_params
@@ -262,3 +263,54 @@ def test_a_password_in_the_storage_url_is_never_shown():
   with pytest.raises(study_lib.StorageError) as error:
     study_lib.open_storage(url, 1)
   assert 's3cret' not in str(error.value)
+
+
+def test_two_commands_share_a_study_in_postgresql(tmp_path, learnable, postgres_url):
+  """Two worker processes, as on two machines (each with its own run directories), finish
+  one study kept by a real PostgreSQL server; the URL's password is written nowhere."""
+  experiment = write_experiment(tmp_path, epochs=2.0)
+  password = postgres_url.split(':')[2].split('@')[0]
+  machines = [tmp_path / name / 'search' for name in ('a', 'b')]
+  commands = [launch([f'--config={experiment}', f'--workdir={workdir}', '--sweep',
+                      f'--storage={postgres_url}'], wait=False) for workdir in machines]
+  outputs = [proc.communicate(timeout=600)[0] for proc in commands]
+  assert [proc.returncode for proc in commands] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+  sweep = declaration.load(experiment)
+  study = declaration.open_study(sweep, str(machines[0]), postgres_url)
+  settled = [t for t in study.get_trials() if not study_lib.superseded(t)]
+  assert len(settled) == 8
+  assert {study_lib.state_of(t) for t in settled} <= {'complete', 'pruned'}
+  trained = [sorted(os.path.basename(os.path.dirname(p))
+                    for p in glob.glob(str(workdir / '*' / 'results.json')))
+             for workdir in machines]
+  assert trained[0] and trained[1], trained  # both took trials
+  assert not set(trained[0]) & set(trained[1]) and len(trained[0] + trained[1]) == 8
+  for workdir in machines:  # each machine's table shows the other's trials from the study
+    rows = tables.write(str(workdir), sweep, postgres_url)
+    assert len(rows) == 8 and not {r['status'] for r in rows} & {'pending', 'running'}
+  for text in outputs:
+    assert password not in text and '***' in text
+  for path in glob.glob(str(tmp_path / '**' / '*'), recursive=True):
+    if os.path.isfile(path) and not path.endswith('.db'):
+      with open(path, 'rb') as f:
+        assert password.encode() not in f.read(), path
+
+
+def test_an_unreachable_storage_is_one_line_without_its_password(tmp_path, learnable):
+  experiment = write_experiment(tmp_path)
+  proc = launch([f'--config={experiment}', f'--workdir={tmp_path / "w"}', '--sweep',
+                 '--storage=postgresql://cnn_jax:hunter2@127.0.0.1:1/cnn_jax'])
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: --storage=postgresql://cnn_jax:***@127.0.0.1:1/cnn_jax')
+  assert 'hunter2' not in proc.stderr + proc.stdout and 'Traceback' not in proc.stderr
+
+
+def test_evaluations_every_n_steps_as_well_as_at_epoch_ends(tmp_path, tiny_config, mock_mnist):
+  """What a pruner sees between epoch ends: 256 images at batch 32, 12 steps, epoch end at 8."""
+  tiny_config.train.eval_every_steps = 3
+  record = train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert [h['step'] for h in record['history']] == [3, 6, 8, 9, 12]
+  assert [h['epoch'] for h in record['history']] == [0.375, 0.75, 1.0, 1.125, 1.5]
+  from cnn_jax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  assert checkpoint.saved_step(str(tmp_path)) == 12

@@ -149,6 +149,8 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
                         f'(or set train.num_train_steps > 0)')
   for field in ('log_every_steps', 'eval_batch_size'):
     _integer(f'train.{field}', getattr(train_cfg, field), low=1)
+  _integer('train.eval_every_steps', train_cfg.eval_every_steps, low=0,
+           why='(0: evaluate at epoch ends only)')
   _integer('train.checkpoint_every_epochs', train_cfg.checkpoint_every_epochs, low=0,
            why='(0 turns checkpoints off)')
   _integer('train.steps_per_call', train_cfg.steps_per_call, low=0,

@@ -52,9 +52,11 @@ def total_train_steps(train_cfg, num_examples: int) -> int:
 
 
 def steps_to_next_boundary(step: int, total_steps: int, log_every: int,
-                           order: ShuffledBatches) -> int:
-  """Steps until the next log step, epoch end or the last step, whichever comes first."""
+                           order: ShuffledBatches, eval_every: int = 0) -> int:
+  """Steps until the next log step, evaluation (every `eval_every` steps, when > 0), epoch
+  end or the last step, whichever comes first."""
   next_log = (step // log_every + 1) * log_every
+  next_eval = (step // eval_every + 1) * eval_every if eval_every else total_steps
   next_epoch = order.epochs_completed(step) + 1
   epoch_end = -(-next_epoch * order.num_examples // order.batch_size)  # first step past it
-  return min(next_log, epoch_end, total_steps) - step
+  return min(next_log, next_eval, epoch_end, total_steps) - step

@@ -176,6 +176,7 @@ class _Loop:
       member.schedule = optimizers.make_schedule(member.config.optimizer, total_steps)
     self.batch_size = first.train.batch_size
     self.log_every = first.train.log_every_steps
+    self.eval_every = first.train.eval_every_steps
     self.chunk = steps_per_call(first.train, jax.default_backend())
     self.place_data()
     self.steps_per_epoch = len(splits.train) / self.batch_size
@@ -209,8 +210,8 @@ class _Loop:
     window_start, mark = step, time.time()
     untimed = (0, 0.0)  # the steps and seconds of this window that the ETA leaves out
     while step < self.total_steps and self.members:
-      count = min(self.chunk, batches.steps_to_next_boundary(step, self.total_steps,
-                                                             self.log_every, order))
+      count = min(self.chunk, batches.steps_to_next_boundary(
+          step, self.total_steps, self.log_every, order, self.eval_every))
       state, sums = self.program.train(state, sums, step, self.images, self.labels,
                                        self.indices(step, count))
       step += count
@@ -223,7 +224,8 @@ class _Loop:
                                               or self.first_step_seconds)
       epoch_end = (order.epochs_completed(step) > order.epochs_completed(step - count)
                    or step == self.total_steps)
-      if step % self.log_every and not epoch_end:
+      evaluation = epoch_end or bool(self.eval_every and step % self.eval_every == 0)
+      if step % self.log_every and not evaluation:
         continue
       window = jax.device_get(sums)  # the only host syncs: log steps and epoch ends
       now = time.time()
@@ -231,8 +233,8 @@ class _Loop:
       self.timed_steps += step - window_start - untimed[0]
       self.timed_seconds += seconds - untimed[1]
       untimed = (0, 0.0)
-      # At an epoch end the epoch's console line stands for the progress line.
-      progress = None if epoch_end else {
+      # At an evaluation its console line stands for the progress line.
+      progress = None if evaluation else {
           'total_steps': self.total_steps, 'steps_per_epoch': self.steps_per_epoch,
           'eta_seconds': seconds_left(self.total_steps - step, self.timed_steps,
                                       self.timed_seconds)}
@@ -241,15 +243,17 @@ class _Loop:
             'learning_rate': float(member.schedule(step - 1)),
             'examples_per_second': (step - window_start) * self.batch_size / seconds}, progress)
       window_start = step
-      if epoch_end:
-        self.end_epoch(state, step)
+      if evaluation:
+        self.evaluate(state, step, epoch_end)
       state = self.finish_stopped(state, step, done=step >= self.total_steps)
       sums = self.program.zero_sums(metrics.TRAIN)
       mark = time.time()  # evaluation, checkpoints and re-packing are not training time
     self.finish_stopped(state, step, done=True)
     return self.finished
 
-  def end_epoch(self, state: dict, step: int) -> None:
+  def evaluate(self, state: dict, step: int, epoch_end: bool) -> None:
+    """Every member on every eval split (at an epoch end, or every train.eval_every_steps),
+    its record and observers told, checkpoints at the epoch ends that are due."""
     evaluations = {name: self.program.evaluate(state, split, self.eval_batch_size)
                    for name, split in self.eval_splits.items()}
     host_state, told = None, []
@@ -260,7 +264,8 @@ class _Loop:
       record.end_epoch(step, step / self.steps_per_epoch,
                        self.total_steps / self.steps_per_epoch,
                        {name: metrics.member(sums, k) for name, sums in evaluations.items()})
-      if record.checkpoint_due(step, self.total_steps):
+      if epoch_end and record.checkpoint_due(step, self.total_steps,
+                                             self.members[0].order.epochs_completed(step)):
         if host_state is None:
           host_state = jax.device_get(state)
         record.save_checkpoint({'step': np.int32(step),

@@ -3,7 +3,8 @@
 The loop (engine/loop.py) knows nothing of pictures or of hyperparameter search; it tells
 each member's observers what happened, at three moments:
 
-  epoch_end(event)     after every evaluation (an epoch end), for every running member;
+  epoch_end(event)     after every evaluation (each epoch end, and every
+                       train.eval_every_steps when set), for every running member;
   should_stop(event)   then, once every member's epoch_end was called at that step: a reason
                        to stop this member now (it is recorded 'pruned' with its figures so
                        far), or None;

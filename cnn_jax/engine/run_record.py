@@ -139,9 +139,11 @@ class RunRecord:
     self._writer.flush()
     logging.info('%s', metrics.console_line(record, total_epochs, self.who))
 
-  def checkpoint_due(self, step: int, total_steps: int) -> bool:
+  def checkpoint_due(self, step: int, total_steps: int, epochs_completed: int) -> bool:
+    """At an epoch end: whether to checkpoint (every train.checkpoint_every_epochs, and at
+    the last step)."""
     every = self.config.train.checkpoint_every_epochs
-    return self.running and bool(every) and (len(self.history) % every == 0
+    return self.running and bool(every) and (epochs_completed % every == 0
                                              or step == total_steps)
 
   def save_checkpoint(self, member_state: dict) -> None:

@@ -1,9 +1,12 @@
 """A sweep's report: `<sweep dir>/report.md` with the sweep's table, one plot of test error
-against each swept axis (seeds shown as spread), and a link to each trial's own report.
+against each swept axis of a grid (seeds shown as spread), a search's best configuration and
+Optuna's pictures of its study (reports/study_pictures.py), and a link to each trial's own
+report.
 
 It reads the sweep's table, sweep.csv (sweeps/tables.py writes it; an archived sweep may
 have nothing else), so it needs no trial directory; the trials whose directories hold a run
-get their run report (run_report.py) written and linked.
+get their run report (run_report.py) written and linked, and the study is read where it
+is kept (`<sweep dir>/study.db`, or the --storage URL given).
 """
 from __future__ import annotations
 
@@ -92,20 +95,67 @@ def draw_error_by_axis(axes_names: list[str], rows: list[dict], title: str):
   return figure
 
 
-def write(workdir: str, trial_reports: bool = True) -> str:
-  """Writes `<workdir>/report.md` and its plot (and the trials' reports); returns its path."""
+def read_study(workdir: str, storage: str = ''):
+  """The sweep's Optuna study, or None when it has none (an archived table, a sweep from
+  before the studies)."""
+  from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
+  if not storage and not os.path.exists(os.path.join(workdir, study_lib.FILENAME)):
+    return None
+  import optuna  # pylint: disable=g-import-not-at-top
+  url = study_lib.url_for(workdir, storage)
+  try:
+    return optuna.load_study(study_name=study_lib.study_name(workdir),
+                             storage=study_lib.open_storage(url, 60))
+  except KeyError:
+    raise UserError(f'{study_lib.masked(url)} holds no study named '
+                    f'{study_lib.study_name(workdir)!r}') from None
+
+
+def search_section(workdir: str, study) -> list[str]:
+  """The best configuration (sweep.md's first line), the trials' states, and Optuna's
+  pictures of the study, drawn now."""
+  from cnn_jax.reports import study_pictures  # pylint: disable=g-import-not-at-top
+  from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
+  lines = ['## The search', '']
+  with open(os.path.join(workdir, 'sweep.md')) as f:
+    first = f.readline().strip()
+  if first.startswith('Best configuration'):
+    lines += [first, '']
+  settled = [t for t in study.get_trials(deepcopy=False) if not study_lib.superseded(t)]
+  counts = {}
+  for trial in settled:
+    counts[study_lib.state_of(trial)] = counts.get(study_lib.state_of(trial), 0) + 1
+  retried = sum(study_lib.superseded(t) for t in study.get_trials(deepcopy=False))
+  lines += [f'{len(settled)} configurations: ' + ', '.join(
+      f'{n} {state}' for state, n in sorted(counts.items()))
+            + (f'; {retried} attempt(s) taken over after their worker stopped' if retried
+               else '') + '.', '']
+  for name in study_pictures.save(study, workdir, os.path.basename(workdir)):
+    stem = os.path.splitext(name)[0]
+    lines += [f'![{study_pictures.CAPTIONS[stem]}]({name})', '',
+              f'_{study_pictures.CAPTIONS[stem]}._', '']
+  return lines
+
+
+def write(workdir: str, trial_reports: bool = True, storage: str = '') -> str:
+  """Writes `<workdir>/report.md` and its plots (and the trials' reports); returns its path."""
   workdir = os.path.abspath(workdir)
   if not os.path.exists(os.path.join(workdir, TABLE)):
     raise UserError(f'--workdir={workdir} holds no sweep ({TABLE} is missing)')
   started = time.time()
   axes_names, rows = read_table(workdir)
   name = os.path.basename(workdir)
-  png, _, _ = pictures.render(draw_error_by_axis(axes_names, rows, name))
-  with open(os.path.join(workdir, PLOT), 'wb') as f:
-    f.write(png)
+  study = read_study(workdir, storage)
+  is_search = study is not None and study.user_attrs.get('kind') == 'search'
   lines = [f'# Sweep {name}', '', f'{len(rows)} trials over {", ".join(axes_names)}; '
-           f'{sum(r["status"] == "ok" for r in rows)} finished.', '',
-           f'![test error by swept axis]({PLOT})', '']
+           f'{sum(r["status"] == "ok" for r in rows)} finished.', '']
+  if is_search:  # sampled values are continuous: Optuna's slice plot stands for the axes
+    lines += search_section(workdir, study)
+  else:
+    png, _, _ = pictures.render(draw_error_by_axis(axes_names, rows, name))
+    with open(os.path.join(workdir, PLOT), 'wb') as f:
+      f.write(png)
+    lines += [f'![test error by swept axis]({PLOT})', '']
   figures = tables.metric_columns()  # the sweep table's metric columns, as sweep.md has them
   header = ['#', *axes_names, 'status', *(c.replace('_', ' ') for c, _, _ in figures),
             'params', 'seconds', 'report']

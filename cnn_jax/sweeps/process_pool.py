@@ -35,8 +35,9 @@ def _start(function: Callable, arguments: tuple, core: int, device: str | None,
   os.sched_setaffinity(0, {core})
   if device is not None:
     os.environ['CUDA_VISIBLE_DEVICES'] = device
-  # A spawned worker never runs absl's app.run: give it the parent's level, so its trials
-  # log to the console ("resuming at step ...") as they would in the parent.
+  # A spawned worker never runs absl's app.run: give it the parent's level and absl's line
+  # format, so its trials log to the console ("Resuming ... at step ...") as in the parent.
+  logging.use_absl_handler()
   logging.set_verbosity(verbosity)
   function(*arguments)
 

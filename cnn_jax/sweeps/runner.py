@@ -36,24 +36,24 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
     from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
     url = study_lib.url_for(workdir, storage)
     os.makedirs(workdir, exist_ok=True)
-    study = declaration.start(sweep, workdir, url)
     tables.write_hparams_config(workdir, sweep)
-    if trial_index is not None:
+    if trial_index is not None:  # an array job: no study (SQLite on NFS is no place for one)
       _run_one(sweep, workdir, trial_index)
+      return tables.write(workdir, sweep, url if storage else '')
+    study = declaration.start(sweep, workdir, url)
+    count = workers if workers > 0 else process_pool.default_count()
+    logging.info('Sweep %s (%s) in %s, study %r in %s: %d worker(s) here', experiment,
+                 sweep.kind, workdir, study.study_name, study_lib.masked(url), count)
+    if count == 1:
+      from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
+      worker.work(sweep, workdir, url)
     else:
-      count = workers if workers > 0 else process_pool.default_count()
-      logging.info('Sweep %s (%s) in %s, study %r in %s: %d worker(s) here', experiment,
-                   sweep.kind, workdir, study.study_name, study_lib.masked(url), count)
-      if count == 1:
-        from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
-        worker.work(sweep, workdir, url)
-      else:
-        codes = process_pool.run_workers(
-            _worker_main, lambda i: (experiment, sweep.base, workdir, url, i), count)
-        for i, code in enumerate(codes):
-          if code:
-            logging.error('worker %d ended with %s; its trial goes to the next worker or '
-                          'command', i, f'signal {-code}' if code < 0 else f'status {code}')
+      codes = process_pool.run_workers(
+          _worker_main, lambda i: (experiment, sweep.base, workdir, url, i), count)
+      for i, code in enumerate(codes):
+        if code:
+          logging.error('worker %d ended with %s; its trial goes to the next worker or '
+                        'command', i, f'signal {-code}' if code < 0 else f'status {code}')
     return tables.write(workdir, sweep, url)
 
 
@@ -70,8 +70,8 @@ def _worker_main(experiment, base, workdir, url, index) -> None:
 
 
 def _run_one(sweep, workdir: str, trial_index: int) -> None:
-  """A grid trial on its own, outside the study's queue; the next worker that claims it
-  finds it finished and only settles it."""
+  """A grid trial on its own, outside the study; a worker that later claims it from the
+  study finds it finished and only settles it."""
   if sweep.grid is None:
     raise ConfigError('--trial=N runs one trial of a grid; a search has no fixed trials: '
                       'run its workers (--sweep, --workers=N) instead')

@@ -167,6 +167,14 @@ def overrides_of(declared: hyper.Search, params: dict[str, Any]) -> dict[str, An
 def sampler(declared: hyper.Search, seed: int):
   """A new sampler of the declared kind. TPE is told of the trials other workers are running
   (constant liar), so that a batch of asks is not K copies of one point."""
+  import warnings  # pylint: disable=g-import-not-at-top
+  import optuna  # pylint: disable=g-import-not-at-top
+  with warnings.catch_warnings():  # multivariate TPE and the constant liar are "experimental"
+    warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+    return _sampler(declared, seed)
+
+
+def _sampler(declared: hyper.Search, seed: int):
   import optuna  # pylint: disable=g-import-not-at-top
   if declared.sampler == 'tpe':
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True,

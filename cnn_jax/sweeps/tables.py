@@ -34,8 +34,11 @@ def table_rows(workdir: str, runs: Sequence, states: dict[str, tuple[int, str]] 
   for position, run in enumerate(runs):
     done = results.read(os.path.join(workdir, run.name)) or {}
     number, state = states.get(run.name, (run.index, ''))
-    status = done.get('status') or {'running': 'running', 'failed': 'failed'}.get(state,
-                                                                                 'pending')
+    # Without a local record, the study says: a run trained on another machine (its run
+    # directory is there) shows the study's state.
+    status = done.get('status') or {'running': 'running', 'failed': 'failed',
+                                    'complete': 'complete elsewhere',
+                                    'pruned': 'pruned elsewhere'}.get(state, 'pending')
     row = {'index': run.index, 'trial': run.name, 'study_trial': number, 'state': state,
            **run.overrides, 'status': status, 'params': done.get('params'),
            'seconds': done.get('wall_seconds'), 'message': done.get('message', ''),
@@ -87,7 +90,8 @@ def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]],
                  best_line: str = '') -> None:
   keys = list(dict.fromkeys(k for t in trials for k in t.overrides))
   figures = metric_columns()
-  columns = ['index', 'trial', 'study_trial', 'state', *keys, 'status',
+  # The swept keys stand between 'trial' and 'status' (reports/sweep_report.py reads them so).
+  columns = ['index', 'trial', *keys, 'status', 'study_trial', 'state',
              *(c for c, _, _ in figures), 'params', 'seconds', 'message']
   with open(os.path.join(workdir, 'sweep.csv'), 'w', newline='') as f:
     writer = csv.DictWriter(f, columns, extrasaction='ignore')
@@ -142,14 +146,17 @@ def write_hparams_config(workdir: str, sweep) -> None:
 
 
 def write(workdir: str, sweep, url: str) -> list[dict[str, Any]]:
-  """sweep.csv and sweep.md from the study and the runs; returns the rows."""
+  """sweep.csv and sweep.md from the study and the runs; returns the rows. `url` '' (a
+  grid's array job): the study if the sweep directory has one, else the runs alone."""
   from cnn_jax.sweeps import declaration  # pylint: disable=g-import-not-at-top
   from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
-  study = declaration.open_study(sweep, workdir, url)
+  if not url and os.path.exists(os.path.join(workdir, study_lib.FILENAME)):
+    url = study_lib.url_for(workdir)
+  study = declaration.open_study(sweep, workdir, url) if url else None
   states: dict[str, tuple[int, str]] = {}
   if sweep.grid is not None:
     runs = list(sweep.grid)
-    for frozen in study.get_trials(deepcopy=False):
+    for frozen in study.get_trials(deepcopy=False) if study else []:
       index = frozen.user_attrs.get(study_lib.GRID_INDEX_ATTR)
       if index is not None and not study_lib.superseded(frozen):
         states[sweep.grid[index].name] = (frozen.number, study_lib.state_of(frozen))

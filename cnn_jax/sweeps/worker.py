@@ -128,12 +128,16 @@ def runs_of(sweep: declaration.Sweep, trial: optuna.Trial) -> list[trials_lib.Tr
   return declaration.runs_of(sweep, study_lib.run_number(trial), params)
 
 
-def claim(sweep: declaration.Sweep, study: optuna.Study, count: int) -> list[optuna.Trial]:
+def claim(sweep: declaration.Sweep, study: optuna.Study, count: int,
+          heartbeat: study_lib.Heartbeat) -> list[optuna.Trial]:
   """Up to `count` trials: queued ones first (a grid's, retries), then (a search with budget
-  left) new ones from the sampler."""
+  left) new ones from the sampler. Each beats at once: Optuna never fails a running trial
+  that has no heartbeat yet."""
   taken = study_lib.claim_waiting(study, count)
+  heartbeat.hold(t._trial_id for t in taken)  # pylint: disable=protected-access
   while sweep.search is not None and len(taken) < count and budget_left(sweep.search, study):
     taken.append(study_lib.ask(study))
+    heartbeat.hold([taken[-1]._trial_id])  # pylint: disable=protected-access
   return taken
 
 
@@ -185,13 +189,12 @@ def _work(sweep, workdir, url, worker, backend) -> int:
   try:
     while True:
       study_lib.fail_stale(study)
-      taken = claim(sweep, study, size)
+      taken = claim(sweep, study, size, heartbeat)
       if not taken:
         if not others_hold_trials(study):
           return trained
         time.sleep(sweep.base.sweep.heartbeat_seconds)  # a dead worker's trial goes stale
         continue
-      heartbeat.hold(t._trial_id for t in taken)  # pylint: disable=protected-access
       claimed = [Claimed(t, runs_of(sweep, t)) for t in taken]
       try:
         trained += execute(sweep, workdir, claimed, backend)
