@@ -46,7 +46,9 @@ FLAGS = flags.FLAGS
 
 def default_workdir(config_path: str, config, sweep: bool) -> str:
   experiment = os.path.splitext(os.path.basename(config_path.split(':')[0]))[0]
-  digest = hashlib.sha1(config.to_json(sort_keys=True).encode()).hexdigest()[:8]
+  # A sweep's directory also depends on its declaration's argument (':sweep=search,...').
+  described = config.to_json(sort_keys=True) + (config_path if sweep else '')
+  digest = hashlib.sha1(described.encode()).hexdigest()[:8]
   return os.path.join('runs', f'{experiment}-{"sweep-" if sweep else ""}{digest}')
 
 
@@ -56,10 +58,12 @@ def main(argv):
   config = FLAGS.config
   experiment = flags.FLAGS['config'].config_filename  # 'path.py' or 'path.py:arg'
   sweeping = FLAGS.sweep or FLAGS.trial is not None
+  from cnn_jax.errors import InputError  # pylint: disable=g-import-not-at-top
   if FLAGS.workers < 0:
-    from cnn_jax.errors import InputError  # pylint: disable=g-import-not-at-top
     raise InputError(f'--workers={FLAGS.workers}: allowed are 0 (one per CPU core or '
                      'accelerator) or a positive count')
+  if not sweeping and (FLAGS.workers != 1 or FLAGS.storage):
+    raise InputError('--workers and --storage are for sweeps: add --sweep (or --trial=N)')
   if FLAGS.list_trials:
     from cnn_jax.sweeps import declaration  # pylint: disable=g-import-not-at-top
     sweep = declaration.load(experiment, config)

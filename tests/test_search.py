@@ -217,8 +217,18 @@ BAD = [
      r"pruner='early' is not supported; allowed: none, median, halving, hyperband"),
     ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)})",
      r'a search needs a budget: trials=N and/or seconds=S'),
-    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, seeds=[])",
-     r'seeds=\(\) must be distinct integers'),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, seeds=[1, 1])",
+     r'seeds=\(1, 1\) must be distinct integers'),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, seeds=3)",
+     r'h.search\(seeds=3\) needs a list of seeds'),
+    ("h.search({'train.batch_size': h.uniform(16, 64)}, trials=2)",
+     r'batch_size=16.0 must be of type int'),
+    ("h.search({'model.activation': h.choice('relu')}, trials=2)",
+     r"h.choice\('relu'\) needs a list of values"),
+    ("h.search([h.uniform(0.01, 0.1)], trials=2)",
+     r'h.search needs a space \{config path: distribution\}, not list'),
+    ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, objective=None)",
+     r"objective=None must be a string"),
     ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trails=2)",
      r"h.search got unknown fields \['trails'\]"),
     ("h.search({'optimizer.learning_rate': h.uniform(0.01, 0.1)}, trials=2, sampler='grid')",
@@ -257,12 +267,14 @@ def test_a_bad_declaration_from_the_command_line_is_one_line_and_status_2(tmp_pa
   assert not os.path.exists(tmp_path / 'w' / study_lib.FILENAME)  # nothing ran
 
 
-def test_a_password_in_the_storage_url_is_never_shown():
-  url = 'postgresql://user:s3cret@127.0.0.1:5/db'
-  assert 's3cret' not in study_lib.masked(url) and 'user:***@127.0.0.1' in study_lib.masked(url)
+@pytest.mark.parametrize('url', ['postgresql://user:s3cret@127.0.0.1:5/db',
+                                 'postgresql://user:s3cret@127.0.0.1:port/db'])
+def test_a_password_in_the_storage_url_is_never_shown(url):
+  assert 's3cret' not in study_lib.masked(url)
   with pytest.raises(study_lib.StorageError) as error:
     study_lib.open_storage(url, 1)
   assert 's3cret' not in str(error.value)
+  assert 'user:***@127.0.0.1' in study_lib.masked('postgresql://user:s3cret@127.0.0.1:5/db')
 
 
 def test_two_commands_share_a_study_in_postgresql(tmp_path, learnable, postgres_url):
@@ -314,3 +326,26 @@ def test_evaluations_every_n_steps_as_well_as_at_epoch_ends(tmp_path, tiny_confi
   assert [h['epoch'] for h in record['history']] == [0.375, 0.75, 1.0, 1.125, 1.5]
   from cnn_jax.engine import checkpoint  # pylint: disable=g-import-not-at-top
   assert checkpoint.saved_step(str(tmp_path)) == 12
+
+
+def test_a_group_goes_on_without_its_middle_member(tmp_path, tiny_config, mock_mnist):
+  """A member stopped at the first evaluation leaves a group of three; the two others, now
+  re-packed as a group of two, match their runs alone."""
+  from cnn_jax.engine import observers  # pylint: disable=g-import-not-at-top
+  from tests.test_groups import member_configs  # pylint: disable=g-import-not-at-top
+  tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'
+  tiny_config.train.eval_every_steps = 4
+  configs = member_configs(tiny_config, seed=[0, 1, 2])
+
+  class StopMemberOne(observers.Observer):
+    def should_stop(self, event):
+      return 'stopped by the test' if event.member == 1 else None
+  group = train.train_group(configs, [str(tmp_path / f'g{k}') for k in range(3)],
+                            [[StopMemberOne()] for _ in configs])
+  assert [r['status'] for r in group] == ['ok', 'pruned', 'ok']
+  assert group[1]['steps'] == 4 and group[1]['message'] == 'stopped by the test'
+  for k in (0, 2):
+    alone = train.train_and_evaluate(configs[k], str(tmp_path / f'alone{k}'))
+    assert group[k]['steps'] == alone['steps'] == 12
+    assert_close_params(read_params(str(tmp_path / f'g{k}')),
+                        read_params(str(tmp_path / f'alone{k}')))

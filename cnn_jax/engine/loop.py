@@ -319,8 +319,9 @@ class _Loop:
     placement = devices.place(configs[0].train.num_devices, len(configs),
                               configs[0].train.batch_size)
     logging.info('Going on with %d member(s) of %d', len(configs), len(staying) + len(leaving))
+    # The layers the group started with, as results.json records them.
     self.program = program_lib.Program(configs, self.total_steps, self.splits.image_shape,
-                                       placement)
+                                       placement, self.program.layer_impls)
     self.place_data()
     return self.program.stack([self.program.member_state(host_state, k) for k in staying],
                               keys=[keys[k] for k in staying])

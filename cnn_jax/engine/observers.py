@@ -1,7 +1,7 @@
 """What code outside the engine sees of a training run, and the one way it stops a member.
 
 The loop (engine/loop.py) knows nothing of pictures or of hyperparameter search; it tells
-each member's observers what happened, at three moments:
+each member's observers what happened, at these moments:
 
   epoch_end(event)     after every evaluation (each epoch end, and every
                        train.eval_every_steps when set), for every running member;
@@ -19,8 +19,8 @@ each member's observers what happened, at three moments:
 
 The two-step epoch end lets observers shared by several members (the seeds of one search
 configuration) see every member's figures before deciding about any of them.
-reports/run_pictures.PictureObserver draws the run's pictures; sweeps/study.py's observer
-reports to an Optuna trial and asks its pruner.
+reports/run_pictures.PictureObserver draws the run's pictures; sweeps/worker.py's
+TrialObserver reports to an Optuna trial and asks its pruner.
 """
 from __future__ import annotations
 

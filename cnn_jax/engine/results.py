@@ -12,8 +12,10 @@ an invalid sweep trial:
                       run has one) 'validation', with every eval metric of engine/metrics.py
                       (loss, error, accuracy: fractions; confusion: counts, true label by
                       predicted); {} unless status is 'ok' or 'pruned'
-  history             one record per evaluated epoch: epoch, step, train_seconds, and
-                      {metric: value} under 'train' and under each split (scalar metrics)
+  history             one record per evaluation (each epoch end, and every
+                      train.eval_every_steps when set): epoch, step, train_seconds, and
+                      {metric: value} under 'train' (over the steps since the previous
+                      evaluation) and under each split (scalar metrics)
   params              parameters of the model (null for an invalid trial)
   steps, epochs       how far it trained
   train_seconds       training time (compilation included; evaluation and checkpoints not),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
+import zlib
 from typing import Any
 
 import ml_collections
@@ -40,6 +42,13 @@ class Sweep:
     if self.search is not None:
       return self.search.objective
     return 'validation/error' if self.base.data.validation != 'none' else 'test/error'
+
+  @property
+  def declared(self) -> str:
+    """The declaration as text, part of the study's identity (study.sweep_digest)."""
+    if self.search is not None:
+      return repr(self.search)
+    return repr([trial.overrides for trial in self.grid])
 
   @property
   def direction(self) -> str:
@@ -100,16 +109,19 @@ def runs_of(sweep: Sweep, number: int, params: dict[str, Any]) -> list[trials_li
 
 def open_study(sweep: Sweep, workdir: str, url: str, worker: int = 0, create: bool = False):
   """The sweep's study with this worker's own sampler: seeded from the config's seed, the
-  worker's number and how many trials the study holds, so that one worker on a fresh study
-  samples the same configurations every time, and workers sampling at once do not repeat
-  each other."""
+  worker's number, how many trials the study holds and the machine's name, so that one
+  worker on a fresh study samples the same configurations every time on this machine, and
+  workers sampling at once do not repeat each other."""
   import optuna  # pylint: disable=g-import-not-at-top
   from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
   sampler, pruner = optuna.samplers.RandomSampler(seed=0), None  # a grid samples nothing
   study = study_lib.open_study(workdir, url, experiment=sweep.experiment, base=sweep.base,
-                               kind=sweep.kind, direction=sweep.direction, create=create)
+                               declared=sweep.declared, kind=sweep.kind,
+                               direction=sweep.direction, create=create)
   if sweep.search is not None:
-    entropy = [sweep.base.seed, worker, len(study.get_trials(deepcopy=False))]
+    # The machine's name keeps two machines starting one study at once from drawing alike.
+    entropy = [sweep.base.seed, worker, len(study.get_trials(deepcopy=False)),
+               zlib.crc32(socket.gethostname().encode())]
     seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     sampler, pruner = search_lib.sampler(sweep.search, seed), search_lib.pruner(sweep.search)
   study.sampler, study.pruner = sampler, pruner or optuna.pruners.NopPruner()
@@ -122,8 +134,10 @@ def start(sweep: Sweep, workdir: str, url: str):
   os.makedirs(workdir, exist_ok=True)  # the embedded study lives there
   study = open_study(sweep, workdir, url, create=True)
   if sweep.grid is not None:
+    # A trial whose attempts were all taken from stopped workers (study.RETRIES of them)
+    # is queued again: a grid never loses a trial.
     queued = {t.user_attrs.get(study_lib.GRID_INDEX_ATTR)
-              for t in study.get_trials(deepcopy=False)}
+              for t in study.get_trials(deepcopy=False) if not study_lib.superseded(t)}
     for trial in sweep.grid:
       if trial.index not in queued:
         study.enqueue_trial(grid_params(trial), user_attrs={

@@ -72,6 +72,9 @@ def integer(low: int, high: int, step: int = 1, log: bool = False) -> Int:
 
 
 def choice(values: Iterable[Any]) -> Choice:
+  if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+    raise ConfigError(f'h.choice({values!r}) needs a list of values, e.g. h.choice(["relu", '
+                      '"tanh"])')
   return Choice(tuple(values))
 
 
@@ -86,7 +89,8 @@ class Search:
   seconds: float = 0.0         # wall-clock budget of the whole study (0: none)
   sampler: str = 'tpe'
   pruner: str = 'none'
-  seeds: tuple = (0,)          # runs per configuration; the objective is their mean
+  seeds: tuple = ()            # runs per configuration, the objective their mean ((): the
+                               # config's own seed)
   pruner_startup_trials: int = 4  # the median pruner's: trials it lets finish before pruning
   sampler_startup_trials: int = 8  # TPE's random start
 
@@ -98,8 +102,14 @@ def search(space: dict[str, Float | Int | Choice], **fields) -> Search:
   if unknown:
     raise ConfigError(f'h.search got unknown fields {sorted(unknown)}; allowed: '
                      f'{", ".join(f.name for f in dataclasses.fields(Search)[1:])}')
+  if not isinstance(space, dict):
+    raise ConfigError(f'h.search needs a space {{config path: distribution}}, not '
+                      f'{type(space).__name__}')
   if 'seeds' in fields:
-    fields['seeds'] = tuple(fields['seeds'])
+    seeds = fields['seeds']
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+      raise ConfigError(f'h.search(seeds={seeds!r}) needs a list of seeds, e.g. seeds=[0, 1]')
+    fields['seeds'] = tuple(seeds)
   return Search(dict(space), **fields)
 
 

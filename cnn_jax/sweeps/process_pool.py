@@ -20,12 +20,12 @@ def available_cores() -> list[int]:
   return sorted(os.sched_getaffinity(0))
 
 
-def default_count(backend_hint: str = 'cpu') -> int:
-  """--workers=0: one per accelerator when CUDA devices are visible, else one per core."""
+def default_count() -> int:
+  """--workers=0: one per GPU named in $CUDA_VISIBLE_DEVICES (each worker gets its own),
+  else one per CPU core. (JAX is not started in the parent to count devices: it would take
+  the GPUs' memory before the workers.)"""
   visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-  if backend_hint != 'cpu' and visible:
-    return len(visible.split(','))
-  return len(available_cores())
+  return len(visible.split(',')) if visible else len(available_cores())
 
 
 def _start(function: Callable, arguments: tuple, core: int, device: str | None,

@@ -11,6 +11,9 @@ The fields of h.search:
   trials       configurations to try; seconds: the study's wall-clock budget (at least one)
   sampler      SAMPLERS; pruner: PRUNERS (checked at every evaluation, i.e. each epoch end)
   seeds        runs per configuration (they share a program); the objective is their mean
+               (default: the config's own seed). Seeds trained together (a vmapped group)
+               report their mean at each evaluation; seeds trained one after another report
+               the first's value, and the later ones follow its pruning verdict
 Every failure is one ConfigError line naming the field.
 """
 from __future__ import annotations
@@ -42,6 +45,9 @@ def check(declared: hyper.Search, base, where: str) -> hyper.Search:
   if 'seed' in declared.space:
     raise ConfigError(f"{where}: 'seed' cannot be searched; give h.search(seeds=...) the "
                       'seeds every configuration runs with')
+  if not isinstance(declared.objective, str):
+    raise ConfigError(f'{where}: objective={declared.objective!r} must be a string such as '
+                      "'validation/error'")
   split, _, name = declared.objective.partition('/')
   evaluated = ('validation', 'test') if base.data.validation != 'none' else ('test',)
   if split not in ('validation', 'test') or name not in metrics.BY_NAME or not (
@@ -74,11 +80,11 @@ def check(declared: hyper.Search, base, where: str) -> hyper.Search:
     raise ConfigError(f'{where}: seconds={declared.seconds!r} must be a number >= 0')
   if not declared.trials and not declared.seconds:
     raise ConfigError(f'{where}: a search needs a budget: trials=N and/or seconds=S')
-  if not declared.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                   for s in declared.seeds) or len(set(declared.seeds)) < len(
-                                       declared.seeds):
+  seeds = declared.seeds or (base.seed,)
+  if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) or len(
+      set(seeds)) < len(seeds):
     raise ConfigError(f'{where}: seeds={declared.seeds!r} must be distinct integers >= 0')
-  return hyper.Search(**{**declared.__dict__, 'direction': direction})
+  return hyper.Search(**{**declared.__dict__, 'direction': direction, 'seeds': tuple(seeds)})
 
 
 def _one_of(where, field, value, allowed):
@@ -96,7 +102,12 @@ def _check_distribution(path: str, distribution, where: str) -> None:
   if isinstance(distribution, hyper.Choice):
     if not distribution.values:
       raise ConfigError(f'{what}: h.choice needs at least one value')
-    if len({encode(v) for v in distribution.values}) < len(distribution.values):
+    try:
+      distinct = len({encode(v) for v in distribution.values})
+    except TypeError:
+      raise ConfigError(f'{what}: h.choice{distribution.values!r}: values must be numbers, '
+                        'strings, booleans or tuples of them') from None
+    if distinct < len(distribution.values):
       raise ConfigError(f'{what}: h.choice{distribution.values!r} holds a value twice')
     return
   if isinstance(distribution, hyper.Float):
@@ -123,8 +134,12 @@ def _check_distribution(path: str, distribution, where: str) -> None:
 
 
 def _corner_values(distribution) -> list:
+  """Values to check against the config field's type: a float range samples floats even
+  between integer bounds (so h.uniform(16, 64) cannot set train.batch_size)."""
   if isinstance(distribution, hyper.Choice):
     return list(distribution.values)
+  if isinstance(distribution, hyper.Float):
+    return [float(distribution.low), float(distribution.high)]
   return [distribution.low, distribution.high]
 
 

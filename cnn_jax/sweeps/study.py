@@ -17,11 +17,12 @@ A URL's password is never written anywhere (`masked` is what logs and errors sho
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
 import warnings
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from absl import logging
 import ml_collections
@@ -32,7 +33,6 @@ from cnn_jax.errors import ConfigError, UserError
 
 FILENAME = 'study.db'
 RETRIES = 3  # a trial whose worker died this often is left failed
-STATES = ('waiting', 'running', 'complete', 'pruned', 'failed', 'diverged', 'invalid')
 # Our verdict on a settled trial (user attr 'status'); Optuna's own states cannot say
 # 'diverged' or 'invalid', which it stores as FAIL.
 STATUS_ATTR = 'status'
@@ -54,7 +54,7 @@ def masked(url: str) -> str:
   """The URL as logs, errors and files may show it: without its password."""
   try:
     return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-  except sqlalchemy.exc.ArgumentError:
+  except Exception:  # pylint: disable=broad-except  (a bad port is a ValueError, ...)
     return '<a storage URL that SQLAlchemy cannot parse>'
 
 
@@ -66,17 +66,35 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
   try:
     with warnings.catch_warnings():
       warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-      return optuna.storages.RDBStorage(
+      storage = optuna.storages.RDBStorage(
           url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
           grace_period=3 * heartbeat_seconds,
           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
               max_retry=RETRIES))
+    if url.startswith('sqlite'):
+      _lock_on_begin(storage.engine)
+    return storage
   except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
     raise StorageError(f'--storage={masked(url)}: cannot open the study\'s storage '
-                       f'({_first_line(error)})') from None
+                       f'({first_line(error)})') from None
 
 
-def _first_line(error: BaseException) -> str:
+def _lock_on_begin(engine) -> None:
+  """Every SQLite transaction takes the database's write lock first (BEGIN IMMEDIATE,
+  SQLAlchemy's documented recipe for pysqlite). Optuna moves a trial from WAITING to RUNNING
+  with a SELECT ... FOR UPDATE, which SQLite ignores: without this, two workers could claim
+  one trial (Optuna issue #4002)."""
+  @sqlalchemy.event.listens_for(engine, 'connect')
+  def _no_implicit_transactions(dbapi_connection, _):
+    dbapi_connection.isolation_level = None  # pysqlite would BEGIN lazily, after the SELECT
+
+  @sqlalchemy.event.listens_for(engine, 'begin')
+  def _begin_immediate(connection):
+    connection.exec_driver_sql('BEGIN IMMEDIATE')
+  engine.dispose()  # connections opened before (creating the tables) get the hooks too
+
+
+def first_line(error: BaseException) -> str:
   text = str(error).strip().splitlines()
   return f'{type(error).__name__}: {text[0] if text else ""}'
 
@@ -85,17 +103,21 @@ def study_name(workdir: str) -> str:
   return os.path.basename(os.path.normpath(os.path.abspath(workdir)))
 
 
-def config_digest(config: ml_collections.ConfigDict) -> str:
-  """What identifies the sweep's base config (execution fields excluded: they may differ
-  between the machines of one study)."""
-  flat = config.to_dict()
-  flat.pop('sweep', None)
-  return hashlib.sha1(ml_collections.ConfigDict(flat).to_json(sort_keys=True).encode()
-                      ).hexdigest()[:12]
+def sweep_digest(config: ml_collections.ConfigDict, declared: str) -> str:
+  """What identifies a sweep: its base config and its declaration (`declared`: the grid's
+  trials or the search, as text), less what may differ between the machines of one study
+  (engine/program.py's execution fields, and how a worker groups its trials); the
+  heartbeat's period stays in, as every worker judges the others' by its own."""
+  from cnn_jax.engine import program  # pylint: disable=g-import-not-at-top
+  flat = program.flatten(json.loads(config.to_json()))
+  for path in (*program.EXECUTION_PATHS, 'sweep.strategy', 'sweep.max_group_size'):
+    flat.pop(path, None)
+  text = json.dumps(flat, sort_keys=True, default=str) + declared
+  return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def open_study(workdir: str, url: str, *, experiment: str, base, kind: str, direction: str,
-               sampler=None, pruner=None, create: bool = True) -> optuna.Study:
+def open_study(workdir: str, url: str, *, experiment: str, base, declared: str, kind: str,
+               direction: str, sampler=None, pruner=None, create: bool = True) -> optuna.Study:
   """The sweep directory's study, created on first use; a study started by another
   experiment or config is refused."""
   storage = open_storage(url, base.sweep.heartbeat_seconds)
@@ -107,26 +129,29 @@ def open_study(workdir: str, url: str, *, experiment: str, base, kind: str, dire
     else:
       study = optuna.load_study(storage=storage, study_name=name, sampler=sampler,
                                 pruner=pruner)
-    mine = {'experiment': experiment, 'config': config_digest(base), 'kind': kind}
+    mine = {'experiment': experiment, 'config': sweep_digest(base, declared), 'kind': kind}
     found = study.user_attrs
     if not found.get('experiment'):
       for key, value in {**mine, 'started': time.time()}.items():
         study.set_user_attr(key, value)
       return study
   except sqlalchemy.exc.SQLAlchemyError as error:
-    raise StorageError(f'--storage={masked(url)}: {_first_line(error)}') from None
+    raise StorageError(f'--storage={masked(url)}: {first_line(error)}') from None
+  except KeyError:  # load_study of a study never started
+    raise StorageError(f'{masked(url)} holds no study {name!r}: run the sweep (--sweep) '
+                       'once to start it') from None
   differing = [k for k, v in mine.items() if found.get(k) != v]
   if differing:
     raise ConfigError(
         f'the study {name!r} in {masked(url)} was started by another sweep (its experiment '
-        f'{found.get("experiment")!r}, config {found.get("config")}, kind {found.get("kind")}; '
-        f'this command: {experiment!r}, {mine["config"]}, {kind}); use another --workdir, '
-        'or the same command-line overrides')
+        f'{found.get("experiment")!r}, config and declaration {found.get("config")}, kind '
+        f'{found.get("kind")}; this command: {experiment!r}, {mine["config"]}, {kind}); use '
+        'another --workdir, or the same experiment, get_sweep and command-line overrides')
   return study
 
 
 def state_of(trial: optuna.trial.FrozenTrial) -> str:
-  """One of STATES."""
+  """'waiting', 'running', 'complete', 'pruned', 'failed', 'diverged' or 'invalid'."""
   verdict = trial.user_attrs.get(STATUS_ATTR)
   if trial.state == optuna.trial.TrialState.FAIL:
     return verdict if verdict in ('diverged', 'invalid') else 'failed'
@@ -148,9 +173,12 @@ def superseded(trial: optuna.trial.FrozenTrial) -> bool:
           and STATUS_ATTR not in trial.user_attrs)
 
 
-def claim_waiting(study: optuna.Study, count: int) -> list[optuna.Trial]:
-  """Up to `count` of the study's queued trials (a grid's, retries), taken for this worker:
-  Optuna's storage moves a trial from WAITING to RUNNING for one caller only."""
+def claim_waiting(study: optuna.Study, count: int,
+                  hold: Callable[[list[int]], None]) -> list[optuna.Trial]:
+  """Up to `count` of the study's queued trials (a grid's, retries), taken for this worker
+  (Optuna's storage moves a trial from WAITING to RUNNING for one caller only: on SQLite
+  because open_storage makes every transaction take the write lock first), each held by
+  `hold([trial id])` (its first heartbeat) the moment it is taken."""
   storage = study._storage  # pylint: disable=protected-access  (the storage API is public)
   study_id = storage.get_study_id_from_name(study.study_name)
   claimed = []
@@ -164,6 +192,7 @@ def claim_waiting(study: optuna.Study, count: int) -> list[optuna.Trial]:
     try:
       if storage.set_trial_state_values(frozen._trial_id,  # pylint: disable=protected-access
                                         state=optuna.trial.TrialState.RUNNING):
+        hold([frozen._trial_id])  # pylint: disable=protected-access
         claimed.append(optuna.Trial(study, frozen._trial_id))  # pylint: disable=protected-access
     except optuna.exceptions.UpdateFinishedTrialError:
       continue  # another worker finished it meanwhile
@@ -224,7 +253,7 @@ class Heartbeat:
           self._storage.record_heartbeat(trial_id)
         except Exception as error:  # pylint: disable=broad-except  (the worker reports it)
           logging.error('heartbeat of trial id %d not recorded: %s', trial_id,
-                        _first_line(error))
+                        first_line(error))
 
   def stop(self) -> None:
     self._stop.set()

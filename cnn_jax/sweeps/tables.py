@@ -64,28 +64,6 @@ def table_rows(workdir: str, runs: Sequence, states: dict[str, tuple[int, str]] 
   return rows
 
 
-def best_configuration(rows: list[dict[str, Any]], objective: str, direction: str):
-  """(study trial number, its mean objective, mean validation error, mean test error) of the
-  best configuration whose runs all finished 'ok', or None."""
-  split, _, name = objective.partition('/')
-  column = next(c for c, s, n in metric_columns() if s == split and n == name) if (
-      name in metrics.TABLE_METRICS) else None
-  by_trial: dict[int, list] = {}
-  for row in rows:
-    by_trial.setdefault(row['study_trial'], []).append(row)
-  candidates = []
-  for number, runs in by_trial.items():
-    if column is None or not all(r['status'] == 'ok' and r[column] is not None for r in runs):
-      continue
-    mean = lambda key: (sum(r[key] for r in runs) / len(runs)
-                        if all(r[key] is not None for r in runs) else None)
-    candidates.append((number, mean(column), mean('val_error'), mean('test_error')))
-  if not candidates:
-    return None
-  sign = -1.0 if direction == 'maximize' else 1.0
-  return min(candidates, key=lambda c: (sign * c[1], c[0]))
-
-
 def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]],
                  best_line: str = '') -> None:
   keys = list(dict.fromkeys(k for t in trials for k in t.overrides))
@@ -170,14 +148,20 @@ def write(workdir: str, sweep, url: str) -> list[dict[str, Any]]:
         states[run.name] = (frozen.number, study_lib.state_of(frozen))
   rows = table_rows(workdir, runs, states, sweep.objective if sweep.search else '',
                     sweep.direction)
-  best = best_configuration(rows, sweep.objective, sweep.direction) if sweep.search else None
-  best_line = ''
-  if best is not None:
-    number, value, val_error, test_error = best
-    best_line = (f'Best configuration: study trial {number}, {sweep.objective} '
-                 f'{metrics.show(sweep.objective.partition("/")[2], value)} (the objective; '
-                 f'mean over its {len(sweep.search.seeds)} seed(s)); test error '
-                 f'{metrics.show(metrics.ERROR, test_error)}, reported apart (not used to '
-                 'choose).')
-  write_tables(workdir, runs, rows, best_line)
+  write_tables(workdir, runs, rows, best_line(sweep, study) if sweep.search else '')
   return rows
+
+
+def best_line(sweep, study) -> str:
+  """The best complete configuration: its objective (the mean over its seeds, as the study
+  holds it) and, apart, its test error."""
+  try:
+    best = study.best_trial
+  except ValueError:  # no complete trial yet
+    return ''
+  name = sweep.objective.partition('/')[2]
+  test_error = best.user_attrs.get('test_error')
+  return (f'Best configuration: study trial {best.number}, {sweep.objective} '
+          f'{metrics.show(name, best.value)} (the objective; the mean over its '
+          f'{len(sweep.search.seeds)} seed(s)); test error '
+          f'{metrics.show(metrics.ERROR, test_error)}, reported apart (not used to choose).')

@@ -105,10 +105,11 @@ def _checked_value(current, value, what):
 
 
 def short(value) -> str:
-  """A swept value as a short name or table cell: tuples joined with '-', floats to 4
-  significant digits (a search's samples carry 16)."""
+  """A swept value as a short name or table cell: tuples joined with '-'; a float with more
+  digits than a person types (a search's samples) to 4 significant ones, others as written
+  (a grid's directory names stay what they were)."""
   if isinstance(value, (tuple, list)):
     return '-'.join(short(v) for v in value)
-  if isinstance(value, float):
+  if isinstance(value, float) and len(str(value)) > 8:
     return f'{value:.4g}'
   return str(value)

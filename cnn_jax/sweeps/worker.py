@@ -46,9 +46,11 @@ class Claimed:
 
 
 class TrialObserver(observers.Observer):
-  """Shared by the runs of one trial: at each evaluation the mean of their objective goes to
-  the trial (the step is the evaluation's count, so runs of any batch size compare at the
-  same epoch), and the pruner's verdict stops them all."""
+  """Shared by the runs of one trial: at each evaluation the mean objective of the runs
+  evaluated at that step goes to the trial (the step is the evaluation's count: at epoch
+  ends, runs of any batch size compare at the same epoch), and the pruner's verdict stops
+  them all (runs trained one after another: the first reports, the others follow its
+  verdicts)."""
 
   def __init__(self, claimed: Claimed, workdir: str, objective: str, prune: bool):
     self.claimed, self.workdir, self.objective, self.prune = claimed, workdir, objective, prune
@@ -66,8 +68,15 @@ class TrialObserver(observers.Observer):
     if evaluation not in self._verdicts and evaluation in self._values:
       value = sum(self._values[evaluation]) / len(self._values[evaluation])
       trial = self.claimed.trial
-      trial.report(value, evaluation)
       self._verdicts[evaluation] = None
+      try:
+        trial.report(value, evaluation)
+      except optuna.exceptions.UpdateFinishedTrialError:
+        # Another worker failed the trial as stale (this one's heartbeat came too late):
+        # the run trains on unpruned, and the retry finds it finished.
+        logging.warning('trial %d was failed by another worker; not reporting to it',
+                        trial.number)
+        return None
       if self.prune and trial.should_prune():
         self._verdicts[evaluation] = (
             f'pruned by the {trial.study.pruner.__class__.__name__} at evaluation '
@@ -94,15 +103,15 @@ def settle(claimed: Claimed, workdir: str, objective: str) -> None:
   records = [results.read(d) or {} for d in run_dirs(workdir, claimed)]
   statuses = [r.get('status') for r in records]
   trial = claimed.trial
-  for column, (where, name) in (('val_error', ('validation', metrics.ERROR)),
-                                ('test_error', ('test', metrics.ERROR))):
-    values = [results.final_metric(r, where, name) for r in records]
-    if all(v is not None for v in values):
-      trial.set_user_attr(column, sum(values) / len(values))
-  trial.set_user_attr('runs', [os.path.basename(d) for d in run_dirs(workdir, claimed)])
   status = next((s for s in ('invalid', 'diverged', 'pruned') if s in statuses), 'ok')
-  trial.set_user_attr(study_lib.STATUS_ATTR, status)
   try:
+    for column, (where, name) in (('val_error', ('validation', metrics.ERROR)),
+                                  ('test_error', ('test', metrics.ERROR))):
+      values = [results.final_metric(r, where, name) for r in records]
+      if all(v is not None for v in values):
+        trial.set_user_attr(column, sum(values) / len(values))
+    trial.set_user_attr('runs', [os.path.basename(d) for d in run_dirs(workdir, claimed)])
+    trial.set_user_attr(study_lib.STATUS_ATTR, status)
     if status == 'ok':
       values = [results.final_metric(r, split, metric) for r in records]
       trial.study.tell(trial, sum(values) / len(values))
@@ -110,10 +119,11 @@ def settle(claimed: Claimed, workdir: str, objective: str) -> None:
       trial.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
       trial.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-  except optuna.exceptions.UpdateFinishedTrialError:
-    # Its heartbeat went stale while it trained (a starved worker); the retry finds the
-    # finished run directories and settles itself without training.
-    logging.warning('trial %d was settled by another worker meanwhile', trial.number)
+  except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+    # (Optuna's tell raises ValueError for a finished trial.) Its heartbeat went stale while
+    # it trained (a starved worker); its retry finds the runs finished and settles itself.
+    logging.warning('trial %d was failed by another worker meanwhile; its retry records '
+                    'it', trial.number)
   claimed.settled = True
   logging.info('trial %d: %s', trial.number, status)
 
@@ -133,8 +143,7 @@ def claim(sweep: declaration.Sweep, study: optuna.Study, count: int,
   """Up to `count` trials: queued ones first (a grid's, retries), then (a search with budget
   left) new ones from the sampler. Each beats at once: Optuna never fails a running trial
   that has no heartbeat yet."""
-  taken = study_lib.claim_waiting(study, count)
-  heartbeat.hold(t._trial_id for t in taken)  # pylint: disable=protected-access
+  taken = study_lib.claim_waiting(study, count, heartbeat.hold)
   while sweep.search is not None and len(taken) < count and budget_left(sweep.search, study):
     taken.append(study_lib.ask(study))
     heartbeat.hold([taken[-1]._trial_id])  # pylint: disable=protected-access
@@ -177,7 +186,7 @@ def work(sweep: declaration.Sweep, workdir: str, url: str, worker: int = 0) -> i
           optuna.exceptions.StorageInternalError) as error:
     raise study_lib.StorageError(
         f'worker {worker} lost the study\'s storage {study_lib.masked(url)} '
-        f'({study_lib._first_line(error)}); every run keeps its checkpoint at its last '  # pylint: disable=protected-access
+        f'({study_lib.first_line(error)}); every run keeps its checkpoint at its last '
         'epoch end: run the command again to resume') from None
 
 
@@ -195,8 +204,10 @@ def _work(sweep, workdir, url, worker, backend) -> int:
           return trained
         time.sleep(sweep.base.sweep.heartbeat_seconds)  # a dead worker's trial goes stale
         continue
-      claimed = [Claimed(t, runs_of(sweep, t)) for t in taken]
+      claimed = [Claimed(t, []) for t in taken]
       try:
+        for item in claimed:
+          item.runs = runs_of(sweep, item.trial)
         trained += execute(sweep, workdir, claimed, backend)
       except BaseException:
         hand_back(study, [c.trial for c in claimed if not c.settled])
@@ -208,8 +219,9 @@ def _work(sweep, workdir, url, worker, backend) -> int:
 
 
 def hand_back(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
-  """Queues again the trials of a worker that stops (Ctrl-C, SIGTERM, an error), as the
-  heartbeat would once they went stale, so the next worker resumes them at once."""
+  """Queues again the trials of a worker that stops on an exception (Ctrl-C, an error), as
+  the heartbeat would once they went stale, so the next worker resumes them at once. (A
+  SIGTERM or SIGKILL ends the process without this: the heartbeat takes over.)"""
   storage = study._storage  # pylint: disable=protected-access
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
@@ -222,7 +234,7 @@ def hand_back(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
         logging.info('trial %d handed back to the study', trial.number)
     except Exception as error:  # pylint: disable=broad-except  (the storage may be gone)
       logging.warning('trial %d not handed back (%s); it is retried once its heartbeat is '
-                      'stale', trial.number, study_lib._first_line(error))  # pylint: disable=protected-access
+                      'stale', trial.number, study_lib.first_line(error))
 
 
 def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str) -> int:
