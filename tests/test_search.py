@@ -86,7 +86,9 @@ def test_a_search_with_two_workers_settles_each_trial_once(tmp_path, learnable):
   workdir = str(tmp_path / 'search')
   rows = runner.run(experiment, workdir, workers=2)
   sweep, trials = final_trials(workdir, experiment)
-  assert len(trials) == 8
+  # The budget: 8, or one more when both workers asked for the last one at once (Optuna
+  # counts trials before asking, as its MaxTrialsCallback does).
+  assert len(trials) in (8, 9)
   states = [study_lib.state_of(t) for t in trials]
   assert set(states) <= {'complete', 'pruned'} and 'complete' in states, states
   # Each study trial is one run directory whose status agrees with the study.
@@ -97,7 +99,7 @@ def test_a_search_with_two_workers_settles_each_trial_once(tmp_path, learnable):
     assert row['status'] == {'complete': 'ok', 'pruned': 'pruned'}[study_lib.state_of(trial)]
     if row['status'] == 'ok':
       assert trial.value == pytest.approx(row['val_error'])
-  assert len(set(r['trial'] for r in rows)) == 8
+  assert len(set(r['trial'] for r in rows)) == len(trials)
   assert_trained_once_each(workdir, rows)
   # Both workers took trials: each run's events file names the process that wrote it.
   pids = {os.path.basename(f).split('.')[-2]
@@ -290,16 +292,16 @@ def test_two_commands_share_a_study_in_postgresql(tmp_path, learnable, postgres_
   sweep = declaration.load(experiment)
   study = declaration.open_study(sweep, str(machines[0]), postgres_url)
   settled = [t for t in study.get_trials() if not study_lib.superseded(t)]
-  assert len(settled) == 8
+  assert len(settled) in (8, 9)  # 9: both asked for the last one at once
   assert {study_lib.state_of(t) for t in settled} <= {'complete', 'pruned'}
   trained = [sorted(os.path.basename(os.path.dirname(p))
                     for p in glob.glob(str(workdir / '*' / 'results.json')))
              for workdir in machines]
   assert trained[0] and trained[1], trained  # both took trials
-  assert not set(trained[0]) & set(trained[1]) and len(trained[0] + trained[1]) == 8
+  assert not set(trained[0]) & set(trained[1]) and len(trained[0] + trained[1]) == len(settled)
   for workdir in machines:  # each machine's table shows the other's trials from the study
     rows = tables.write(str(workdir), sweep, postgres_url)
-    assert len(rows) == 8 and not {r['status'] for r in rows} & {'pending', 'running'}
+    assert len(rows) == len(settled) and not {r['status'] for r in rows} & {'pending', 'running'}
   for text in outputs:
     assert password not in text and '***' in text
   for path in glob.glob(str(tmp_path / '**' / '*'), recursive=True):
