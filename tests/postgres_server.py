@@ -4,6 +4,7 @@ Optuna's workers in separate processes share a study only through a database ser
 locking is not made for it), so the tests start a real one: its own cluster in a temporary
 directory, listening on 127.0.0.1 only, with a password-protected role, gone after the session.
 """
+import contextlib
 import os
 import pwd
 import secrets
@@ -45,6 +46,26 @@ def _tail(path, lines=30):
 def postgres_url():
   """'postgresql://cnn_jax:<password>@127.0.0.1:<port>/cnn_jax': role and database `cnn_jax`
   (its owner, not a superuser) on a server of this session; one server per xdist worker."""
+  with running_server() as server:
+    yield server.url
+
+
+class Server:
+  """A running server's URL, and its stop and start again (a test of a lost storage)."""
+
+  def __init__(self, url, pg_ctl):
+    self.url, self._pg_ctl = url, pg_ctl
+
+  def stop(self):
+    self._pg_ctl('-m', 'immediate', '-w', 'stop')
+
+  def start(self):
+    self._pg_ctl('-w', '-t', '60', 'start')
+
+
+@contextlib.contextmanager
+def running_server():
+  """A throwaway server (see postgres_url), as a Server."""
   bin_dir = _bin_dir()
   # initdb and postgres refuse to run as root: as root, run them as the `postgres` user.
   as_root = os.geteuid() == 0
@@ -99,7 +120,8 @@ def postgres_url():
         '-U', 'postgres', '-d', 'postgres',
         input=f"CREATE ROLE {ROLE} LOGIN PASSWORD '{password}';\n"
               f'CREATE DATABASE {DATABASE} OWNER {ROLE};\n')
-    yield f'postgresql://{ROLE}:{password}@127.0.0.1:{port}/{DATABASE}'
+    yield Server(f'postgresql://{ROLE}:{password}@127.0.0.1:{port}/{DATABASE}',
+                 lambda *args: run('pg_ctl', '-D', data, '-l', log, *args))
   finally:
     if started:
       # fast: closes the clients' connections (a test's leftover engines) instead of waiting.

@@ -351,3 +351,43 @@ def test_a_group_goes_on_without_its_middle_member(tmp_path, tiny_config, mock_m
     assert group[k]['steps'] == alone['steps'] == 12
     assert_close_params(read_params(str(tmp_path / f'g{k}')),
                         read_params(str(tmp_path / f'alone{k}')))
+
+
+def test_a_worker_that_loses_its_storage_stops_in_one_line_and_the_run_resumes(
+    tmp_path, learnable):
+  """A real PostgreSQL server stopped mid-trial: the worker stops with one line, keeping the
+  run's checkpoint; with the server back, the same command resumes the run there."""
+  from tests import postgres_server  # pylint: disable=g-import-not-at-top
+  experiment = write_experiment(tmp_path, epochs=30.0, **{'trials=8': 'trials=1'})
+  workdir = tmp_path / 'search'
+  with postgres_server.running_server() as server:
+    args = [f'--config={experiment}', f'--workdir={workdir}', '--sweep',
+            f'--storage={server.url}']
+    proc = launch(args, wait=False)
+    deadline = time.time() + 240
+    while not glob.glob(str(workdir / '*' / 'checkpoint.msgpack')):
+      assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
+      time.sleep(0.05)
+    server.stop()
+    out = proc.communicate(timeout=240)[0]
+    assert proc.returncode == 2, out[-3000:]
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("error: worker 0 lost the study's storage postgresql://cnn_jax:***@")
+    assert 'run the command again to resume' in last and 'Traceback' not in out
+    password = server.url.split(':')[2].split('@')[0]
+    assert password not in out
+    (run_dir,) = glob.glob(str(workdir / '*' / 'checkpoint.msgpack'))
+    run_dir = os.path.dirname(run_dir)
+    assert results.read(run_dir) is None
+    from cnn_jax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+    saved = checkpoint.saved_step(run_dir)
+    assert saved > 0
+
+    server.start()
+    again = launch(args)  # waits for the lost worker's heartbeat to go stale, then resumes
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f'at step {saved}' in again.stderr and 'Resuming' in again.stderr
+    record = results.read(run_dir)
+    assert record['status'] == 'ok' and record['steps'] == 14 * 30
+    steps = [h['step'] for h in record['history']]
+    assert steps == sorted(set(steps)) and len(steps) == 30

@@ -182,8 +182,7 @@ def work(sweep: declaration.Sweep, workdir: str, url: str, worker: int = 0) -> i
   import jax  # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
   try:
     return _work(sweep, workdir, url, worker, jax.default_backend())
-  except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
-          optuna.exceptions.StorageInternalError) as error:
+  except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError) as error:
     raise study_lib.StorageError(
         f'worker {worker} lost the study\'s storage {study_lib.masked(url)} '
         f'({study_lib.first_line(error)}); every run keeps its checkpoint at its last '
