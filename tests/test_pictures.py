@@ -11,7 +11,6 @@ from tensorboard.backend.event_processing import event_accumulator
 from cnn_jax import errors
 from cnn_jax import train
 from cnn_jax.config import validation
-from cnn_jax.engine import loop
 from cnn_jax.engine import metrics
 from cnn_jax.engine import results
 from cnn_jax.reports import pictures

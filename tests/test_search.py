@@ -3,7 +3,6 @@ a killed worker's trial resumed, pruning inside a vmapped group. The runs use T2
 architecture (8/16 filters) on learnable mock data, as collectives, workers and signals are
 tested on the real model."""
 import glob
-import json
 import os
 import signal
 import subprocess

@@ -17,12 +17,18 @@ from cnn_jax.errors import ConfigError, WorkdirLockedError
 FINISHED = ('ok', 'pruned', 'diverged', 'invalid')  # statuses a re-run does not repeat
 
 
+def finished(run_dir: str) -> bool:
+  """Whether the run directory holds a run a sweep does not repeat."""
+  return (results.read(run_dir) or {}).get('status') in FINISHED
+
+
 def run_alone(trial, run_dir: str, observers: Sequence = ()) -> None:
   """Trains one trial into run_dir, or records it as invalid. Skips it when it finished, or
   when another process (a second sweep command, an array job) is training it. `observers`
   (engine/observers.py) watch the run; an invalid trial's are told of its record."""
   from cnn_jax import train  # pylint: disable=g-import-not-at-top  (JAX after the allocator)
-  if (results.read(run_dir) or {}).get('status') in FINISHED:
+  if finished(run_dir):
+    logging.info('trial %s: %s already', trial.name, results.read(run_dir)['status'])
     return
   logging.info('trial %s: %s', trial.name, trial.overrides)
   try:

@@ -18,7 +18,6 @@ each taking its own trials from the study (sweeps/worker.py).
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from typing import Callable, Sequence

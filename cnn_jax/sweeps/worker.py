@@ -86,8 +86,7 @@ class TrialObserver(observers.Observer):
 
   def recorded(self, record: dict) -> None:
     del record
-    finished = [results.read(d) for d in run_dirs(self.workdir, self.claimed)]
-    if all(r and r['status'] in executors.FINISHED for r in finished):
+    if all(executors.finished(d) for d in run_dirs(self.workdir, self.claimed)):
       settle(self.claimed, self.workdir, self.objective)
 
 
@@ -250,8 +249,7 @@ def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str) -> in
       runs.append(run)
       owners.append(observer)
   pending = [k for k, run in enumerate(runs)
-             if (results.read(executors.run_dir(workdir, run)) or {}).get('status')
-             not in executors.FINISHED]
+             if not executors.finished(executors.run_dir(workdir, run))]
   valid, invalid = [], []
   for k in pending:
     try:
@@ -274,8 +272,7 @@ def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str) -> in
       executors.run_alone(runs[members[0]], executors.run_dir(workdir, runs[members[0]]),
                           [owners[members[0]]])
   for item in claimed:
-    if all((results.read(d) or {}).get('status') in executors.FINISHED
-           for d in run_dirs(workdir, item)):
+    if all(executors.finished(d) for d in run_dirs(workdir, item)):
       settle(item, workdir, objective)
     # else: a run was locked by another process (a second command on this directory);
     # the trial stays running and goes stale, and its retry finds the run finished.
