@@ -390,3 +390,24 @@ def test_a_worker_that_loses_its_storage_stops_in_one_line_and_the_run_resumes(
     assert record['status'] == 'ok' and record['steps'] == 14 * 30
     steps = [h['step'] for h in record['history']]
     assert steps == sorted(set(steps)) and len(steps) == 30
+
+
+def _open_storage_after(barrier, url):
+  barrier.wait()  # every process creates the fresh database's tables at once
+  study_lib.open_storage(url, 1)
+
+
+def test_commands_starting_at_once_on_a_fresh_database_all_open_it():
+  """Two machines joining one study at the same moment race to create Optuna's tables."""
+  import multiprocessing  # pylint: disable=g-import-not-at-top
+  from tests import postgres_server  # pylint: disable=g-import-not-at-top
+  with postgres_server.running_server() as server:
+    context = multiprocessing.get_context('spawn')
+    barrier = context.Barrier(4)
+    processes = [context.Process(target=_open_storage_after, args=(barrier, server.url))
+                 for _ in range(4)]
+    for process in processes:
+      process.start()
+    for process in processes:
+      process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]

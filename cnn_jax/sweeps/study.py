@@ -64,19 +64,32 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
     # Workers of one machine wait for each other's writes instead of failing at once.
     engine_kwargs = {'connect_args': {'timeout': 60}}
   try:
-    with warnings.catch_warnings():
-      warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-      storage = optuna.storages.RDBStorage(
-          url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
-          grace_period=3 * heartbeat_seconds,
-          heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-              max_retry=RETRIES))
+    storage = _created_storage(url, engine_kwargs, heartbeat_seconds)
     if url.startswith('sqlite'):
       _lock_on_begin(storage.engine)
     return storage
   except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
     raise StorageError(f'--storage={masked(url)}: cannot open the study\'s storage '
                        f'({first_line(error)})') from None
+
+
+def _created_storage(url: str, engine_kwargs: dict, heartbeat_seconds: int):
+  """Optuna's RDBStorage. Commands that start on a fresh database at the same moment (two
+  machines joining one study) race to create its tables, and PostgreSQL refuses the
+  loser's CREATE TABLE: its next try finds the tables made."""
+  for attempt in range(5):
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
+            grace_period=3 * heartbeat_seconds,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=RETRIES))
+    except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+      if attempt == 4:
+        raise
+      time.sleep(0.5 * (attempt + 1))
 
 
 def _lock_on_begin(engine) -> None:
