@@ -59,16 +59,17 @@ class TrainedRun:
   step: int
   image_shape: tuple
   num_classes: int
+  model_state: Any = dataclasses.field(default_factory=dict)  # batch statistics, if any
 
   @classmethod
   def from_params(cls, config: ml_collections.ConfigDict, params, image_shape=None, *,
-                  step: int = 0, results: dict[str, Any] | None = None,
+                  model_state=None, step: int = 0, results: dict[str, Any] | None = None,
                   workdir: str | None = None) -> 'TrainedRun':
-    """A run from parameters in memory (a validated config; image_shape defaults to its
-    dataset's)."""
+    """A run from parameters (and model state: batch statistics) in memory (a validated
+    config; image_shape defaults to its dataset's)."""
     image_shape = tuple(image_shape or datasets.DATASETS[config.data.name].image_shape)
     return cls(workdir, config, results, params, int(step), image_shape,
-               config.model.num_classes)
+               config.model.num_classes, dict(model_state or {}))
 
   # ---- the network applied to images (XLA's own layers) ----
 
@@ -96,7 +97,8 @@ class TrainedRun:
     total = max(1, -(-n // size)) * size  # one call at least: no images still have shapes
     padded = np.concatenate([batch, np.zeros((total - n, *batch.shape[1:]), batch.dtype)])
     with_intermediates = output == 'intermediates'
-    parts = [self._forward(self.params, padded[i:i + size], with_intermediates)
+    variables = {'params': self.params, **self.model_state}
+    parts = [self._forward(variables, padded[i:i + size], with_intermediates)
              for i in range(0, len(padded), size)]
     found = jax.tree_util.tree_map(lambda *p: np.concatenate(p)[:n],
                                    *[part[output] for part in jax.device_get(parts)])
@@ -113,14 +115,14 @@ class TrainedRun:
     compilation_cache.enable()
     model = cnn.build_model(self.config.model)  # impls None: XLA's own layers
 
-    def forward(params, images, with_intermediates: bool):
+    def forward(variables, images, with_intermediates: bool):
       x = step_lib.to_float(images) if images.dtype == jnp.uint8 else images
       if with_intermediates:
-        logits, state = model.apply({'params': params}, x, train=False,
-                                    mutable=['intermediates'])
+        logits, state = model.apply(variables, x, train=False, mutable=['intermediates'])
         sown = state['intermediates']
       else:
-        logits, sown = model.apply({'params': params}, x, train=False), {}
+        logits, sown = model.apply(variables, x, train=False), {}
+      logits = logits.astype(jnp.float32)
       return {'logits': logits, 'probabilities': jax.nn.softmax(logits),
               'intermediates': sown}
     return jax.jit(forward, static_argnums=2)
@@ -178,10 +180,10 @@ class TrainedRun:
     train_cfg = self.config.train
     # A run trained on more devices than this machine has: all of this one's.
     num_devices = train_cfg.num_devices if train_cfg.num_devices <= jax.local_device_count() else 0
-    placement = devices.place(num_devices, 1, train_cfg.batch_size)
-    program = program_lib.Program([self.config], 1, self.image_shape, placement,
-                                  self.layer_impls)  # 1 step: evaluation never steps
-    state = program.stack([{'params': self.params}])
+    program = program_lib.build([self.config], self.image_shape, num_devices=num_devices,
+                                layer_impls=self.layer_impls)
+    placement = program.placement
+    state = program.assemble([{'params': self.params, 'model_state': self.model_state}])
     batch_size = placement.eval_batch_size(batch_size or train_cfg.eval_batch_size)
     padded = program_lib.padded_on_device(split, batch_size, placement.replicated)
     return metrics.finalize(metrics.member(program.evaluate(state, padded, batch_size), 0))
@@ -196,7 +198,8 @@ def load(workdir: str) -> TrainedRun:
                             '(its --workdir: config.json, checkpoint.msgpack, results.json)')
   config = read_config(workdir)
   image_shape = datasets.DATASETS[config.data.name].image_shape
-  template = {'step': np.int32(0), 'params': step_lib.param_shapes(config.model, image_shape)}
+  params, model_state = step_lib.variable_shapes(config.model, image_shape)
+  template = {'step': np.int32(0), 'params': params, 'model_state': model_state}
   found = checkpoint.restore(workdir, template)  # the optimizer state is left unread
   if found is None:
     why = ('it ran with train.checkpoint_every_epochs=0, which keeps no parameters'
@@ -204,7 +207,8 @@ def load(workdir: str) -> TrainedRun:
            else 'the run has not finished an epoch yet')
     raise RunDirectoryError(f'{workdir} holds no {checkpoint.FILENAME}: {why}')
   state, _ = found
-  return TrainedRun.from_params(config, state['params'], image_shape, step=int(state['step']),
+  return TrainedRun.from_params(config, state['params'], image_shape,
+                                model_state=state['model_state'], step=int(state['step']),
                                 results=results_lib.read(workdir), workdir=workdir)
 
 

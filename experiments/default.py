@@ -49,6 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
       eval_every_steps=0,   # evaluate every N steps as well as at epoch ends (0: epoch ends
                             # only); a search's pruner sees every evaluation
       eval_batch_size=1000,
+      label_smoothing=0.0,  # the training loss's targets: (1 - s) one-hot + s / classes;
+                            # the reported train/eval loss stays the unsmoothed one
       checkpoint_every_epochs=1,  # 0 disables checkpoints (and so resuming)
       pictures='epochs',    # PNGs in <workdir>/pictures and TensorBoard images: 'epochs'
                             # (curves and confusion matrices at each epoch end, every

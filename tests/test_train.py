@@ -16,6 +16,7 @@ from cnn_jax import errors
 from cnn_jax import train
 from cnn_jax.config import validation
 from cnn_jax.engine import checkpoint
+from cnn_jax.engine import metrics as metrics_lib
 from cnn_jax.engine import results
 from cnn_jax.engine import step
 from experiments import default
@@ -26,18 +27,29 @@ def member_functions(config):
   return step.MemberFunctions(config, total_steps=10)
 
 
+def zero_train_sums():
+  return jax.tree_util.tree_map(lambda a: a[0], metrics_lib.zero_sums(metrics_lib.TRAIN, 10, 1))
+
+
+def member_state(functions, config):
+  """One member's whole state, as the program builds it for a run without traced values."""
+  return {**functions.init(config, (28, 28, 1)), 'hparams': step.NO_HPARAMS,
+          'sums': zero_train_sums()}
+
+
 def test_train_steps_lower_the_loss_on_a_fixed_batch():
   config = default.get_config()
   functions = member_functions(config)
-  params, opt_state, dropout_key = functions.init(config, (28, 28, 1))
+  state = member_state(functions, config)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, (32, 28, 28, 1)), jnp.uint8)
   labels = jnp.asarray(rng.integers(0, 10, 32), jnp.int32)
-  train_step = jax.jit(functools.partial(functions.train_step, traced=step.NO_TRACED))
+  train_step = jax.jit(functools.partial(functions.train_step, images=images, labels=labels,
+                                         indices=jnp.arange(32)))
   losses = []
   for i in range(5):
-    params, opt_state, sums = train_step(params, opt_state, dropout_key=dropout_key, step=i,
-                                         images=images, labels=labels, indices=jnp.arange(32))
+    state = train_step(state, step=i)
+    sums, state['sums'] = state['sums'], zero_train_sums()
     assert float(sums['count']) == 32
     losses.append(float(sums['loss']) / 32)
     assert float(sums['error']) + float(sums['accuracy']) == pytest.approx(32)
@@ -48,10 +60,10 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
 def test_eval_step_ignores_padding():
   config = default.get_config()
   functions = member_functions(config)
-  params, _, _ = functions.init(config, (28, 28, 1))
+  state = member_state(functions, config)
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)), jnp.uint8)
   labels = jnp.arange(8) % 10
-  evaluate = functools.partial(functions.eval_step, params, step.NO_TRACED)
+  evaluate = functools.partial(functions.eval_step, state)
   full = evaluate(images, labels, jnp.ones(8))
   half = evaluate(images, labels, jnp.asarray([1.] * 4 + [0.] * 4))
   alone = evaluate(images[:4], labels[:4], jnp.ones(4))
@@ -243,7 +255,8 @@ def test_the_jitted_init_gives_the_eager_parameters_bit_for_bit(model, optimizer
   config = default.get_config()
   config.model = architectures.TUTORIAL_MODELS[model]()
   config.optimizer.name = optimizer
-  params, opt_state, _ = step.MemberFunctions(config, 100).init(config, (28, 28, 1))
+  state = step.MemberFunctions(config, 100).init(config, (28, 28, 1))
+  params, opt_state = state['params'], state['opt_state']
   init_key, _ = jax.random.split(jax.random.key(config.seed))
   eager = cnn.build_model(config.model).init(init_key, jnp.zeros((1, 28, 28, 1)),
                                              train=False)['params']

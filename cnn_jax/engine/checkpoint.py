@@ -1,10 +1,15 @@
 """One checkpoint per run directory, written atomically, so an interrupted run resumes at its
 last completed epoch.
 
-The training state ({'step', 'params', 'opt_state'} of one member) is serialised with flax's msgpack
+The training state of one member ({'step'} and engine/step.py's CHECKPOINTED: parameters,
+model state such as batch statistics, optimizer state, key) is serialised with flax's msgpack
 format; the run's own bookkeeping (per-epoch history, seconds spent) travels beside it as
-JSON. Everything else a resumed run needs (the shuffling order, dropout keys) is derived from
-the seed and the step, so restoring the state is enough to continue bit-identically.
+JSON. The shuffling order is derived from the seed and the step, so restoring the state is
+enough to continue bit-identically.
+
+Checkpoints written before the state held the model state and the key ({'step', 'params',
+'opt_state'}) still load: those entries keep the template's values, which for such a run
+are exactly what it had (a model without batch statistics; the key its seed derives).
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import numpy as np
 from cnn_jax.errors import CorruptCheckpointError
 
 FILENAME = 'checkpoint.msgpack'
+# What checkpoints written before the state pytree lack (module docstring).
+OPTIONAL = ('model_state', 'key')
 
 
 def path_in(workdir: str) -> str:
@@ -43,7 +50,13 @@ def restore(workdir: str, template_state):
   try:
     with open(path, 'rb') as f:
       payload = flax.serialization.msgpack_restore(f.read())
-    state = flax.serialization.from_state_dict(template_state, payload['state'])
+    saved = payload['state']
+    missing = [key for key in OPTIONAL if key in template_state and key not in saved]
+    if 'model_state' in missing and jax.tree_util.tree_leaves(template_state['model_state']):
+      raise ValueError('it holds no model state (batch statistics), which this model has')
+    saved = {**saved, **{key: flax.serialization.to_state_dict(template_state[key])
+                         for key in missing}}
+    state = flax.serialization.from_state_dict(template_state, saved)
     extra = json.loads(payload['extra'])
   except Exception as error:  # msgpack, key and type errors all mean the same to the user
     raise CorruptCheckpointError(

@@ -28,7 +28,6 @@ from cnn_jax.config import validation
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
 from cnn_jax.engine import compilation_cache
-from cnn_jax.engine import devices
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
 from cnn_jax.engine import observers as observers_lib
@@ -80,10 +79,9 @@ def train(configs: Sequence, workdirs: Sequence[str],
   first = configs[0]
   splits = datasets.load_splits(first.data)
   num_train = len(splits.train)
-  total_steps = batches.total_train_steps(first.train, num_train)
-  placement = devices.place(first.train.num_devices, len(configs), first.train.batch_size)
-  program = program_lib.Program(configs, total_steps, splits.image_shape, placement)
-  state = program.init(configs)
+  program = program_lib.build(configs, splits.image_shape, num_train)
+  total_steps, placement = program.total_steps, program.placement
+  state = program.init()
   member0 = program.member_state(jax.device_get(state), 0)
   num_params = cnn.count_params(member0['params'])
   logging.info('%s', summary.format_summary(summary.model_summary(
@@ -144,7 +142,7 @@ def _restore(records, program, state) -> dict:
                       'train as one group; run them separately')
   if not any(f is not None for f in found):
     return state
-  return program.stack([{'params': f['params'], 'opt_state': f['opt_state']} for f in found])
+  return program.assemble(found)
 
 
 @dataclasses.dataclass
@@ -206,17 +204,16 @@ class _Loop:
     """Trains from `step` until the last step or until no member runs; returns each
     member's results.json record by its index."""
     order = self.members[0].order  # every member's epochs end at the same steps
-    sums = self.program.zero_sums(metrics.TRAIN)
     window_start, mark = step, time.time()
     untimed = (0, 0.0)  # the steps and seconds of this window that the ETA leaves out
     while step < self.total_steps and self.members:
       count = min(self.chunk, batches.steps_to_next_boundary(
           step, self.total_steps, self.log_every, order, self.eval_every))
-      state, sums = self.program.train(state, sums, step, self.images, self.labels,
-                                       self.indices(step, count))
+      state = self.program.train(state, step, self.images, self.labels,
+                                 self.indices(step, count))
       step += count
       if self.first_step_seconds is None:  # compilation + first call; synced once
-        jax.block_until_ready(sums)
+        jax.block_until_ready(state['sums'])
         self.first_step_seconds = time.time() - mark
         untimed = (count, self.first_step_seconds)
         for member in self.members:
@@ -227,7 +224,8 @@ class _Loop:
       evaluation = epoch_end or bool(self.eval_every and step % self.eval_every == 0)
       if step % self.log_every and not evaluation:
         continue
-      window = jax.device_get(sums)  # the only host syncs: log steps and epoch ends
+      window, state = self.program.take_sums(state)  # the only host syncs: log steps and
+      # epoch ends
       now = time.time()
       seconds, mark = now - mark, now
       self.timed_steps += step - window_start - untimed[0]
@@ -246,7 +244,6 @@ class _Loop:
       if evaluation:
         self.evaluate(state, step, epoch_end)
       state = self.finish_stopped(state, step, done=step >= self.total_steps)
-      sums = self.program.zero_sums(metrics.TRAIN)
       mark = time.time()  # evaluation, checkpoints and re-packing are not training time
     self.finish_stopped(state, step, done=True)
     return self.finished
@@ -313,15 +310,11 @@ class _Loop:
     if not staying:
       self.members = []
       return state
-    keys = self.program.keys
     self.members = [self.members[k] for k in staying]
     configs = [m.config for m in self.members]
-    placement = devices.place(configs[0].train.num_devices, len(configs),
-                              configs[0].train.batch_size)
     logging.info('Going on with %d member(s) of %d', len(configs), len(staying) + len(leaving))
     # The layers the group started with, as results.json records them.
-    self.program = program_lib.Program(configs, self.total_steps, self.splits.image_shape,
-                                       placement, self.program.layer_impls)
+    self.program = program_lib.build(configs, self.splits.image_shape, len(self.splits.train),
+                                     layer_impls=self.program.layer_impls)
     self.place_data()
-    return self.program.stack([self.program.member_state(host_state, k) for k in staying],
-                              keys=[keys[k] for k in staying])
+    return self.program.assemble([self.program.member_state(host_state, k) for k in staying])

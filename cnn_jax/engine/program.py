@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax.data import batches
 from cnn_jax.data import datasets
 from cnn_jax.engine import devices
 from cnn_jax.engine import metrics
@@ -30,7 +31,7 @@ from cnn_jax.errors import ConfigError
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 
-TRACEABLE_PATHS = (('seed',)
+TRACEABLE_PATHS = (('seed', 'train.label_smoothing')
                    + tuple(f'optimizer.{f}' for f in optimizers.TRACEABLE_FIELDS)
                    + tuple(f'model.{f}' for f in cnn.TRACEABLE_FIELDS))
 # Execution details: they change how a run is computed, not which run it is.
@@ -59,6 +60,7 @@ def program_key(config, resume_step: int | None = None) -> str:
   flat['uses weight decay'] = config.optimizer.weight_decay > 0
   flat['uses conv dropout'] = config.model.conv_dropout > 0
   flat['uses dense dropout'] = config.model.dense_dropout > 0
+  flat['uses label smoothing'] = config.train.label_smoothing > 0
   flat['resumes at step'] = resume_step
   return json.dumps(flat, sort_keys=True)
 
@@ -88,20 +90,41 @@ def padded_on_device(split: datasets.Split, batch_size: int, sharding) -> dict[s
   }, sharding)
 
 
-def _over_members(function, in_axes, size: int):
-  """`function` of one member, applied to arrays with a leading member axis of `size`."""
+def _vmapped(function, size: int, in_axes: tuple):
+  """`function(state, *args)` of one member over a state with a leading member axis (the
+  whole state tree is mapped on axis 0; `in_axes` gives the other arguments' axes). A single
+  run (size 1) squeezes the axis instead of vmapping (see the module docstring)."""
   if size > 1:
-    return jax.vmap(function, in_axes=in_axes)
+    return jax.vmap(function, in_axes=(0, *in_axes))
 
-  def single(*args):
-    args = [jax.tree_util.tree_map(lambda a: a[0], arg) if axis == 0 else arg
-            for arg, axis in zip(args, in_axes)]
-    return jax.tree_util.tree_map(lambda a: a[None], function(*args))
+  def single(state, *args):
+    take = lambda tree, axis: (tree if axis is None
+                               else jax.tree_util.tree_map(lambda a: a[0], tree))
+    args = [take(arg, axis) for arg, axis in zip(args, in_axes)]
+    return jax.tree_util.tree_map(lambda a: a[None], function(take(state, 0), *args))
   return single
 
 
+def build(configs: Sequence, image_shape, num_train_examples: int | None = None, *,
+          num_devices: int | None = None,
+          layer_impls: layer_choice.LayerImpls | None = None) -> 'Program':
+  """The Program of `configs` (runs that can share one) for data of `image_shape` with
+  `num_train_examples` training images (None: a program that only evaluates), placed on
+  train.num_devices devices (or `num_devices`). The one way the loop, planning's calibration
+  and trained.py make a program."""
+  first = configs[0]
+  total_steps = (batches.total_train_steps(first.train, num_train_examples)
+                 if num_train_examples is not None else 1)
+  placement = devices.place(first.train.num_devices if num_devices is None else num_devices,
+                            len(configs), first.train.batch_size)
+  return Program(configs, total_steps, image_shape, placement, layer_impls)
+
+
 class Program:
-  """init, train and evaluate for `configs` (which share a program) on `placement`."""
+  """init, train and evaluate for `configs` (which share a program) on `placement`.
+
+  The state the calls take and return is the members' MemberState (engine/step.py) stacked
+  on a leading member axis: one pytree, placed with one sharding, donated whole."""
 
   def __init__(self, configs: Sequence, total_steps: int, image_shape,
                placement: devices.Placement,
@@ -109,7 +132,9 @@ class Program:
     """layer_impls: the layer implementations to run (trained.TrainedRun.evaluate passes
     those a run recorded); None resolves them from the config, measuring them for 'auto'."""
     check_shared(configs)
+    self.configs = list(configs)
     self.size = len(configs)
+    self.total_steps = total_steps
     self.image_shape = tuple(image_shape)
     self.placement = placement
     members, batch = placement.per_device(self.size, configs[0].train.batch_size)
@@ -117,76 +142,73 @@ class Program:
                         layer_choice.resolve(configs[0].model, image_shape, batch, members))
     self.functions = step_lib.MemberFunctions(configs[0], total_steps, self.layer_impls)
     self.num_classes = configs[0].model.num_classes
-    traced = {'model': {}, 'optimizer': {}}
+    hparams = {section: {} for section in step_lib.NO_HPARAMS}
     for path, values in differing_values(configs).items():
       section, _, field = path.partition('.')
-      if section in traced:
-        traced[section][field] = np.asarray(values, np.float32)
-    self.traced = jax.device_put(traced, placement.members)
+      if section in hparams:
+        hparams[section][field] = np.asarray(values, np.float32)
+    self.hparams = hparams
 
-    train_one = _over_members(self.functions.train_step, (0, 0, 0, 0, None, None, None, 0),
-                              self.size)
-    eval_one = _over_members(self.functions.eval_step, (0, 0, None, None, None), self.size)
+    # train_step(state, step, images, labels, indices): indices are per member.
+    train_one = _vmapped(self.functions.train_step, self.size, (None, None, None, 0))
+    eval_one = _vmapped(self.functions.eval_step, self.size, (None, None, None))
 
-    def train_call(params, opt_state, sums, traced, keys, step, images, labels, indices):
-      params, opt_state, batch = train_one(params, opt_state, traced, keys, step, images,
-                                           labels, indices)
-      return params, opt_state, metrics.add(sums, batch)
-
-    def scanned_call(params, opt_state, sums, traced, keys, step, images, labels, indices):
+    def scanned_call(state, step, images, labels, indices):
       def body(carry, step_indices):
-        params, opt_state, sums, step = carry
-        params, opt_state, sums = train_call(params, opt_state, sums, traced, keys, step,
-                                             images, labels, step_indices)
-        return (params, opt_state, sums, step + 1), None
-      carry = (params, opt_state, sums, jnp.asarray(step, jnp.int32))
-      (params, opt_state, sums, _), _ = jax.lax.scan(body, carry, indices)
-      return params, opt_state, sums
+        state, step = carry
+        return (train_one(state, step, images, labels, step_indices), step + 1), None
+      (state, _), _ = jax.lax.scan(body, (state, jnp.asarray(step, jnp.int32)), indices)
+      return state
 
-    def eval_call(params, sums, traced, split, batch_index, batch_size):
+    def eval_call(state, sums, split, batch_index, batch_size):
       batch = jax.tree_util.tree_map(
           lambda a: jax.lax.dynamic_slice_in_dim(a, batch_index * batch_size, batch_size),
           split)
       batch = jax.lax.with_sharding_constraint(batch, placement.eval_batch())
-      return metrics.add(sums, eval_one(params, traced, batch['image'], batch['label'],
-                                        batch['mask']))
+      return metrics.add(sums, eval_one(state, batch['image'], batch['label'], batch['mask']))
 
+    # One sharding for the whole state (a pytree prefix): every leaf has the member axis.
     m, r = placement.members, placement.replicated
     self._train = {
-        scanned: jax.jit(call, donate_argnums=(0, 1, 2),
-                         in_shardings=(m, m, m, m, m, r, r, r, placement.indices(scanned)),
-                         out_shardings=(m, m, m))
-        for scanned, call in ((0, train_call), (1, scanned_call))}
+        scanned: jax.jit(call, donate_argnums=0,
+                         in_shardings=(m, r, r, r, placement.indices(scanned)),
+                         out_shardings=m)
+        for scanned, call in ((0, train_one), (1, scanned_call))}
     self._eval_call, self._eval = eval_call, {}  # compiled per eval batch size
-    self.keys = None
 
-  def init(self, configs: Sequence) -> dict:
+  def init(self, configs: Sequence | None = None) -> dict:
     """Each member's initial state, stacked on the member axis and placed."""
-    members = [self.functions.init(c, self.image_shape) for c in configs]
-    return self.stack([{'params': p, 'opt_state': o} for p, o, _ in members],
-                      keys=[key for _, _, key in members])
+    return self.assemble([self.functions.init(c, self.image_shape)
+                          for c in (configs or self.configs)])
 
-  def stack(self, member_states: Sequence[dict], keys=None) -> dict:
+  def assemble(self, member_states: Sequence[dict]) -> dict:
+    """The program's state from each member's CHECKPOINTED state (host or device arrays):
+    stacked, with the traced hyperparameters and zero sums added, and placed. A state for
+    evaluation only may leave out the optimizer state and the key."""
     stacked = jax.tree_util.tree_map(lambda *leaves: np.stack([np.asarray(l) for l in leaves]),
-                                     *member_states)
-    if keys is not None:
-      self.keys = jax.device_put(jnp.stack(keys), self.placement.members)
+                                     *[{k: s[k] for k in step_lib.CHECKPOINTED if k in s}
+                                       for s in member_states])
+    stacked['hparams'] = self.hparams
+    stacked['sums'] = metrics.zero_sums(metrics.TRAIN, self.num_classes, self.size)
     return jax.device_put(stacked, self.placement.members)
 
   @staticmethod
   def member_state(host_state: dict, k: int) -> dict:
-    return jax.tree_util.tree_map(lambda a: a[k], host_state)
+    """Member k's CHECKPOINTED state from the host copy of the program's state."""
+    return jax.tree_util.tree_map(lambda a: a[k],
+                                  {key: host_state[key] for key in step_lib.CHECKPOINTED})
 
   def zero_sums(self, phase: str):
     return jax.device_put(metrics.zero_sums(phase, self.num_classes, self.size),
                           self.placement.members)
 
-  def train(self, state: dict, sums, step: int, images, labels, indices: np.ndarray):
+  def take_sums(self, state: dict) -> tuple[dict, dict]:
+    """(the train sums since the last call, on the host; the state with them zeroed)."""
+    return jax.device_get(state['sums']), {**state, 'sums': self.zero_sums(metrics.TRAIN)}
+
+  def train(self, state: dict, step: int, images, labels, indices: np.ndarray) -> dict:
     """indices: (members, batch) for one step, or (steps, members, batch) for several."""
-    call = self._train[int(indices.ndim == 3)]
-    params, opt_state, sums = call(state['params'], state['opt_state'], sums, self.traced,
-                                   self.keys, step, images, labels, indices)
-    return {'params': params, 'opt_state': opt_state}, sums
+    return self._train[int(indices.ndim == 3)](state, step, images, labels, indices)
 
   def evaluate(self, state: dict, split: dict, batch_size: int) -> dict[str, np.ndarray]:
     """Host sums (leading member axis) of every eval metric over a padded on-device split."""
@@ -194,8 +216,8 @@ class Program:
       m, r = self.placement.members, self.placement.replicated
       self._eval[batch_size] = jax.jit(
           functools.partial(self._eval_call, batch_size=batch_size), donate_argnums=1,
-          in_shardings=(m, m, m, r, r), out_shardings=m)
+          in_shardings=(m, m, r, r), out_shardings=m)
     sums = self.zero_sums(metrics.EVAL)
     for i in range(split['label'].shape[0] // batch_size):
-      sums = self._eval[batch_size](state['params'], sums, self.traced, split, i)
+      sums = self._eval[batch_size](state, sums, split, i)
     return jax.device_get(sums)

@@ -1,9 +1,11 @@
 """The training step and the evaluation step of one member, written once, as pure functions.
 
-A member is one run: its parameters, optimizer state and dropout key, and its traced
-hyperparameters (the numeric fields that may differ between members of a vmapped group:
-engine/program.py decides which). A single run jits these functions; a group runs the very
-same functions under jax.vmap. Nothing here knows about devices, members or the loop.
+A member is one run, and its whole state is one pytree (MemberState): the parameters, the
+model's own state (batch statistics; {} for a model without), the optimizer state, its key,
+its traced hyperparameters (the numeric fields that may differ between members of a vmapped
+group: engine/program.py decides which) and its running train metric sums. A single run
+jits these functions; a group runs the very same functions under jax.vmap. Nothing here knows
+about devices, members or the loop.
 
 The whole dataset sits on the device as uint8; a step gathers its batch by index and scales
 it to [0, 1] there, so the loop never runs an input pipeline.
@@ -22,24 +24,44 @@ from cnn_jax.engine import optimizers
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 
-Traced = dict  # {'model': {field: value}, 'optimizer': {field: value}}
-NO_TRACED: Traced = {'model': {}, 'optimizer': {}}
+# A member's state: what a checkpoint holds (CHECKPOINTED) plus what the program rebuilds
+# from the config (the traced hyperparameters) and the train sums of the current log window.
+#   params       the trainable parameters
+#   model_state  the model's other variables, e.g. {'batch_stats': ...}; {} without
+#   opt_state    the optimizer's state
+#   key          the member's random key as raw uint32 key data (dropout; augmentation):
+#                fixed for the run, folded with the step, so a resumed run draws alike
+#   hparams      {'model': {...}, 'optimizer': {...}, 'train': {...}} traced values
+#   sums         the train metric sums since the last log step
+MemberState = dict
+CHECKPOINTED = ('params', 'model_state', 'opt_state', 'key')
+NO_HPARAMS = {'model': {}, 'optimizer': {}, 'train': {}}
 
 
 def to_float(images_uint8: jax.Array) -> jax.Array:
   return images_uint8.astype(jnp.float32) / 255.0
 
 
-def init_params(model: cnn.CNN, init_key: jax.Array, image_shape) -> dict:
-  """A model's initial parameters, written once: what `init` gives a member, and, under
-  jax.eval_shape (param_shapes), the structure a checkpoint's parameters are read into."""
-  return model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32), train=False)['params']
+def init_variables(model: cnn.CNN, init_key: jax.Array, image_shape) -> tuple[dict, dict]:
+  """A model's initial (params, model_state), written once: what `init` gives a member, and,
+  under jax.eval_shape (variable_shapes), the structure a checkpoint is read into."""
+  variables = dict(model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32),
+                              train=False))
+  params = variables.pop('params')
+  return params, variables
 
 
-def param_shapes(model_cfg, image_shape) -> dict:
-  """The parameters' tree of jax.ShapeDtypeStruct, computing nothing."""
-  return jax.eval_shape(lambda key: init_params(cnn.build_model(model_cfg), key, image_shape),
-                        jax.random.key(0))
+def variable_shapes(model_cfg, image_shape) -> tuple[dict, dict]:
+  """(params, model_state) as trees of jax.ShapeDtypeStruct, computing nothing."""
+  return jax.eval_shape(
+      lambda key: init_variables(cnn.build_model(model_cfg), key, image_shape),
+      jax.random.key(0))
+
+
+def smoothed_cross_entropy(logits, labels, smoothing) -> jax.Array:
+  """The training loss with label smoothing (the metrics keep the unsmoothed loss)."""
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
+  return optax.softmax_cross_entropy(logits, targets)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,44 +72,59 @@ class MemberFunctions:
   total_steps: int
   layer_impls: layer_choice.LayerImpls | None = None  # None: XLA's own layers
 
-  def parts(self, traced: Traced):
-    model = cnn.build_model(self.config.model, traced['model'], self.layer_impls)
+  def parts(self, hparams: dict):
+    model = cnn.build_model(self.config.model, hparams.get('model'), self.layer_impls)
     tx = optimizers.make_optimizer(self.config.optimizer, self.total_steps,
-                                   traced['optimizer'])
+                                   hparams.get('optimizer'))
     return model, tx
 
-  def init(self, member_config: ml_collections.ConfigDict, image_shape):
-    """(params, opt_state, dropout_key) of a member from its own concrete config, one member
-    at a time, so every member starts exactly as it would alone. Jitted: one program that
-    the persistent compilation cache keeps (eagerly, each of init's ops compiles on its own,
+  def init(self, member_config: ml_collections.ConfigDict, image_shape) -> MemberState:
+    """The CHECKPOINTED part of a member's state from its own concrete config, one member at
+    a time, so every member starts exactly as it would alone. Jitted: one program that the
+    persistent compilation cache keeps (eagerly, each of init's ops compiles on its own,
     4-5 s here); tests check it gives the eager parameters bit for bit."""
     def init():
-      init_key, dropout_key = jax.random.split(jax.random.key(member_config.seed))
+      init_key, key = jax.random.split(jax.random.key(member_config.seed))
       model = cnn.build_model(member_config.model)
       tx = optimizers.make_optimizer(member_config.optimizer, self.total_steps)
-      params = init_params(model, init_key, image_shape)
-      return params, tx.init(params), dropout_key
+      params, model_state = init_variables(model, init_key, image_shape)
+      return {'params': params, 'model_state': model_state, 'opt_state': tx.init(params),
+              'key': jax.random.key_data(key)}
     return jax.jit(init)()
 
-  def train_step(self, params, opt_state, traced: Traced, dropout_key, step, images, labels,
-                 indices):
-    """One optimizer step on the batch images[indices]. Returns the new parameters and
-    optimizer state, and the batch's metric sums (taken before the update)."""
-    model, tx = self.parts(traced)
+  def train_step(self, state: MemberState, step, images, labels, indices) -> MemberState:
+    """One optimizer step on the batch images[indices]: the new state, its sums grown by the
+    batch's metric sums (taken before the update)."""
+    hparams = state['hparams']
+    model, tx = self.parts(hparams)
     batch_images, batch_labels = to_float(images[indices]), labels[indices]
-    rng = jax.random.fold_in(dropout_key, step)
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state['key']), step)
+    smoothing = hparams['train'].get('label_smoothing', self.config.train.label_smoothing)
+    mutable = list(state['model_state'])
 
-    def loss_fn(p):
-      logits = model.apply({'params': p}, batch_images, train=True, rngs={'dropout': rng})
-      return metrics.cross_entropy(logits, batch_labels).mean(), logits
+    def loss_fn(params):
+      logits, new_model_state = model.apply(
+          {'params': params, **state['model_state']}, batch_images, train=True,
+          rngs={'dropout': rng}, mutable=mutable)
+      logits = logits.astype(jnp.float32)  # the loss in float32 whatever the compute dtype
+      if self.config.train.label_smoothing > 0:  # structure from the config: 0 adds nothing
+        loss = smoothed_cross_entropy(logits, batch_labels, smoothing)
+      else:
+        loss = metrics.cross_entropy(logits, batch_labels)
+      return loss.mean(), (logits, new_model_state)
 
-    (_, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    return params, opt_state, metrics.batch_sums(metrics.TRAIN, logits, batch_labels)
+    (_, (logits, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state['params'])
+    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
+    return {**state, 'params': optax.apply_updates(state['params'], updates),
+            'model_state': dict(model_state), 'opt_state': opt_state,
+            'sums': metrics.add(state['sums'],
+                                metrics.batch_sums(metrics.TRAIN, logits, batch_labels))}
 
-  def eval_step(self, params, traced: Traced, images_uint8, labels, weights):
-    """The metric sums of one evaluation batch; `weights` is 0 on padding examples."""
-    model, _ = self.parts(traced)
-    logits = model.apply({'params': params}, to_float(images_uint8), train=False)
-    return metrics.batch_sums(metrics.EVAL, logits, labels, weights)
+  def eval_step(self, state: MemberState, images_uint8, labels, weights):
+    """The metric sums of one evaluation batch; `weights` is 0 on padding examples. Batch
+    statistics are the running averages training kept."""
+    model, _ = self.parts(state['hparams'])
+    logits = model.apply({'params': state['params'], **state['model_state']},
+                         to_float(images_uint8), train=False)
+    return metrics.batch_sums(metrics.EVAL, logits.astype(jnp.float32), labels, weights)

@@ -102,26 +102,21 @@ def vmap_is_faster(configs: Sequence, steps: int = 20) -> bool:
   import numpy as np
   from cnn_jax.data import batches
   from cnn_jax.data import datasets
-  from cnn_jax.engine import devices
-  from cnn_jax.engine import metrics
   first = configs[0]
   splits = datasets.load_splits(first.data)
-  total_steps = batches.total_train_steps(first.train, len(splits.train))
   order = batches.ShuffledBatches(len(splits.train), first.train.batch_size, first.seed)
   seconds = {}
   for name, members in (('group', list(configs)), ('single', [first])):
-    placement = devices.place(first.train.num_devices, len(members), first.train.batch_size)
-    program = program_lib.Program(members, total_steps, splits.image_shape, placement)
-    state = program.init(members)
-    images = jax.device_put(splits.train.images, placement.replicated)
-    labels = jax.device_put(splits.train.labels, placement.replicated)
-    sums = program.zero_sums(metrics.TRAIN)
+    program = program_lib.build(members, splits.image_shape, len(splits.train))
+    state = program.init()
+    images = jax.device_put(splits.train.images, program.placement.replicated)
+    labels = jax.device_put(splits.train.labels, program.placement.replicated)
     indices = np.stack([order.indices(0)] * len(members))
     for timed in (False, True):  # the first pass compiles
       start = time.time()
       for step in range(steps if timed else 1):
-        state, sums = program.train(state, sums, step, images, labels, indices)
-      jax.block_until_ready(sums)
+        state = program.train(state, step, images, labels, indices)
+      jax.block_until_ready(state['sums'])
       seconds[name] = time.time() - start
   faster = seconds['group'] < len(configs) * seconds['single']
   logging.info('Calibration on %s: %d steps of a group of %d took %.3f s, of one member '
