@@ -14,6 +14,7 @@ import pytest
 from cnn_jax import train
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import loop
+from tests.test_batch_norm import read_state
 from tests.test_train import read_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +31,7 @@ def test_on_four_devices():
                          os.path.abspath(__file__), '-k', 'not test_on_four_devices'],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
-  assert '3 passed' in proc.stdout, proc.stdout[-3000:]
+  assert '4 passed' in proc.stdout, proc.stdout[-3000:]
 
 
 def assert_close(a, b):
@@ -55,6 +56,25 @@ def test_a_run_on_four_devices_matches_one_device(tmp_path, tiny_config, mock_mn
   assert_close(read_params(str(tmp_path / 'four')), read_params(str(tmp_path / 'one')))
   assert four['final']['test']['loss'] == pytest.approx(one['final']['test']['loss'], rel=1e-4)
   assert four['final']['test']['confusion'] == one['final']['test']['confusion']
+
+
+@on_four_devices
+def test_batch_statistics_on_four_devices_are_those_of_the_whole_batch(tmp_path, tiny_config,
+                                                                      mock_mnist):
+  # Each device holds 8 of the batch's 32 examples; the statistics must be over all 32, or
+  # the parameters and running averages part from the 1-device run's at once.
+  tiny_config.model.batch_norm, tiny_config.model.hidden_dims = 'before', (16,)
+  tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'
+  tiny_config.train.num_train_steps = 6
+  results = {}
+  for count in (4, 1):
+    tiny_config.train.num_devices = count
+    results[count] = train.train_and_evaluate(tiny_config, str(tmp_path / str(count)))
+  states = [read_state(str(tmp_path / str(count))) for count in (4, 1)]
+  assert_close(states[0]['model_state'], states[1]['model_state'])
+  assert_close(states[0]['params'], states[1]['params'])
+  assert results[4]['final']['test']['loss'] == pytest.approx(
+      results[1]['final']['test']['loss'], rel=1e-4)
 
 
 @on_four_devices

@@ -21,6 +21,7 @@ from cnn_jax.engine import optimizers
 from cnn_jax.errors import ConfigError
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
+from cnn_jax.model import layer_list
 from cnn_jax.model import layers
 from cnn_jax.model import shapes
 from cnn_jax.reports import run_pictures
@@ -106,6 +107,14 @@ def validate_model(model_cfg, input_shape=(28, 28, 1), num_classes=None) -> None
                       ('bias_init_std', model_cfg.bias_init)):
     if name in ('normal', 'truncated_normal') and not getattr(model_cfg, field) > 0:
       raise ConfigError(f'model.{field}={getattr(model_cfg, field)!r} must be > 0 for {name}')
+  _choice('model.batch_norm', model_cfg.batch_norm, layer_list.BATCH_NORM)
+  momentum = _number('model.batch_norm_momentum', model_cfg.batch_norm_momentum)
+  if not 0.0 <= momentum < 1.0:
+    raise ConfigError(f'model.batch_norm_momentum={momentum!r} must lie in [0, 1) (the '
+                      'running averages keep this fraction of their value at each step)')
+  if not _number('model.batch_norm_epsilon', model_cfg.batch_norm_epsilon) > 0:
+    raise ConfigError(f'model.batch_norm_epsilon={model_cfg.batch_norm_epsilon!r} must be > 0')
+  _choice('model.compute_dtype', model_cfg.compute_dtype, cnn.COMPUTE_DTYPES)
   _choice('model.conv_impl', model_cfg.conv_impl, layer_choice.CONV_CHOICES)
   _choice('model.pool_impl', model_cfg.pool_impl, layer_choice.POOL_CHOICES)
   for i, pool in enumerate(model_cfg.pool_type):
@@ -147,6 +156,10 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
     if not (epochs > 0 and math.isfinite(epochs)):
       raise ConfigError(f'train.num_epochs={epochs!r} must be > 0 '
                         f'(or set train.num_train_steps > 0)')
+  smoothing = _number('train.label_smoothing', train_cfg.label_smoothing)
+  if not 0.0 <= smoothing < 1.0:
+    raise ConfigError(f'train.label_smoothing={smoothing!r} must lie in [0, 1) (0: one-hot '
+                      'targets)')
   for field in ('log_every_steps', 'eval_batch_size'):
     _integer(f'train.{field}', getattr(train_cfg, field), low=1)
   _integer('train.eval_every_steps', train_cfg.eval_every_steps, low=0,

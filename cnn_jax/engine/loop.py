@@ -85,7 +85,8 @@ def train(configs: Sequence, workdirs: Sequence[str],
   member0 = program.member_state(jax.device_get(state), 0)
   num_params = cnn.count_params(member0['params'])
   logging.info('%s', summary.format_summary(summary.model_summary(
-      cnn.build_model(first.model), member0['params'], splits.image_shape), first.model.name))
+      cnn.build_model(first.model), member0['params'], splits.image_shape,
+      member0['model_state']), first.model.name))
   observers = [list(o) for o in observers] if observers else [[] for _ in configs]
 
   records = []
@@ -297,8 +298,8 @@ class _Loop:
           step=step if trained_to_end else record.steps,
           status='ok' if trained_to_end else record.status, history=tuple(record.history),
           final=record.final, events=record.events, splits=self.splits,
-          params=self.program.member_state(host_state, k)['params'] if trained_to_end else None,
-          who=record.who)
+          who=record.who, **({key: self.program.member_state(host_state, k)[key]
+                              for key in ('params', 'model_state')} if trained_to_end else {}))
       for observer in member.observers:
         observer.run_end(end)
       for observer in member.observers:

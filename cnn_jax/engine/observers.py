@@ -46,7 +46,8 @@ class EpochEnd:
 @dataclasses.dataclass(frozen=True)
 class RunEnd:
   """A member that stopped: its status ('ok', 'diverged', 'pruned'), history and last
-  evaluation; `params` (host arrays) only when it trained to the end."""
+  evaluation; `params` and `model_state` (host arrays: batch statistics, {} without) only
+  when it trained to the end."""
   member: int
   workdir: str
   config: Any
@@ -58,6 +59,7 @@ class RunEnd:
   splits: Any                      # data/datasets.Splits the run trained and evaluated on
   params: Any = None
   who: str = ''
+  model_state: Any = None
 
 
 class Observer:

@@ -27,6 +27,12 @@ def base_model() -> ml_collections.ConfigDict:
       # 'auto' takes the implementation measured fastest for each layer on this machine
       # (model/layer_choice.py); a name forces it everywhere.
       conv_impl='auto', pool_impl='auto',
+      # Batch normalization of every conv and hidden dense layer: 'none', 'before' the
+      # activation or 'after' it; batch statistics in training, running averages (updated
+      # with this momentum, flax's convention: PyTorch's 0.1 is 0.9 here) in evaluation.
+      batch_norm='none', batch_norm_momentum=0.9, batch_norm_epsilon=1e-5,
+      # The dtype of activations and matmuls; parameters, optimizer and loss stay float32.
+      compute_dtype='float32',
   ))
 
 

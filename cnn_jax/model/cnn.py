@@ -1,5 +1,7 @@
-"""The configurable CNN: conv blocks (conv -> activation -> optional pooling), optional
-dropout, flatten or global pooling, hidden dense layers, and a linear output layer.
+"""The configurable CNN: conv blocks (conv -> activation -> optional pooling, with optional
+batch normalization before or after the activation), optional dropout, flatten or global
+pooling, hidden dense layers (each optionally batch-normalized), and a linear output layer,
+in the order model/layer_list.py walks them.
 
 Every tutorial model is this module with different field values (see `architectures.py`),
 so each sweep axis (filters, stride, pooling type, activation, ...) is a single config field.
@@ -13,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnn_jax.model import layer_list
 from cnn_jax.model import layers
 from cnn_jax.model import shapes
 
@@ -57,18 +60,10 @@ def make_initializer(name: str, std: float = 0.1, value: float = 0.0):
 
 
 class CNN(nn.Module):
-  """Stack of conv blocks and dense layers. Field meanings match the `model` config."""
-  conv_features: Sequence[int] = ()
-  conv_kernel_size: Sequence[int] = ()
-  conv_strides: Sequence[int] = ()
-  conv_padding: Sequence[Any] = ()
-  pool_type: Sequence[str] = ()
-  pool_window: Sequence[int] = ()
-  pool_strides: Sequence[int] = ()
-  pool_padding: Sequence[Any] = ()
-  global_pool: str = 'none'
+  """The layers of layer_list.layers(config), run in order. Field meanings match the `model`
+  config; `layers` is that list, built once by build_model."""
+  layers: Sequence[layer_list.Layer] = ()
   conv_dropout: float = 0.0
-  hidden_dims: Sequence[int] = ()
   dense_dropout: float = 0.0
   activation: str = 'relu'
   num_classes: int = 10
@@ -78,6 +73,9 @@ class CNN(nn.Module):
   bias_init: str = 'zeros'
   bias_init_std: float = 0.1
   bias_init_value: float = 0.0
+  batch_norm_momentum: float = 0.9
+  batch_norm_epsilon: float = 1e-5
+  compute_dtype: str = 'float32'
   # Per conv layer, the implementation of its convolution and of its pooling (model/layers.py;
   # resolved from model.conv_impl / pool_impl by model/layer_choice.py). Empty: XLA's own.
   conv_impls: Sequence[layers.ConvImpl] = ()
@@ -88,45 +86,44 @@ class CNN(nn.Module):
     act = ACTIVATIONS[self.activation]
     kernel_init = make_initializer(self.kernel_init, self.kernel_init_std, self.kernel_init_value)
     bias_init = make_initializer(self.bias_init, self.bias_init_std, self.bias_init_value)
-    # Intermediate outputs are sown so that the summary, the activation-map pictures and
-    # the shape tests read the real tensors; sow is a no-op unless asked for.
-    for i, features in enumerate(self.conv_features):
-      x = layers.Conv(features, self.conv_kernel_size[i], self.conv_strides[i],
-                      shapes.parse_padding(self.conv_padding[i], 'padding'),
-                      self.conv_impls[i] if self.conv_impls else layers.ConvImpl(),
-                      kernel_init, bias_init, name=f'conv{i}')(x)
-      x = act(x)
-      self._record(f'conv{i}', x)
-      if self.pool_type[i] != 'none':
-        x = pool(x, self.pool_type[i], self.pool_window[i], self.pool_strides[i],
-                 self.pool_padding[i], self.pool_impls[i] if self.pool_impls else 'xla')
-        self._record(f'pool{i}', x)
-    if _is_on(self.conv_dropout) and self.conv_features:
-      x = Dropout(self.conv_dropout, name='conv_dropout')(x, train=train)
-      self._record('conv_dropout', x)
-    if self.global_pool == 'max':
-      x = jnp.max(x, axis=(1, 2))
-      self._record('global_pool', x)
-    elif self.global_pool == 'avg':
-      x = jnp.mean(x, axis=(1, 2))
-      self._record('global_pool', x)
-    else:
-      x = x.reshape((x.shape[0], -1))
-      self._record('flatten', x)
-    for i, width in enumerate(self.hidden_dims):
-      x = act(nn.Dense(width, kernel_init=kernel_init, bias_init=bias_init, name=f'dense{i}')(x))
-      self._record(f'dense{i}', x)
-      if _is_on(self.dense_dropout):
-        x = Dropout(self.dense_dropout, name=f'dense_dropout{i}')(x, train=train)
-        self._record(f'dense_dropout{i}', x)
-    x = nn.Dense(self.num_classes, kernel_init=kernel_init, bias_init=bias_init,
-                 name='logits')(x)
-    self._record('logits', x)
+    # Parameters and batch statistics stay float32; activations and matmuls run in the
+    # compute dtype (the step computes the loss in float32).
+    dtype = jnp.dtype(self.compute_dtype)
+    x = x.astype(dtype)
+    for layer in self.layers:
+      i = layer.index
+      if layer.kind == 'conv':
+        x = layers.Conv(layer.features, layer.window, layer.stride,
+                        shapes.parse_padding(layer.padding, 'padding'),
+                        self.conv_impls[i] if self.conv_impls else layers.ConvImpl(),
+                        kernel_init, bias_init, dtype, name=layer.name)(x)
+      elif layer.kind == 'dense':
+        x = nn.Dense(layer.features, kernel_init=kernel_init, bias_init=bias_init,
+                     dtype=dtype, param_dtype=jnp.float32, name=layer.name)(x)
+      elif layer.kind == 'batch_norm':
+        # Batch statistics in training (over the whole batch: in a data-parallel run XLA
+        # reduces them across devices), the running averages in evaluation.
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
+                         epsilon=self.batch_norm_epsilon, dtype=dtype,
+                         param_dtype=jnp.float32, name=layer.name)(x)
+      elif layer.kind in ('max_pool', 'avg_pool'):
+        x = pool(x, layer.kind[:3], layer.window, layer.stride, layer.padding,
+                 self.pool_impls[i] if self.pool_impls else 'xla')
+      elif layer.kind == 'dropout':
+        x = Dropout(getattr(self, layer.rate), name=layer.name)(x, train=train)
+      elif layer.kind == 'global_max_pool':
+        x = jnp.max(x, axis=(1, 2))
+      elif layer.kind == 'global_avg_pool':
+        x = jnp.mean(x, axis=(1, 2))
+      else:  # flatten
+        x = x.reshape((x.shape[0], -1))
+      if layer.activation:
+        x = act(x)
+      # Intermediate outputs are sown so that the summary, the activation-map pictures and
+      # the shape tests read the real tensors; sow is a no-op unless asked for. A sown value
+      # may not share its name with a submodule, hence the suffix.
+      self.sow('intermediates', layer.name + OUTPUT_SUFFIX, x)
     return x
-
-  def _record(self, layer_name: str, x: jax.Array) -> None:
-    # A sown value may not share its name with a submodule, hence the suffix.
-    self.sow('intermediates', layer_name + OUTPUT_SUFFIX, x)
 
 
 class Dropout(nn.Module):
@@ -144,11 +141,6 @@ class Dropout(nn.Module):
     return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
 
 
-def _is_on(rate) -> bool:
-  """A traced rate is on: a group only traces the rates that are > 0 in every member."""
-  return isinstance(rate, jax.Array) or rate > 0
-
-
 def pool(x, pool_type, window, stride, padding, impl='xla'):
   padding = shapes.parse_padding(padding, 'padding')
   return layers.POOL_IMPLS[impl](x, pool_type, window, stride, padding)
@@ -157,7 +149,9 @@ def pool(x, pool_type, window, stride, padding, impl='xla'):
 # Numeric fields that change no shape and no program: a vmapped sweep group may pass them as
 # traced per-member values (see build_model's `traced`).
 TRACEABLE_FIELDS = ('conv_dropout', 'dense_dropout', 'kernel_init_std', 'kernel_init_value',
-                    'bias_init_std', 'bias_init_value')
+                    'bias_init_std', 'bias_init_value', 'batch_norm_momentum',
+                    'batch_norm_epsilon')
+COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
 def build_model(model_cfg, traced=None, impls=None) -> CNN:
@@ -169,8 +163,8 @@ def build_model(model_cfg, traced=None, impls=None) -> CNN:
   (the parameters are the same either way).
   """
   fields = {name: getattr(model_cfg, name) for name in CNN.__dataclass_fields__
-            if name not in ('parent', 'name') and name in model_cfg}
-  fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+            if name not in ('parent', 'name', 'layers') and name in model_cfg}
+  fields['layers'] = layer_list.layers(model_cfg)
   fields.update(traced or {})
   if impls is not None:
     fields.update(conv_impls=impls.conv, pool_impls=impls.pool)

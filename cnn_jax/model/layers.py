@@ -213,6 +213,7 @@ class Conv(nn.Module):
   impl: ConvImpl
   kernel_init: Callable
   bias_init: Callable
+  dtype: Any = jnp.float32  # the computation's; the parameters stay float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -220,4 +221,5 @@ class Conv(nn.Module):
     kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features),
                         jnp.float32)
     bias = self.param('bias', self.bias_init, (self.features,), jnp.float32)
-    return conv(x, kernel, self.stride, self.padding, self.impl) + bias
+    return (conv(x.astype(self.dtype), kernel.astype(self.dtype), self.stride, self.padding,
+                 self.impl) + bias.astype(self.dtype))

@@ -11,6 +11,7 @@ import math
 from typing import Sequence, Union
 
 from cnn_jax.errors import ConfigError
+from cnn_jax.model import layer_list
 
 Padding = Union[str, int]
 
@@ -59,72 +60,72 @@ def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
 @dataclasses.dataclass(frozen=True)
 class LayerShape:
   name: str    # the Flax module / summary name, e.g. 'conv0', 'pool1', 'dense0'
-  kind: str    # 'conv', 'max_pool', 'avg_pool', 'dropout', 'flatten', 'global_avg_pool', ...
+  kind: str    # layer_list.Layer.kind: 'conv', 'batch_norm', 'max_pool', 'dropout', ...
   output_shape: tuple  # without the batch axis
+  input_shape: tuple = ()
+  layer: layer_list.Layer | None = None
 
 
 def infer_layer_shapes(model_cfg, input_shape: Sequence[int] = (28, 28, 1)) -> list[LayerShape]:
-  """Walks the layers of a (name-validated) model config and returns each output shape.
+  """Walks the layers of a (name-validated) model config (layer_list.layers) and returns
+  each one's input and output shape.
 
   Raises ConfigError naming the layer, its input size and its window/stride/padding when a
   layer would produce an empty output.
   """
-  height, width, channels = input_shape
-  layers: list[LayerShape] = []
+  return layer_shapes(layer_list.layers(model_cfg), input_shape)
 
-  def shrink(name, what, size_h, size_w, window, stride, padding):
-    out_h = output_size(size_h, window, stride, padding)
-    out_w = output_size(size_w, window, stride, padding)
-    if out_h < 1 or out_w < 1:
-      raise ConfigError(
-          f'model: layer {name} ({what} window {window}, stride {stride}, padding {padding}) '
-          f'gets a {size_h}x{size_w} input and would output nothing '
-          f'({max(out_h, 0)}x{max(out_w, 0)}); use a smaller window or stride, '
-          f'"SAME" padding, or fewer down-sampling layers before it')
-    return out_h, out_w
 
-  for i, features in enumerate(model_cfg.conv_features):
-    name = f'conv{i}'
-    height, width = shrink(name, 'conv', height, width, model_cfg.conv_kernel_size[i],
-                           model_cfg.conv_strides[i],
-                           parse_padding(model_cfg.conv_padding[i], f'model.conv_padding[{i}]'))
-    channels = features
-    layers.append(LayerShape(name, 'conv', (height, width, channels)))
-    pool = model_cfg.pool_type[i]
-    if pool != 'none':
-      name = f'pool{i}'
-      height, width = shrink(name, f'{pool} pool', height, width, model_cfg.pool_window[i],
-                             model_cfg.pool_strides[i],
-                             parse_padding(model_cfg.pool_padding[i], f'model.pool_padding[{i}]'))
-      layers.append(LayerShape(name, f'{pool}_pool', (height, width, channels)))
-
-  if model_cfg.conv_dropout > 0 and model_cfg.conv_features:
-    layers.append(LayerShape('conv_dropout', 'dropout', (height, width, channels)))
-  if model_cfg.global_pool != 'none':
-    layers.append(LayerShape('global_pool', f'global_{model_cfg.global_pool}_pool', (channels,)))
-    flat = channels
-  else:
-    flat = height * width * channels
-    layers.append(LayerShape('flatten', 'flatten', (flat,)))
-  for i, width_i in enumerate(model_cfg.hidden_dims):
-    layers.append(LayerShape(f'dense{i}', 'dense', (width_i,)))
-    if model_cfg.dense_dropout > 0:
-      layers.append(LayerShape(f'dense_dropout{i}', 'dropout', (width_i,)))
-  layers.append(LayerShape('logits', 'dense', (model_cfg.num_classes,)))
-  return layers
+def layer_shapes(model_layers: Sequence[layer_list.Layer],
+                 input_shape: Sequence[int]) -> list[LayerShape]:
+  """infer_layer_shapes for a list of layers (a built model's `layers`)."""
+  shape = tuple(input_shape)
+  found: list[LayerShape] = []
+  for layer in model_layers:
+    if layer.kind == 'conv' or layer.kind.endswith('_pool') and not layer.kind.startswith('global'):
+      what = 'conv' if layer.kind == 'conv' else layer.kind.replace('_', ' ')
+      padding = parse_padding(layer.padding, f'model.{"conv" if layer.kind == "conv" else "pool"}'
+                              f'_padding[{layer.index}]')
+      height, width = shape[0], shape[1]
+      out_h = output_size(height, layer.window, layer.stride, padding)
+      out_w = output_size(width, layer.window, layer.stride, padding)
+      if out_h < 1 or out_w < 1:
+        raise ConfigError(
+            f'model: layer {layer.name} ({what} window {layer.window}, stride {layer.stride}, '
+            f'padding {padding}) gets a {height}x{width} input and would output nothing '
+            f'({max(out_h, 0)}x{max(out_w, 0)}); use a smaller window or stride, '
+            f'"SAME" padding, or fewer down-sampling layers before it')
+      out = (out_h, out_w, layer.features if layer.kind == 'conv' else shape[-1])
+    elif layer.kind.startswith('global'):
+      out = (shape[-1],)
+    elif layer.kind == 'flatten':
+      out = (math.prod(shape),)
+    elif layer.kind == 'dense':
+      out = (layer.features,)
+    else:  # batch norm and dropout keep the shape
+      out = shape
+    found.append(LayerShape(layer.name, layer.kind, out, shape, layer))
+    shape = out
+  return found
 
 
 def count_params(model_cfg, input_shape: Sequence[int] = (28, 28, 1)) -> int:
-  """The number of parameters, from the shapes alone (no arrays): what validation needs to
-  tell a model that cannot fit in memory before building it. Tests check it against the
-  real parameters of every tutorial model."""
-  height, width, channels = input_shape
-  total = 0
+  """The number of trainable parameters (param_counts)."""
+  return param_counts(model_cfg, input_shape)[0]
+
+
+def param_counts(model_cfg, input_shape: Sequence[int] = (28, 28, 1)) -> tuple[int, int]:
+  """(trainable, non-trainable) parameter counts from the shapes alone (no arrays): what
+  validation needs to tell a model that cannot fit in memory before building it. Batch
+  normalization's scale and offset train; its running mean and variance do not (Keras counts
+  them so). Tests check both against the real variables of every tutorial model."""
+  trainable = frozen = 0
   for layer in infer_layer_shapes(model_cfg, input_shape):
+    channels, out = layer.input_shape[-1], layer.output_shape[-1]
     if layer.kind == 'conv':
-      k = model_cfg.conv_kernel_size[int(layer.name[len('conv'):])]
-      total += k * k * channels * layer.output_shape[-1] + layer.output_shape[-1]
+      trainable += layer.layer.window ** 2 * channels * out + out
     elif layer.kind == 'dense':
-      total += channels * layer.output_shape[-1] + layer.output_shape[-1]
-    channels = layer.output_shape[-1]
-  return total
+      trainable += channels * out + out
+    elif layer.kind == 'batch_norm':
+      trainable, frozen = trainable + 2 * out, frozen + 2 * out
+  return trainable, frozen

@@ -170,7 +170,8 @@ class PictureObserver(observers.Observer):
       # Imported here: trained.py reads config/validation.py, which reads WHEN above.
       from cnn_jax import trained  # pylint: disable=g-import-not-at-top
       run = trained.TrainedRun.from_params(event.config, event.params,
-                                           event.splits.image_shape)
+                                           event.splits.image_shape,
+                                           model_state=event.model_state)
       draw = lambda title: end_figures(run, event.splits.test, history, final, title)
     self._writer_for(event).end(event.step, draw)
 

@@ -58,7 +58,7 @@ def config_differences(workdir: str, config_json: dict) -> tuple[str, list[tuple
 
 def _summary_lines(run) -> list[str]:
   model = cnn.build_model(run.config.model)
-  rows = summary.model_summary(model, run.params, run.image_shape)
+  rows = summary.model_summary(model, run.params, run.image_shape, run.model_state)
   total = sum(r.params for r in rows)
   lines = ['| layer | output shape | parameters | share |', '| --- | --- | --- | --- |']
   for row in rows:
