@@ -28,6 +28,7 @@ from cnn_jax.config import validation
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
 from cnn_jax.engine import compilation_cache
+from cnn_jax.engine import ensembles
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
 from cnn_jax.engine import observers as observers_lib
@@ -282,6 +283,25 @@ class _Loop:
       if reasons and step < self.total_steps:  # at the last step there is nothing to save
         member.record.stop(reasons[0])
 
+  def keep_probabilities(self, state: dict, ending: list[int]) -> dict | None:
+    """Writes the test probabilities of the members that trained to the end (ensembles.py)
+    and, when they are several, returns their ensemble's figures for results.json."""
+    if not ending:
+      return None
+    test = self.splits.test
+    probabilities = self.program.probabilities(state, self.eval_splits['test'],
+                                               self.eval_batch_size, len(test))
+    for k in ending:
+      ensembles.write(self.members[k].record.workdir, probabilities[k])
+    if len(ending) < 2:
+      return None
+    ensemble = {'members': [os.path.basename(os.path.normpath(self.members[k].record.workdir))
+                            for k in ending],
+                'test': ensembles.figures(probabilities[ending], test.labels)}
+    logging.info('Ensemble of the %d members (the mean of their probabilities): test error '
+                 '%s', len(ending), metrics.show(metrics.ERROR, ensemble['test']['error']))
+    return ensemble
+
   def finish_stopped(self, state: dict, step: int, done: bool) -> dict:
     """Finishes the members that stopped (all of them when `done`) and returns the state of
     the program that goes on without them."""
@@ -289,6 +309,8 @@ class _Loop:
     if not leaving:
       return state
     host_state = jax.device_get(state)
+    ensemble = self.keep_probabilities(state, [k for k in leaving
+                                               if self.members[k].record.running])
     for k in leaving:
       member = self.members[k]
       record = member.record
@@ -304,7 +326,9 @@ class _Loop:
         observer.run_end(end)
       for observer in member.observers:
         observer.close()  # its pictures are in the directory before results.json
-      self.finished[member.index] = record.finish(step, self.steps_per_epoch, **self.facts)
+      self.finished[member.index] = record.finish(
+          step, self.steps_per_epoch, **self.facts,
+          ensemble=ensemble if trained_to_end else None)
       for observer in member.observers:
         observer.recorded(self.finished[member.index])
     staying = [k for k in range(len(self.members)) if k not in leaving]

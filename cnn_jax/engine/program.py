@@ -167,6 +167,15 @@ class Program:
       batch = jax.lax.with_sharding_constraint(batch, placement.eval_batch())
       return metrics.add(sums, eval_one(state, batch['image'], batch['label'], batch['mask']))
 
+    predict_one = _vmapped(self.functions.probabilities, self.size, (None,))
+
+    def probabilities_call(state, split, batch_index, batch_size):
+      images = jax.lax.dynamic_slice_in_dim(split['image'], batch_index * batch_size,
+                                            batch_size)
+      images = jax.lax.with_sharding_constraint(images, placement.eval_batch())
+      return predict_one(state, images)
+
+    self._probabilities_call, self._probabilities = probabilities_call, {}
     # One sharding for the whole state (a pytree prefix): every leaf has the member axis.
     m, r = placement.members, placement.replicated
     self._train = {
@@ -221,3 +230,15 @@ class Program:
     for i in range(split['label'].shape[0] // batch_size):
       sums = self._eval[batch_size](state, sums, split, i)
     return jax.device_get(sums)
+
+  def probabilities(self, state: dict, split: dict, batch_size: int, count: int) -> np.ndarray:
+    """Every member's class probabilities of the first `count` examples of a padded
+    on-device split, on the host: (members, count, classes), float32."""
+    if batch_size not in self._probabilities:
+      m, r = self.placement.members, self.placement.replicated
+      self._probabilities[batch_size] = jax.jit(
+          functools.partial(self._probabilities_call, batch_size=batch_size),
+          in_shardings=(m, r, r), out_shardings=m)
+    parts = [self._probabilities[batch_size](state, split, i)
+             for i in range(split['label'].shape[0] // batch_size)]
+    return np.concatenate(jax.device_get(parts), axis=1)[:, :count]

@@ -28,6 +28,10 @@ an invalid sweep trial:
                        'layers': {'conv0': its implementation ('xla', or forward/input
                        gradient/kernel gradient when they differ), 'pool0': ..., ...}}
   environment         {'backend', 'device', 'jax_version'}
+  ensemble            for a member of a vmapped group whose members trained to the end
+                      together: {'members': their run directories' names, 'test':
+                      {'error', 'accuracy', 'loss'} of the mean of their probabilities}
+                      (engine/ensembles.py); absent otherwise
   config              the full config
 
 Version 1 (written before 2026-11-23, no schema_version field; the archive in
@@ -52,9 +56,9 @@ def build(*, status: str, message: str, config: dict, final: dict | None = None,
           epochs: float = 0.0, train_seconds: float = 0.0,
           first_step_seconds: float | None = None, wall_seconds: float = 0.0,
           num_examples: dict | None = None, executor: dict | None = None,
-          environment: dict | None = None) -> dict[str, Any]:
+          environment: dict | None = None, ensemble: dict | None = None) -> dict[str, Any]:
   assert status in STATUSES, status
-  return {
+  return {**({'ensemble': ensemble} if ensemble else {}),
       'schema_version': SCHEMA_VERSION, 'status': status, 'message': message,
       'final': final if status in WITH_FIGURES and final else {}, 'history': history or [],
       'params': params, 'steps': steps, 'epochs': round(epochs, 4),

@@ -128,3 +128,10 @@ class MemberFunctions:
     logits = model.apply({'params': state['params'], **state['model_state']},
                          to_float(images_uint8), train=False)
     return metrics.batch_sums(metrics.EVAL, logits.astype(jnp.float32), labels, weights)
+
+  def probabilities(self, state: MemberState, images_uint8):
+    """The softmax of one batch, as evaluation computes its logits (an ensemble's input)."""
+    model, _ = self.parts(state['hparams'])
+    logits = model.apply({'params': state['params'], **state['model_state']},
+                         to_float(images_uint8), train=False)
+    return jax.nn.softmax(logits.astype(jnp.float32))
