@@ -42,7 +42,9 @@ def seed_group(tmp_path_factory, mock_mnist_files):
 
 def test_a_group_of_seeds_records_its_ensemble(seed_group):
   workdirs, records, labels = seed_group
-  kept = [ensembles.read(w) for w in workdirs]
+  kept = [ensembles.read(w)[0] for w in workdirs]
+  for workdir in workdirs:
+    np.testing.assert_array_equal(ensembles.read(workdir)[1], labels)
   for record, probabilities in zip(records, kept):
     # The kept probabilities are the run's own final test evaluation.
     assert probabilities.shape == (len(labels), 10)
@@ -52,7 +54,7 @@ def test_a_group_of_seeds_records_its_ensemble(seed_group):
     assert record['ensemble']['test'] == pytest.approx(
         ensembles.figures(np.stack(kept), labels))
   assert results.read(workdirs[0])['ensemble'] == records[0]['ensemble']
-  assert ensembles.of_runs(workdirs, labels) == pytest.approx(records[0]['ensemble']['test'])
+  assert ensembles.of_runs(workdirs) == pytest.approx(records[0]['ensemble']['test'])
 
 
 def test_the_evaluate_command_scores_an_ensemble_of_runs(seed_group, mock_mnist_files):
@@ -61,7 +63,7 @@ def test_the_evaluate_command_scores_an_ensemble_of_runs(seed_group, mock_mnist_
   assert proc.returncode == 0, proc.stderr[-3000:]
   last = proc.stdout.strip().splitlines()[-1]
   assert last.startswith('ensemble of 2 runs (the mean of their probabilities), test: ')
-  kept = np.stack([ensembles.read(w) for w in workdirs[:2]])
+  kept = np.stack([ensembles.read(w)[0] for w in workdirs[:2]])
   error = ensembles.figures(kept, labels)['error']
   shown = float(last.split('error ')[1].split('%')[0]) / 100
   assert shown == pytest.approx(error, abs=1 / len(labels) + 1e-4)  # XLA layers vs the group's

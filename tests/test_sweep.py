@@ -10,12 +10,14 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from cnn_jax import train
 from cnn_jax.config import files as experiment_files
 from cnn_jax.config import validation
+from cnn_jax.engine import metrics
 from cnn_jax.engine import results
 from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import executors
 from cnn_jax.sweeps import hyper as h
 from cnn_jax.sweeps import study as study_lib
 from cnn_jax.sweeps import runner
+from cnn_jax.sweeps import tables
 from cnn_jax.sweeps import trials as trials_lib
 
 REPO = experiment_files.REPO_ROOT
@@ -203,6 +205,18 @@ def test_sweep_trains_same_program_trials_as_vmapped_groups(toy_experiment, tmp_
   assert [ran_by[i]['members'] for i in (0, 1, 4)] == [3, 3, 3]
   assert [ran_by[i]['members'] for i in (2, 3)] == [2, 2]
   assert ran_by[5] == {}
+  # The members that trained to the end are scored together (the diverged one is not).
+  record = {r['index']: results.read(os.path.join(str(tmp_path), r['trial'])) for r in rows}
+  assert record[0]['ensemble'] == record[1]['ensemble']
+  assert record[0]['ensemble']['members'] == [r['trial'] for r in sorted(
+      rows, key=lambda r: r['index']) if r['index'] in (0, 1)]
+  assert 'ensemble' not in record[4]
+  # sweep.md gives each configuration's seeds and their ensemble.
+  table = (tmp_path / 'sweep.md').read_text().split(tables.ENSEMBLES_TITLE)[1]
+  ensemble_rows = [line for line in table.splitlines() if line.startswith('| activation=')]
+  assert [row.split(' | ')[0] for row in ensemble_rows] == ['| activation=relu',
+                                                             '| activation=tanh']
+  assert metrics.show('error', record[0]['ensemble']['test']['error']) in ensemble_rows[0]
 
 
 def test_a_trial_locked_by_another_process_is_skipped(toy_experiment, tmp_path, mock_mnist):

@@ -292,7 +292,7 @@ class _Loop:
     probabilities = self.program.probabilities(state, self.eval_splits['test'],
                                                self.eval_batch_size, len(test))
     for k in ending:
-      ensembles.write(self.members[k].record.workdir, probabilities[k])
+      ensembles.write(self.members[k].record.workdir, probabilities[k], test.labels)
     if len(ending) < 2:
       return None
     ensemble = {'members': [os.path.basename(os.path.normpath(self.members[k].record.workdir))

@@ -175,6 +175,11 @@ def write(workdir: str, trial_reports: bool = True, storage: str = '') -> str:
                                       for c, _, name in figures),
                                     f'{int(row["params"]):,}' if row['params'] else '-',
                                     seconds, link]) + ' |')
+  with open(os.path.join(workdir, 'sweep.md')) as f:  # sweep/tables.py's ensemble table
+    written = f.read().split('\n')
+  marker = [i for i, line in enumerate(written) if line.startswith(tables.ENSEMBLES_TITLE)]
+  if marker:
+    lines += ['', '## Ensembles', ''] + [l for l in written[marker[0]:] if l]
   lines += ['', f'_Written by `python -m cnn_jax.report` in {time.time() - started:.1f} s._']
   path = os.path.join(workdir, FILENAME)
   with open(path, 'w') as f:

@@ -8,12 +8,14 @@ import csv
 import os
 from typing import Any, Sequence
 
+from cnn_jax.engine import ensembles
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
 from cnn_jax.engine import results
 from cnn_jax.sweeps import trials as trials_lib
 
 HPARAMS_MARKER = 'hparams_config.written'
+ENSEMBLES_TITLE = 'Ensembles of the seeds (the mean of their test probabilities):'
 
 
 def metric_columns() -> list[tuple[str, str, str]]:
@@ -87,8 +89,37 @@ def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]],
   notes = [f'- trial {r["index"]} ({r["status"]}): {r["message"]}' for r in rows
            if r['status'] in ('invalid', 'diverged', 'pruned')]
   head = [best_line, ''] if best_line else []
+  ensemble = ensemble_lines(workdir, trials)
   with open(os.path.join(workdir, 'sweep.md'), 'w') as f:
-    f.write('\n'.join(head + lines + ([''] + notes if notes else [])) + '\n')
+    f.write('\n'.join(head + lines + ([''] + notes if notes else [])
+                      + ([''] + ensemble if ensemble else [])) + '\n')
+
+
+def ensemble_lines(workdir: str, trials: Sequence) -> list[str]:
+  """A table of each configuration swept over several seeds: its seeds' test errors and
+  the error of their ensemble (engine/ensembles.py: the mean of their probabilities, from
+  the predictions each finished run kept). Empty without such configurations."""
+  configurations: dict[str, list] = {}
+  for trial in trials:
+    others = {k: v for k, v in trial.overrides.items() if k != 'seed'}
+    configurations.setdefault(repr(sorted(others.items())), []).append(trial)
+  lines = []
+  for members in configurations.values():
+    workdirs = [os.path.join(workdir, t.name) for t in members]
+    figures = ensembles.of_runs(workdirs)
+    if len(members) < 2 or figures is None:
+      continue
+    errors = [results.final_metric(results.read(w), 'test', metrics.ERROR) for w in workdirs]
+    shown = ', '.join(f'{t.config.seed}: {metrics.show(metrics.ERROR, e)}'
+                      for t, e in zip(members, errors))
+    described = ', '.join(f'{k.split(".")[-1]}={trials_lib.short(v)}'
+                          for k, v in members[0].overrides.items() if k != 'seed') or 'base'
+    lines.append(f'| {described} | {shown} | {metrics.show(metrics.ERROR, figures["error"])} |')
+  if not lines:
+    return []
+  return ([ENSEMBLES_TITLE, '',
+           '| configuration | test error by seed | ensemble test error |',
+           '| --- | --- | --- |'] + lines)
 
 
 def write_hparams_config(workdir: str, sweep) -> None:
