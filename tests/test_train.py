@@ -26,7 +26,7 @@ def member_functions(config):
   return step.MemberFunctions(config, total_steps=10)
 
 
-def test_train_steps_lower_the_loss_on_a_fixed_batch():
+def test_train_steps_lower_the_loss_on_a_fixed_batch(mnist_described):
   config = default.get_config()
   functions = member_functions(config)
   params, opt_state, dropout_key = functions.init(config, (28, 28, 1))
@@ -45,7 +45,7 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
   assert losses[-1] < losses[0] - 0.1
 
 
-def test_eval_step_ignores_padding():
+def test_eval_step_ignores_padding(mnist_described):
   config = default.get_config()
   functions = member_functions(config)
   params, _, _ = functions.init(config, (28, 28, 1))
