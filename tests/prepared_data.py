@@ -29,8 +29,10 @@ def write_prepared(root, sizes, name='mnist', version='3.0.1', file_format='tfre
   below `num_classes` (`sizes`: {split: count}) under root and returns them as
   {split: datasets.Split}, in the order written. `learnable`: each image also carries a
   bright patch whose place says its label, so that a few steps of training separate good
-  hyperparameters from bad ones (the search tests)."""
+  hyperparameters from bad ones (the search tests). `name` may be '<dataset>/<config>', as
+  TFDS lays out a builder config."""
   version_dir = root / name / version
+  builder = name.split('/')[0]  # TFDS names the shards and dataset_info.json after it
   version_dir.mkdir(parents=True)
   rng = np.random.default_rng(seed)
   splits, lengths = {}, {}
@@ -45,10 +47,10 @@ def write_prepared(root, sizes, name='mnist', version='3.0.1', file_format='tfre
     splits[split] = data.Split(images, labels)
     shards = np.array_split(np.arange(size), num_shards)
     for index, shard in enumerate(shards):
-      path = version_dir / f'{name}-{split}.{file_format}-{index:05d}-of-{num_shards:05d}'
+      path = version_dir / f'{builder}-{split}.{file_format}-{index:05d}-of-{num_shards:05d}'
       write_records(path, file_format, [example(images[i], labels[i]) for i in shard])
     lengths[split] = [len(s) for s in shards]
-  write_description(version_dir, name, lengths, file_format, image_shape, num_classes)
+  write_description(version_dir, builder, lengths, file_format, image_shape, num_classes)
   return splits
 
 
