@@ -67,7 +67,7 @@ class TrainedRun:
                   workdir: str | None = None) -> 'TrainedRun':
     """A run from parameters (and model state: batch statistics) in memory (a validated
     config; image_shape defaults to its dataset's)."""
-    image_shape = tuple(image_shape or datasets.DATASETS[config.data.name].image_shape)
+    image_shape = tuple(image_shape or datasets.info(config.data).image_shape)
     return cls(workdir, config, results, params, int(step), image_shape,
                config.model.num_classes, dict(model_state or {}))
 
@@ -197,7 +197,7 @@ def load(workdir: str) -> TrainedRun:
     raise RunDirectoryError(f'{workdir} is not a directory; give the directory of a run '
                             '(its --workdir: config.json, checkpoint.msgpack, results.json)')
   config = read_config(workdir)
-  image_shape = datasets.DATASETS[config.data.name].image_shape
+  image_shape = dataset_of(workdir, config.data).image_shape
   params, model_state = step_lib.variable_shapes(config.model, image_shape)
   template = {'step': np.int32(0), 'params': params, 'model_state': model_state}
   found = checkpoint.restore(workdir, template)  # the optimizer state is left unread
@@ -222,12 +222,18 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   try:
     with open(path) as f:
       config = ml_collections.ConfigDict(_with_tuples(json.load(f)))
-    dataset = validation.validate_data(config.data)
+    dataset = validation.validate_data(config.data, dataset_of(workdir, config.data))
     validation.validate_model(config.model, dataset.image_shape, dataset.num_classes)
   except (ValueError, AttributeError, KeyError) as error:  # JSON, missing or bad fields
     raise ConfigError(f'{path} does not hold a config this code can use '
                       f'({type(error).__name__}: {error})') from error
   return config
+
+
+def dataset_of(workdir: str, data_cfg) -> datasets.DatasetInfo:
+  """The dataset info the run recorded when it started, so that using it needs no prepared
+  data; for a run from before the record, its dataset's prepared info."""
+  return datasets.read_record(workdir) or datasets.info(data_cfg)
 
 
 def _with_tuples(value):

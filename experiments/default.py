@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # parameters, dropout and the shuffling order all derive from it
 
   config.data = ml_collections.ConfigDict(dict(
-      name='mnist',
+      name='mnist',         # any image-classification dataset prepared in data_dir
       data_dir='',          # '' -> $TFDS_DATA_DIR -> ~/tensorflow_datasets
       download=False,       # never reach the network unless asked to
       validation='none',    # 'none', 'train_head', 'train_random' or 'test_stratified'

@@ -1,5 +1,5 @@
-"""Shared fixtures: fake prepared MNIST, tiny configs, real-data paths, a private cache, a
-PostgreSQL server (tests/postgres_server.py)."""
+"""Shared fixtures: fake prepared MNIST (whole, or only described), tiny configs, real-data
+paths, a private cache, a PostgreSQL server (tests/postgres_server.py)."""
 import os
 
 import pytest
@@ -38,6 +38,22 @@ def learnable_mnist_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp('tfds_learnable')
   prepared_data.write_prepared(root, {'train': 1024, 'test': 256}, learnable=True)
   return str(root)
+
+
+@pytest.fixture(scope='session')
+def mnist_described_dir(tmp_path_factory):
+  """MNIST's dataset_info.json and features.json alone (60,000 and 10,000 images, no shard):
+  all that validating a config reads of it."""
+  root = tmp_path_factory.mktemp('tfds_described')
+  prepared_data.write_description(root / 'mnist' / '3.0.1', 'mnist',
+                                  {'train': [60_000], 'test': [10_000]})
+  return str(root)
+
+
+@pytest.fixture
+def mnist_described(monkeypatch, mnist_described_dir):
+  """$TFDS_DATA_DIR at mnist_described_dir, for tests that validate configs at MNIST's sizes."""
+  monkeypatch.setenv('TFDS_DATA_DIR', mnist_described_dir)
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_stratified_indices_sum_exactly():
     ('train_random', 0, r'data.num_validation=0 must lie between 1 and'),
     ('test_stratified', 10_000, r'data.num_validation=10000 must lie between 1 and 9999 \(the test split of mnist'),
 ])
-def test_bad_validation_configs(mode, size, message):
+def test_bad_validation_configs(mode, size, message, mnist_described):
   config = default.get_config().data
   config.update(dict(validation=mode, num_validation=size))
   with pytest.raises(errors.ConfigError, match=message):

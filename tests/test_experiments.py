@@ -38,7 +38,7 @@ def full_size_fake_mnist():
 
 
 @pytest.mark.parametrize('spec', sorted(TUTORIAL_RECIPES))
-def test_experiment_follows_the_tutorial(spec):
+def test_experiment_follows_the_tutorial(spec, mnist_described):
   params, optimizer, lr, batch, steps, sizes = TUTORIAL_RECIPES[spec]
   config = experiment_files.load_config(spec)
   validation.validate(config)

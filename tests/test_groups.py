@@ -152,7 +152,7 @@ def test_measurements_are_recorded_per_machine(tmp_path):
   assert 'cores' in machine.machine_key('cpu')
 
 
-def test_runs_that_cannot_share_a_program_are_refused(tmp_path, tiny_config):
+def test_runs_that_cannot_share_a_program_are_refused(tmp_path, tiny_config, mnist_described):
   configs = member_configs(tiny_config, model__activation=['relu', 'tanh'])
   with pytest.raises(errors.ConfigError, match='cannot train as one group'):
     loop.train(configs, [str(tmp_path / 'a'), str(tmp_path / 'b')])

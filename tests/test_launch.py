@@ -140,12 +140,12 @@ def test_one_sweep_trial_through_launch_with_an_override(tmp_path, mock_data):
     ('--config.model.pool_type=("max","median")',
      "error: model.pool_type[1]='median' is not supported; allowed values: max, avg, none"),
     ('--config.optimizer.momentum=1.5', 'error: optimizer.momentum=1.5 must lie in [0, 1)'),
-    ('--config.data.name=cifar100', "error: data.name='cifar100' is not supported"),
+    ('--config.data.name=cifar100', "error: data.name='cifar100' is not prepared in "),
     ('--config.data.data_dir=/nowhere/tfds',
-     "error: 'mnist' (split 'train') is not prepared in /nowhere/tfds"),
+     "error: data.name='mnist' is not prepared in /nowhere/tfds"),
 ])
-def test_bad_input_is_one_line_and_exit_status_2(tmp_path, override, message):
-  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', override])
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, mock_data, override, message):
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', override], mock_data)
   assert proc.returncode == 2, proc.stderr[-3000:]
   errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
   assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-3000:]

@@ -113,7 +113,7 @@ def test_each_member_of_a_vmapped_group_gets_its_pictures(tmp_path, tiny_config,
         f'{name}.png' for name in END_PICTURES}
 
 
-def test_an_unknown_pictures_value_is_one_clear_error(tiny_config):
+def test_an_unknown_pictures_value_is_one_clear_error(tiny_config, mnist_described):
   tiny_config.train.pictures = 'sometimes'
   with pytest.raises(errors.ConfigError, match=r"train.pictures='sometimes'.*epochs, end, none"):
     validation.validate(tiny_config)

@@ -13,7 +13,7 @@ from tests.test_train import member_functions
 from tests.test_train import member_state
 
 
-def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters(tiny_config):
+def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters(tiny_config, mnist_described):
   tiny_config.model.compute_dtype = 'bfloat16'
   tiny_config.model.batch_norm = 'before'
   model = cnn.build_model(tiny_config.model)
@@ -31,7 +31,7 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters(tiny_config)
   assert new['sums']['loss'].dtype == jnp.float32
 
 
-def test_label_smoothing_changes_the_gradient_not_the_reported_loss(tiny_config):
+def test_label_smoothing_changes_the_gradient_not_the_reported_loss(tiny_config, mnist_described):
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (16, 28, 28, 1)), jnp.uint8)
   labels, indices = jnp.arange(16) % 10, jnp.arange(16)
   stepped = {}

@@ -74,7 +74,7 @@ def experiment_sweeps():
 
 
 @pytest.mark.parametrize('spec', experiment_sweeps())
-def test_every_experiment_sweep_is_well_formed(spec):
+def test_every_experiment_sweep_is_well_formed(spec, mnist_described):
   sweep = declaration.load(os.path.join(REPO, spec))
   if sweep.search is not None:  # checked by load: every path, value type and field
     assert sweep.search.objective.startswith('validation/')

@@ -37,7 +37,7 @@ def member_state(functions, config):
           'sums': zero_train_sums()}
 
 
-def test_train_steps_lower_the_loss_on_a_fixed_batch():
+def test_train_steps_lower_the_loss_on_a_fixed_batch(mnist_described):
   config = default.get_config()
   functions = member_functions(config)
   state = member_state(functions, config)
@@ -57,7 +57,7 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
   assert losses[-1] < losses[0] - 0.1
 
 
-def test_eval_step_ignores_padding():
+def test_eval_step_ignores_padding(mnist_described):
   config = default.get_config()
   functions = member_functions(config)
   state = member_state(functions, config)

@@ -59,7 +59,8 @@ def shifted_run(tmp_path_factory, mock_mnist_files):
                         'data.validation': 'train_random', 'data.num_validation': 56})
 
 
-def test_load_reads_config_results_and_the_checkpoint_s_parameters_bit_for_bit(xla_run):
+def test_load_reads_config_results_and_the_checkpoint_s_parameters_bit_for_bit(xla_run,
+                                                                               mock_mnist):
   run = trained.load(xla_run)
   with open(checkpoint.path_in(xla_run), 'rb') as f:
     saved = flax.serialization.msgpack_restore(f.read())['state']
@@ -168,7 +169,8 @@ def test_load_refuses_what_is_not_a_trained_run(tmp_path, xla_run):
     trained.load(str(tmp_path / 'nowhere'))
   with pytest.raises(errors.RunDirectoryError, match=r'holds no config.json, so it is not a run'):
     trained.load(str(tmp_path))
-  shutil.copy(os.path.join(xla_run, 'config.json'), tmp_path)
+  for name in ('config.json', datasets.RECORD_FILENAME):  # what a run writes as it starts
+    shutil.copy(os.path.join(xla_run, name), tmp_path)
   with pytest.raises(errors.RunDirectoryError,
                      match=r'holds no checkpoint.msgpack: the run has not finished an epoch'):
     trained.load(str(tmp_path))

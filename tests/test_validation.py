@@ -10,6 +10,11 @@ from cnn_jax.model import cnn
 from experiments import default
 
 
+@pytest.fixture(autouse=True)
+def described_mnist(mnist_described):
+  """Configs are validated against MNIST's own dataset_info.json (its sizes), no image read."""
+
+
 def pool_model(**changes):
   config = architectures.cntk_pool()
   config.update(changes)
@@ -86,7 +91,7 @@ def test_every_allowed_value_builds():
     ('train.steps_per_call', -1, r'train.steps_per_call=-1 must be >= 0'),
     ('train.num_epochs', 0.0, r'train.num_epochs=0.0 must be > 0 \(or set train.num_train_steps'),
     ('train.num_devices', 64, r'train.num_devices=64 but this machine has 1 local cpu device'),
-    ('data.name', 'cifar100', r"data.name='cifar100' is not supported; allowed values: mnist"),
+    ('data.name', '../mnist', r"data.name='../mnist' is not a TFDS dataset name: letters"),
     ('data.split_seed', -1, r'data.split_seed=-1 must be between 0'),
     ('sweep.strategy', 'parallel', r"sweep.strategy='parallel' is not supported; allowed values: auto, sequential, vmap"),
     ('sweep.max_group_size', 0, r'sweep.max_group_size=0 must be a positive integer'),

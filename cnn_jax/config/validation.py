@@ -4,7 +4,9 @@ The rest of the code trusts a validated config: the model, optimizer, data and l
 build what it says without checking again. Each failure is a ConfigError whose message names
 the field, the value and what is allowed, so the command line can print it as one line.
 Allowed values come from the modules that implement them (model.cnn.ACTIVATIONS, ...), so a
-new choice is added in one place.
+new choice is added in one place. What a config needs of its dataset (image shape, class count,
+split sizes) comes from the prepared dataset's own JSON files (data/datasets.info), read
+before any image; a dataset that is not prepared is a DatasetNotFoundError of one line.
 
 The last check estimates the memory a run needs (parameters, gradients, optimizer state and
 activations, from the shapes alone) against what the device has, so an oversized model is a
@@ -35,20 +37,28 @@ _OPTIMIZER_SLOTS = {'sgd': 0, 'momentum': 1, 'nesterov': 1, 'adagrad': 1, 'rmspr
 
 
 def validate(config, members: int = 1) -> None:
-  """Raises ConfigError for the first field that cannot work. `members`: how many runs of
-  this shape train together (a vmapped sweep group), for the memory check."""
+  """Raises ConfigError for the first field that cannot work (DatasetNotFoundError when the
+  dataset is not prepared). `members`: how many runs of this shape train together (a vmapped
+  sweep group), for the memory check."""
   _integer('seed', config.seed, low=0, high=MAX_SEED)
+  # The sections that need nothing of the dataset first: their mistakes show even where the
+  # dataset is not prepared.
+  validate_optimizer(config.optimizer)
+  validate_sweep(config.sweep)
   dataset = validate_data(config.data)
   validate_model(config.model, dataset.image_shape, dataset.num_classes)
-  validate_optimizer(config.optimizer)
   validate_train(config.train, config.data, dataset)
-  validate_sweep(config.sweep)
-  check_fits_in_memory(config, members)
+  check_fits_in_memory(config, members, dataset)
 
 
-def validate_data(data_cfg) -> datasets.DatasetInfo:
-  _choice('data.name', data_cfg.name, tuple(datasets.DATASETS))
-  dataset = datasets.DATASETS[data_cfg.name]
+def validate_data(data_cfg, dataset: datasets.DatasetInfo | None = None
+                  ) -> datasets.DatasetInfo:
+  """The data section's fields, then the dataset they name (`dataset`, or read with
+  datasets.info from its prepared dataset_info.json and features.json); returns it."""
+  _of_type('data.name', data_cfg.name, str)
+  if not datasets.NAME_PATTERN.fullmatch(data_cfg.name):
+    raise ConfigError(f'data.name={data_cfg.name!r} is not a TFDS dataset name: letters, '
+                      "digits and '_', optionally '/<builder config>' (mnist, cifar10, ...)")
   _of_type('data.data_dir', data_cfg.data_dir, str)
   _of_type('data.download', data_cfg.download, bool)
   if data_cfg.validation not in datasets.VALIDATION_MODES:
@@ -57,11 +67,12 @@ def validate_data(data_cfg) -> datasets.DatasetInfo:
                       f'allowed values: {allowed}')
   _integer('data.num_validation', data_cfg.num_validation, low=0)
   _integer('data.split_seed', data_cfg.split_seed, low=0, high=MAX_SEED)
+  if data_cfg.validation == 'none' and data_cfg.num_validation:
+    raise ConfigError(f'data.num_validation={data_cfg.num_validation} but data.validation '
+                      f"is 'none'; pick a validation mode "
+                      f'({", ".join(datasets.VALIDATION_MODES)}) or set data.num_validation=0')
+  dataset = dataset or datasets.info(data_cfg)
   if data_cfg.validation == 'none':
-    if data_cfg.num_validation:
-      raise ConfigError(f'data.num_validation={data_cfg.num_validation} but data.validation '
-                        f"is 'none'; pick a validation mode "
-                        f'({", ".join(datasets.VALIDATION_MODES)}) or set data.num_validation=0')
     return dataset
   source = 'test' if data_cfg.validation == 'test_stratified' else 'train'
   size = dataset.split_sizes[source]
@@ -191,11 +202,13 @@ def validate_sweep(sweep_cfg) -> None:
   _integer('sweep.heartbeat_seconds', sweep_cfg.heartbeat_seconds, low=1)
 
 
-def memory_needed(config, members: int = 1) -> tuple[int, int]:
+def memory_needed(config, members: int = 1, dataset: datasets.DatasetInfo | None = None
+                  ) -> tuple[int, int]:
   """(parameters per member, bytes a training run needs), estimated from the shapes: the
   float32 parameters, their gradients and optimizer slots, the activations of one batch
-  (forward and backward), and the uint8 dataset on the device."""
-  dataset = datasets.DATASETS[config.data.name]
+  (forward and backward), and the uint8 dataset on the device. `dataset`: the config's
+  (datasets.info), when the caller has it."""
+  dataset = dataset or datasets.info(config.data)
   params = shapes.count_params(config.model, dataset.image_shape)
   copies = 2 + _OPTIMIZER_SLOTS[config.optimizer.name]
   activations = sum(math.prod(layer.output_shape)
@@ -219,10 +232,11 @@ def available_memory() -> tuple[int, str]:
   return int(info['MemAvailable'].split()[0]) * 1024, 'this machine (cpu)'
 
 
-def check_fits_in_memory(config, members: int = 1) -> None:
+def check_fits_in_memory(config, members: int = 1,
+                         dataset: datasets.DatasetInfo | None = None) -> None:
   if not os.path.exists('/proc/meminfo'):
     return  # not Linux: no cheap way to ask; XLA reports it if it comes to that
-  params, needed = memory_needed(config, members)
+  params, needed = memory_needed(config, members, dataset)
   available, where = available_memory()
   if needed > available:
     group = f' x {members} members' if members > 1 else ''

@@ -1,6 +1,8 @@
-"""MNIST (or another TFDS image-classification dataset) as in-memory arrays, with the
-validation splits the tutorials use.
+"""Any image-classification dataset TFDS prepared (MNIST, CIFAR-10, ...) as in-memory
+arrays, with the validation splits the tutorials use.
 
+`info` tells what a dataset is (image shape, class count, split sizes) from the prepared
+dataset_info.json and features.json alone, so a config is validated before any image is read.
 Each split is read from the files TFDS prepared (data/prepared.py, without TensorFlow) once
 per process and kept as uint8 (MNIST is 47 MB), so the training loop indexes batches on the
 device instead of running an input pipeline; the train step scales pixels to [0, 1].
@@ -10,28 +12,33 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import os
+import re
 
 import numpy as np
 
 from cnn_jax import cache_dir
 from cnn_jax.data import prepared
+from cnn_jax.errors import ConfigError
 from cnn_jax.errors import DatasetNotFoundError
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
   """What validation needs to know of a dataset before reading it."""
-  image_shape: tuple
+  image_shape: tuple  # (height, width, channels)
   num_classes: int
   split_sizes: dict  # the prepared dataset's 'train' and 'test' sizes
 
 
-# The TFDS image-classification datasets this code is written for (MNIST's format).
-DATASETS = {
-    name: DatasetInfo((28, 28, 1), 10, {'train': 60_000, 'test': 10_000})
-    for name in ('mnist', 'fashion_mnist', 'kmnist')
-}
+# A TFDS dataset name, optionally with a builder config ('mnist', 'cifar10_corrupted/fog_1'):
+# it becomes a path under the data directory, so nothing else gets through.
+NAME_PATTERN = re.compile(r'[A-Za-z0-9_]+(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)?')
+SPLITS = ('train', 'test')
+# Beside config.json in a run directory: the dataset's info as the run trained on it, so a
+# trained run is used (its images' shape, its report) without the dataset prepared.
+RECORD_FILENAME = 'dataset.json'
 
 VALIDATION_MODES = {
     'none': 'no validation split',
@@ -80,6 +87,62 @@ def resolve_data_dir(configured: str) -> str:
   return os.path.expanduser(os.path.join('~', 'tensorflow_datasets'))
 
 
+_HOW_TO_PREPARE = (
+    'Point --config.data.data_dir=DIR or the TFDS_DATA_DIR environment variable at the '
+    "directory that holds {name}/ (here: TFDS_DATA_DIR=../shared/data/tfds), or, on a machine "
+    "with internet, pip install -e '.[prepare]' and pass --config.data.download=True.")
+
+
+def info(data_cfg) -> DatasetInfo:
+  """The dataset data_cfg names, as its prepared dataset_info.json and features.json
+  describe it (no image is read). With data.download, a dataset not prepared yet is first
+  prepared by TFDS, so that validation sees what training will read."""
+  data_dir = resolve_data_dir(data_cfg.data_dir)
+  if data_cfg.download and prepared.newest_version_dir(data_cfg.name, data_dir) is None:
+    prepare_with_tfds(data_cfg.name, data_dir)
+  return read_info(data_cfg.name, data_dir)
+
+
+@functools.lru_cache(maxsize=16)
+def read_info(name: str, data_dir: str) -> DatasetInfo:
+  """DatasetNotFoundError when `name` is not prepared in data_dir, ConfigError when it is not
+  an (image, label) dataset with a train and a test split; each one line."""
+  try:
+    found = prepared.read_info(name, data_dir)
+  except prepared.NotImageClassification as error:
+    raise ConfigError(f'data.name={name!r}: {prepared.newest_version_dir(name, data_dir)} is '
+                      f'not an image-classification dataset: {error}') from error
+  if found is None:
+    others = prepared.prepared_names(data_dir)
+    raise DatasetNotFoundError(
+        f'data.name={name!r} is not prepared in {data_dir} (no {name}/<version>/'
+        f'dataset_info.json there; prepared there: {", ".join(others) or "none"}). '
+        + _HOW_TO_PREPARE.format(name=name))
+  missing = [s for s in SPLITS if s not in found.split_sizes]
+  if missing:
+    raise ConfigError(f'data.name={name!r}: {found.version_dir} has no {" or ".join(missing)} '
+                      f'split (it has {", ".join(found.split_sizes) or "none"}); this code '
+                      f'trains on {SPLITS[0]!r} and tests on {SPLITS[1]!r}')
+  return DatasetInfo(found.image_shape, found.num_classes,
+                     {s: found.split_sizes[s] for s in SPLITS})
+
+
+def write_record(workdir: str, dataset: DatasetInfo) -> None:
+  with open(os.path.join(workdir, RECORD_FILENAME), 'w') as f:
+    json.dump(dataclasses.asdict(dataset), f, indent=2, sort_keys=True)
+
+
+def read_record(workdir: str) -> DatasetInfo | None:
+  """The dataset info a run directory recorded; None for a run from before it was recorded."""
+  path = os.path.join(workdir, RECORD_FILENAME)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    recorded = json.load(f)
+  return DatasetInfo(tuple(recorded['image_shape']), int(recorded['num_classes']),
+                     dict(recorded['split_sizes']))
+
+
 # The decoded uint8 arrays of each prepared split are cached as .npz under
 # $CNN_JAX_CACHE/datasets (default ~/.cache/cnn_jax), keyed by dataset, version, split and a
 # checksum of the prepared files: a run after the first reads MNIST in a fraction of a second,
@@ -109,10 +172,7 @@ def load_tfds_split(name: str, split: str, data_dir: str, download: bool) -> Spl
   if found is None:
     raise DatasetNotFoundError(
         f'{name!r} (split {split!r}) is not prepared in {data_dir} (no {name}/<version>/'
-        f'dataset_info.json listing it there). Point --config.data.data_dir=DIR or the '
-        f'TFDS_DATA_DIR environment variable at the directory that holds {name}/ (here: '
-        f"TFDS_DATA_DIR=../shared/data/tfds), or, on a machine with internet, "
-        f"pip install -e '.[prepare]' and pass --config.data.download=True.")
+        f'dataset_info.json listing it there). ' + _HOW_TO_PREPARE.format(name=name))
   path = (cache_path(name, split, found.version, found.files)
           if os.environ.get(CACHE_SWITCH, '1') != '0' else None)
   if path and os.path.exists(path):
@@ -155,7 +215,7 @@ def load_splits(data_cfg) -> Splits:
   train, validation, test = make_validation_split(
       train, test, data_cfg.validation, data_cfg.num_validation, data_cfg.split_seed)
   return Splits(train=train, validation=validation, test=test,
-                num_classes=DATASETS[data_cfg.name].num_classes)
+                num_classes=info(data_cfg).num_classes)
 
 
 def make_validation_split(train: Split, test: Split, mode: str, size: int, seed: int):

@@ -1,7 +1,8 @@
 """A RunRecord owns one run directory for as long as a process trains into it.
 
 It takes the directory's lock (one process per run directory), checks the directory's
-config.json against this run's config, restores and saves the checkpoint with the run's own
+config.json against this run's config, records the dataset's info beside it (dataset.json:
+what a trained run's users need of the data), restores and saves the checkpoint with the run's own
 bookkeeping (per-epoch history, seconds spent), writes the TensorBoard events and the
 console lines, keeps the status ('running', then 'ok', 'diverged' or 'pruned'), and writes
 results.json through results.build/write. What else goes into the directory (the pictures)
@@ -17,6 +18,7 @@ import time
 from typing import Any
 
 from absl import logging
+from cnn_jax.data import datasets
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
@@ -38,6 +40,7 @@ class RunRecord:
     self._lock = workdir_lock.WorkdirLock(self.workdir).acquire()
     try:
       self._check_same_config_as_before()
+      datasets.write_record(self.workdir, datasets.info(config.data))
     except Exception:
       self._lock.release()
       raise
