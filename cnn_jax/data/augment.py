@@ -1,0 +1,184 @@
+"""Data augmentation on the device, inside the train step: `augment(key, images, settings)`.
+
+Per example, each with its own random draw: one affine warp (translation, rotation and
+scaling in one matrix, so a digit is resampled once), an elastic distortion (Simard, Steinkraus
+and Platt 2003, the classic MNIST augmentation), and random erasing (Zhong et al. 2017: a
+rectangle of zeros). The warps are dm-pix's (affine_transform, elastic_deformation: bilinear,
+zero outside the image, as MNIST's background is); erasing is a mask.
+
+Structure and values are kept apart, as the model does for dropout: which transforms run is
+static (`active(config.augment)`, zero vs non-zero), their strengths may be traced arrays (a
+vmapped sweep group passes one value per member; TRACEABLE_FIELDS). A transform that is off
+is skipped, so a config with every strength 0 trains exactly as it did before augmentation
+existed; a traced strength of 0 is the identity too (to float tolerance: tests check it).
+
+Every draw comes from the key alone, and each transform draws from its own fold of the
+example's key, so turning erasing on does not change which rotation an example gets.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import dm_pix as pix
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# config.augment's fields, their meaning and units in experiments/default.py.
+FIELDS = ('translate', 'rotate', 'scale', 'elastic_alpha', 'elastic_sigma', 'erase_prob',
+          'erase_max_area')
+# Numeric fields that change no shape and no program: a vmapped group may pass them as traced
+# per-member values. elastic_sigma is not one: it sets the size of dm-pix's blur kernel.
+TRACEABLE_FIELDS = ('translate', 'rotate', 'scale', 'elastic_alpha', 'erase_prob',
+                    'erase_max_area')
+TRANSFORMS = ('affine', 'elastic', 'erase')  # in the order they are applied
+
+# Folded into the step's key (key_for_step): the augmentation's draws are a stream of their
+# own, so the dropout masks of a run stay what they were without augmentation.
+STREAM = 0x61756700  # 'aug\0'
+PICTURE_STREAM = 0x70696300  # 'pic\0': the example digits of the run's picture
+# Random erasing's rectangle (Zhong et al. 2017): area at least this fraction of the image
+# (less if erase_max_area is smaller), aspect ratio (height / width) log-uniform in
+# [ERASE_ASPECT, 1 / ERASE_ASPECT]; the paper's s_l and r_1.
+ERASE_MIN_AREA = 0.02
+ERASE_ASPECT = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Strengths of one member's augmentation. The TRACEABLE_FIELDS may be traced scalars;
+  `on` (which TRANSFORMS run) and elastic_sigma are static, part of the program."""
+  translate: Any = 0.0       # pixels: the largest shift along each axis
+  rotate: Any = 0.0          # degrees: the largest rotation either way
+  scale: Any = 0.0           # fraction: the zoom lies in [1 - scale, 1 + scale]
+  elastic_alpha: Any = 0.0   # pixels: the displacement field's scale
+  erase_prob: Any = 0.0      # probability that an example has a rectangle erased
+  erase_max_area: Any = 0.0  # fraction of the image the rectangle covers at most
+  elastic_sigma: float = 4.0  # pixels: std of the Gaussian smoothing the displacements
+  on: frozenset = frozenset()
+
+  @classmethod
+  def from_config(cls, augment_cfg, traced: dict | None = None) -> Settings:
+    """A validated config.augment, with `traced` ({field: value}, fields of
+    TRACEABLE_FIELDS) replacing its numbers; the structure from the config alone."""
+    values = {field: augment_cfg[field] for field in FIELDS}
+    values.update(traced or {})
+    return cls(**values, on=active(augment_cfg))
+
+
+jax.tree_util.register_dataclass(Settings, data_fields=list(TRACEABLE_FIELDS),
+                                 meta_fields=['elastic_sigma', 'on'])
+
+
+def active(augment_cfg) -> frozenset:
+  """The transforms a config runs (a subset of TRANSFORMS): those with a non-zero strength.
+  Static: configs that share a program must agree on it (engine/program.py's key)."""
+  value = lambda field: augment_cfg[field]  # a ConfigDict or a plain dict
+  on = set()
+  if value('translate') > 0 or value('rotate') > 0 or value('scale') > 0:
+    on.add('affine')
+  if value('elastic_alpha') > 0:
+    on.add('elastic')
+  if value('erase_prob') > 0 and value('erase_max_area') > 0:
+    on.add('erase')
+  return frozenset(on)
+
+
+def key_for_step(member_key: jax.Array, step) -> jax.Array:
+  """The key of a member's augmentation at `step` (the key the step folds for dropout)."""
+  return jax.random.fold_in(jax.random.fold_in(member_key, step), STREAM)
+
+
+def augment(key: jax.Array, images: jax.Array, settings: Settings) -> jax.Array:
+  """`images` (B, H, W, C) float32 in [0, 1], each example transformed with its own draw
+  from `key`; the same shape, still in [0, 1]. Pure and jittable; vmaps over members."""
+  if not settings.on:
+    return images
+  keys = jax.random.split(key, images.shape[0])
+  return jax.vmap(_one, in_axes=(0, 0, None))(keys, images, settings)
+
+
+def _one(key, image, settings: Settings):
+  # Folding in the transform's index (not splitting by how many are on) keeps each
+  # transform's draw independent of which others run.
+  if 'affine' in settings.on:
+    image = _affine(jax.random.fold_in(key, 0), image, settings)
+  if 'elastic' in settings.on:
+    image = pix.elastic_deformation(jax.random.fold_in(key, 1), image,
+                                    settings.elastic_alpha, settings.elastic_sigma,
+                                    mode='constant', cval=0.0)
+  if 'affine' in settings.on or 'elastic' in settings.on:
+    # Bilinear weights sum to 1 only to rounding: a white pixel may come out a ulp above 1.
+    image = jnp.clip(image, 0.0, 1.0)
+  if 'erase' in settings.on:
+    image = _erase(jax.random.fold_in(key, 2), image, settings)
+  return image
+
+
+def affine_matrix(angle, zoom, shift, image_shape) -> jax.Array:
+  """dm-pix's (3, 4) matrix for an (H, W, C) image: rotate by `angle` radians
+  (counter-clockwise as displayed) and zoom by `zoom` about the image centre, then shift by
+  `shift` = (rows, columns) pixels (positive: down, right).
+
+  dm-pix pulls: output pixel o reads the input at A @ o + offset, so A is the inverse of the
+  forward map o = c + zoom * R (i - c) + shift, i.e. A = R^T / zoom, offset = c - A (c + shift).
+  """
+  cos, sin = jnp.cos(angle), jnp.sin(angle)
+  pull = jnp.array([[cos, sin], [-sin, cos]]) / zoom  # R^T / zoom, R = [[cos, -sin], [sin, cos]]
+  centre = (jnp.asarray(image_shape[:2], jnp.float32) - 1.0) / 2.0
+  offset = centre - pull @ (centre + jnp.asarray(shift, jnp.float32))
+  matrix = jnp.zeros((3, 4), jnp.float32)
+  matrix = matrix.at[:2, :2].set(pull).at[:2, 3].set(offset)
+  return matrix.at[2, 2].set(1.0)  # channels map to themselves
+
+
+def _affine(key, image, settings: Settings):
+  shift_key, angle_key, zoom_key = jax.random.split(key, 3)
+  shift = jax.random.uniform(shift_key, (2,), minval=-1.0, maxval=1.0) * settings.translate
+  angle = (jax.random.uniform(angle_key, minval=-1.0, maxval=1.0)
+           * jnp.deg2rad(jnp.asarray(settings.rotate, jnp.float32)))
+  zoom = 1.0 + jax.random.uniform(zoom_key, minval=-1.0, maxval=1.0) * settings.scale
+  return pix.affine_transform(image, affine_matrix(angle, zoom, shift, image.shape),
+                              mode='constant', cval=0.0)
+
+
+def erase_box(key, image_shape, settings: Settings):
+  """(erased?, top, left, height, width) of one example's rectangle, integer pixels."""
+  height, width = image_shape[:2]
+  on_key, area_key, aspect_key, top_key, left_key = jax.random.split(key, 5)
+  erased = jax.random.uniform(on_key) < settings.erase_prob
+  largest = jnp.asarray(settings.erase_max_area, jnp.float32)
+  area = jax.random.uniform(area_key, minval=jnp.minimum(ERASE_MIN_AREA, largest),
+                            maxval=largest) * (height * width)
+  aspect = jnp.exp(jax.random.uniform(aspect_key, minval=math.log(ERASE_ASPECT),
+                                      maxval=-math.log(ERASE_ASPECT)))
+  box_height = jnp.clip(jnp.round(jnp.sqrt(area * aspect)), 0, height).astype(jnp.int32)
+  box_width = jnp.clip(jnp.round(jnp.sqrt(area / aspect)), 0, width).astype(jnp.int32)
+  # uniform < 1, so the corner stays where the whole rectangle fits.
+  top = jnp.floor(jax.random.uniform(top_key) * (height - box_height + 1)).astype(jnp.int32)
+  left = jnp.floor(jax.random.uniform(left_key) * (width - box_width + 1)).astype(jnp.int32)
+  return erased, top, left, box_height, box_width
+
+
+def _erase(key, image, settings: Settings):
+  erased, top, left, box_height, box_width = erase_box(key, image.shape, settings)
+  rows = jnp.arange(image.shape[0])[:, None]
+  columns = jnp.arange(image.shape[1])[None, :]
+  inside = ((rows >= top) & (rows < top + box_height)
+            & (columns >= left) & (columns < left + box_width))
+  return jnp.where((erased & inside)[..., None], 0.0, image)
+
+
+def examples(augment_cfg, seed: int, images: np.ndarray, copies: int) -> np.ndarray:
+  """(N, copies, H, W, C) float32 host array: `copies` augmentations of each of `images`
+  (uint8 or float in [0, 1]) with the config's strengths, drawn from `seed` (for the run's
+  picture: examples of its augmentation, not the draws of any one step)."""
+  images = np.asarray(images)
+  floats = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
+  settings = Settings.from_config(augment_cfg)
+  key = jax.random.fold_in(jax.random.key(seed), PICTURE_STREAM)
+  draw = jax.jit(lambda k, x, s: jax.vmap(lambda c: augment(c, x, s))(
+      jax.random.split(k, copies)))
+  return np.asarray(draw(key, floats, settings)).swapaxes(0, 1)
