@@ -6,12 +6,12 @@ import struct
 import subprocess
 import sys
 
-import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from scipy import ndimage as scipy_ndimage
 
 from cnn_jax.config import validation
 from cnn_jax.data import augment
@@ -44,6 +44,16 @@ def config_of(**strengths) -> ml_collections.ConfigDict:
 
 def settings_of(**strengths) -> augment.Settings:
   return augment.Settings.from_config(config_of(**strengths))
+
+
+def warp(image, matrix):
+  """`image` warped by an affine_matrix, as the augmentation resamples."""
+  rows, columns = np.meshgrid(np.arange(image.shape[0], dtype=np.float32),
+                              np.arange(image.shape[1], dtype=np.float32), indexing='ij')
+  matrix = np.asarray(matrix)
+  return np.asarray(augment.resample(
+      jnp.asarray(image), jnp.asarray(matrix[0, 0] * rows + matrix[0, 1] * columns + matrix[0, 2]),
+      jnp.asarray(matrix[1, 0] * rows + matrix[1, 1] * columns + matrix[1, 2])))
 
 
 def digits(count=4, seed=0) -> jnp.ndarray:
@@ -79,8 +89,10 @@ def test_members_vmapped_with_their_own_keys_and_traced_strengths():
   """A vmapped group: per-member keys and strengths (traced), each member as it is alone."""
   images = digits()
   keys = jax.random.split(jax.random.key(3), 3)
-  members = [dict(STRONG, rotate=r, elastic_alpha=a, erase_prob=p)
-             for r, a, p in ((5.0, 10.0, 0.5), (20.0, 34.0, 1.0), (0.0, 0.0, 0.0))]
+  # The last member augments nothing in a group that does, with a sigma validation lets
+  # pass when alpha is 0.
+  members = [dict(STRONG, rotate=5.0, elastic_alpha=10.0, elastic_sigma=2.0, erase_prob=0.5),
+             STRONG, {field: 0.0 for field in augment.FIELDS}]
   stacked = {field: jnp.asarray([m[field] for m in members], jnp.float32)
              for field in augment.TRACEABLE_FIELDS}
   structure = config_of(**STRONG)  # what the group shares: every transform on
@@ -91,8 +103,9 @@ def test_members_vmapped_with_their_own_keys_and_traced_strengths():
   together = np.asarray(jax.jit(jax.vmap(member))(keys, stacked))
   for k, values in enumerate(members):
     alone = jax.jit(member)(keys[k], {f: jnp.float32(values[f]) for f in stacked})
-    # to float rounding: the vmapped blur is a batched convolution, summed in another order
+    # to float rounding: vmapped, the smoothing's products are summed in another order
     np.testing.assert_allclose(together[k], np.asarray(alone), atol=1e-5)
+  np.testing.assert_array_equal(together[2], np.asarray(images))
   assert not np.array_equal(together[0], together[1])
   # The same key with different strengths differs too: the strength is not ignored.
   same_key = np.asarray(jax.jit(jax.vmap(member, in_axes=(None, 0)))(keys[0], stacked))
@@ -102,8 +115,7 @@ def test_members_vmapped_with_their_own_keys_and_traced_strengths():
 def test_settings_are_a_pytree_of_their_traceable_strengths():
   leaves, _ = jax.tree_util.tree_flatten(settings_of(**STRONG))
   assert len(leaves) == len(augment.TRACEABLE_FIELDS)
-  assert set(augment.TRACEABLE_FIELDS) < set(augment.FIELDS)
-  assert 'elastic_sigma' not in augment.TRACEABLE_FIELDS  # it sizes dm-pix's blur kernel
+  assert set(augment.TRACEABLE_FIELDS) <= set(augment.FIELDS)
 
 
 def test_off_is_static_and_exactly_the_identity():
@@ -143,19 +155,63 @@ def test_a_traced_zero_strength_is_the_identity():
     out = jax.jit(lambda k, t, s=structure: augment.augment(
         k, images, augment.Settings.from_config(s, t)))(jax.random.key(1), traced)
     np.testing.assert_allclose(np.asarray(out), np.asarray(images), atol=1e-6, err_msg=name)
+  # In the one resampling of both warps, an elastic distortion of 0 leaves the affine warp's
+  # result (to rounding: XLA fuses the coordinates' arithmetic differently).
+  both = config_of(**ALONE['rotate'], **ALONE['elastic'])
+  composed = jax.jit(lambda k, t: augment.augment(k, images, augment.Settings.from_config(
+      both, t)))(jax.random.key(2), {'elastic_alpha': jnp.float32(0.0)})
+  rotated = run(jax.random.key(2), images, settings_of(**ALONE['rotate']))
+  np.testing.assert_allclose(np.asarray(composed), np.asarray(rotated), atol=1e-5)
 
 
 @pytest.mark.parametrize('shift', [(3, 0), (0, -2), (-4, 5)])
 def test_the_matrix_shifts_by_whole_pixels_down_and_right(shift):
-  """dm-pix pulls (output pixel o reads input A o + offset): affine_matrix inverts the
-  forward map, so a shift (rows, columns) moves the pattern that way, exactly."""
+  """The warp pulls (output pixel o reads the input at M o + offset): affine_matrix inverts
+  the forward map, so a shift (rows, columns) moves the pattern that way, exactly."""
   image = np.zeros((28, 28, 1), np.float32)
   image[10:14, 8:11] = np.arange(12, dtype=np.float32).reshape(4, 3, 1) / 11
-  moved = pix.affine_transform(jnp.asarray(image), augment.affine_matrix(0.0, 1.0, shift,
-                                                                         image.shape),
-                               mode='constant', cval=0.0)
+  moved = warp(image, augment.affine_matrix(0.0, 1.0, shift, image.shape))
   expected = np.roll(image, shift, axis=(0, 1))  # nothing reaches an edge
-  np.testing.assert_allclose(np.asarray(moved), expected, atol=1e-6)
+  np.testing.assert_allclose(moved, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize('angle, zoom, shift', [(0.3, 1.1, (1.3, -0.6)), (-0.7, 0.85, (0, 2.5))])
+def test_the_warp_is_scipys_affine_transform_and_dm_pixs(angle, zoom, shift):
+  """The same matrix read the same way by scipy.ndimage and dm-pix (the digit stays inside,
+  where their edge modes agree)."""
+  image = np.asarray(digits(1, seed=4)[0])
+  matrix = np.asarray(augment.affine_matrix(angle, zoom, shift, image.shape))
+  ours = warp(image, matrix)
+  scipy = scipy_ndimage.affine_transform(image[..., 0], matrix[:, :2], offset=matrix[:, 2],
+                                         order=1, mode='constant', cval=0.0)
+  np.testing.assert_allclose(ours[..., 0], scipy, atol=1e-5)
+  pix = pytest.importorskip('dm_pix')
+  homogeneous = np.zeros((3, 4), np.float32)
+  homogeneous[:2, :2], homogeneous[:2, 3], homogeneous[2, 2] = matrix[:, :2], matrix[:, 2], 1
+  theirs = pix.affine_transform(jnp.asarray(image), jnp.asarray(homogeneous), mode='constant',
+                                cval=0.0)
+  np.testing.assert_allclose(ours, np.asarray(theirs), atol=1e-5)
+
+
+@pytest.mark.parametrize('sigma', [0.7, 4.0, 10.0])
+def test_the_smoothing_is_scipys_gaussian_filter_with_zeros_outside(sigma):
+  fields = np.random.default_rng(0).uniform(-1, 1, (2, 28, 28))
+  ours = np.asarray(augment.smooth(jnp.asarray(fields, jnp.float32), sigma))
+  # A kernel of radius 27: every offset within the image.
+  scipy = np.stack([scipy_ndimage.gaussian_filter(f, sigma, mode='constant', cval=0.0,
+                                                  truncate=27 / sigma) for f in fields])
+  np.testing.assert_allclose(ours, scipy, atol=1e-6)
+
+
+def test_the_elastic_field_scales_with_alpha_and_smooths_with_sigma():
+  key = jax.random.key(0)
+  field = lambda alpha, sigma: np.asarray(augment.elastic_field(key, (28, 28), alpha, sigma))
+  np.testing.assert_allclose(field(68.0, 4.0), 2 * field(34.0, 4.0), rtol=1e-5, atol=1e-6)
+  # Simard's alpha 34, sigma 4 moves a pixel by about a pixel or two.
+  assert 0.5 < field(34.0, 4.0).std() < 3.0
+  # Wider smoothing: neighbouring displacements agree more.
+  roughness = lambda f: np.abs(np.diff(f, axis=-1)).mean() / np.abs(f).mean()
+  assert roughness(field(34.0, 8.0)) < roughness(field(34.0, 4.0)) < roughness(field(34.0, 1.0))
 
 
 def test_translate_alone_moves_each_digit_by_its_drawn_shift_within_the_bound():
@@ -172,9 +228,7 @@ def test_rotation_turns_about_the_centre_counter_clockwise():
   image = np.zeros((29, 29, 1), np.float32)  # odd: the centre is a pixel
   image[14, 14] = 1.0
   image[14, 20:23] = 1.0  # a bar right of the centre
-  turned = np.asarray(pix.affine_transform(
-      jnp.asarray(image), augment.affine_matrix(np.pi / 2, 1.0, (0, 0), image.shape),
-      mode='constant', cval=0.0))
+  turned = warp(image, augment.affine_matrix(np.pi / 2, 1.0, (0, 0), image.shape))
   assert turned[14, 14, 0] == pytest.approx(1.0, abs=1e-5)  # the centre stays
   # A quarter turn counter-clockwise (as displayed) takes the bar above the centre.
   np.testing.assert_allclose(turned[6:9, 14, 0], 1.0, atol=1e-5)
@@ -192,9 +246,7 @@ def test_random_rotation_keeps_the_centre_pixel():
 def test_scale_zooms_about_the_centre():
   image = np.zeros((29, 29, 1), np.float32)
   image[10:19, 10:19] = 1.0
-  bigger = np.asarray(pix.affine_transform(
-      jnp.asarray(image), augment.affine_matrix(0.0, 2.0, (0, 0), image.shape),
-      mode='constant', cval=0.0))
+  bigger = warp(image, augment.affine_matrix(0.0, 2.0, (0, 0), image.shape))
   assert bigger[..., 0].sum() == pytest.approx(4 * image.sum(), rel=0.1)
   assert bigger[14, 14, 0] == 1.0 and bigger[0, 0, 0] == 0.0
 
@@ -349,3 +401,30 @@ def test_a_run_draws_the_picture_only_when_it_augments():
   assert list(figures) == ['augmented'] and 'augmented' in run_pictures.CAPTIONS
   suptitle = figures['augmented']._suptitle.get_text()  # pylint: disable=protected-access
   assert '(rotate=15, elastic_alpha=34, elastic_sigma=4)' in suptitle
+
+
+def test_a_run_that_stopped_early_still_gets_its_augmented_digits(tmp_path):
+  """The observer's path without parameters (diverged or pruned): the numbers' pictures and
+  the augmented digits, written as PNG and TensorBoard image."""
+  from cnn_jax.engine import observers  # pylint: disable=g-import-not-at-top
+
+  class Events:
+    written = {}
+
+    def write_images(self, step, images):
+      self.written.update({tag: step for tag in images})
+
+  config = default.get_config()
+  config.augment.update(translate=2.0, erase_prob=0.5, erase_max_area=0.2)
+  rng = np.random.default_rng(0)
+  split = datasets.Split(rng.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8),
+                         rng.integers(0, 10, 16).astype(np.int32))
+  splits = datasets.Splits(train=split, validation=None, test=split, num_classes=10)
+  events = Events()
+  observer = run_pictures.PictureObserver()
+  observer.run_end(observers.RunEnd(member=0, workdir=str(tmp_path), config=config, step=3,
+                                    status='diverged', history=(), final={}, events=events,
+                                    splits=splits))
+  observer.close()
+  assert os.listdir(tmp_path / run_pictures.DIRECTORY) == ['augmented.png']
+  assert events.written == {'pictures/augmented': 3}
