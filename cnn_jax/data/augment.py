@@ -27,6 +27,7 @@ example's key, so turning erasing on does not change which rotation an example g
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -232,8 +233,12 @@ def examples(augment_cfg, seed: int, images: np.ndarray, copies: int) -> np.ndar
   picture: examples of its augmentation, not the draws of any one step)."""
   images = np.asarray(images)
   floats = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
-  settings = Settings.from_config(augment_cfg)
   key = jax.random.fold_in(jax.random.key(seed), PICTURE_STREAM)
-  draw = jax.jit(lambda k, x, s: jax.vmap(lambda c: augment(c, x, s))(
-      jax.random.split(k, copies)))
-  return np.asarray(draw(key, floats, settings)).swapaxes(0, 1)
+  drawn = _copies(key, jnp.asarray(floats), Settings.from_config(augment_cfg), copies)
+  return np.asarray(drawn).swapaxes(0, 1)
+
+
+# One program per shape and structure for every run of a process (a sweep's pictures).
+@functools.partial(jax.jit, static_argnums=3)
+def _copies(key, images, settings: Settings, copies: int):
+  return jax.vmap(lambda k: augment(k, images, settings))(jax.random.split(key, copies))
