@@ -61,6 +61,25 @@ def get_config() -> ml_collections.ConfigDict:
                             # them, a vmapped sweep group its members
   ))
 
+  # Augmentation of each training batch on the device, inside the step (cnn_jax/data/
+  # augment.py): every example of every member gets its own draw, from the run's seed. 0
+  # turns a transform off (and off it costs nothing); strengths are sweep axes, and those of
+  # augment.TRACEABLE_FIELDS may differ between the members of a vmapped group.
+  config.augment = ml_collections.ConfigDict(dict(
+      translate=0.0,        # pixels: shift along each axis uniform in [-translate, translate]
+      rotate=0.0,           # degrees: rotation uniform in [-rotate, rotate]
+      scale=0.0,            # fraction: zoom uniform in [1 - scale, 1 + scale] (0.1: 0.9-1.1)
+      # Elastic distortion (Simard et al. 2003, who used alpha 34, sigma 4 on MNIST): uniform
+      # [-1, 1] displacements per pixel, smoothed by a Gaussian of std elastic_sigma pixels,
+      # times elastic_alpha pixels. sigma matters only when alpha > 0.
+      elastic_alpha=0.0,
+      elastic_sigma=4.0,
+      # Random erasing (Zhong et al. 2017): with probability erase_prob an example gets a
+      # rectangle of zeros covering up to erase_max_area of the image (at least 2% of it).
+      erase_prob=0.0,
+      erase_max_area=0.0,
+  ))
+
   # How a sweep's worker executes its trials (cnn_jax/sweeps/planning.py): 'sequential'; 'vmap'
   # (trials that differ only in seed, optimizer numbers, dropout rates or initializer scales
   # train as one vmapped program, up to max_group_size at a time); 'auto' (the measured best

@@ -18,6 +18,7 @@ import importlib.util
 import math
 import os
 
+from cnn_jax.data import augment
 from cnn_jax.data import datasets
 from cnn_jax.engine import optimizers
 from cnn_jax.errors import ConfigError
@@ -47,6 +48,10 @@ def validate(config, members: int = 1) -> None:
   validate_sweep(config.sweep)
   dataset = validate_data(config.data)
   validate_model(config.model, dataset.image_shape, dataset.num_classes)
+  if 'augment' not in config:
+    raise ConfigError('the config has no augment section; experiments start from '
+                      'experiments/default.py, which has one (every strength 0: off)')
+  validate_augment(config.augment, dataset.image_shape)
   validate_train(config.train, config.data, dataset)
   check_fits_in_memory(config, members, dataset)
 
@@ -194,6 +199,37 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
       raise ConfigError(f'train.batch_size={train_cfg.batch_size} does not split evenly over '
                         f'train.num_devices={train_cfg.num_devices}; pick a divisor of the '
                         f'batch size, or 0 to use as many devices as divide it')
+
+
+def validate_augment(augment_cfg, image_shape=(28, 28, 1)) -> None:
+  # An experiment file may add a field by assignment (a misspelt config.augment.rotation=10
+  # would otherwise train without rotations).
+  unknown = sorted(set(augment_cfg) - set(augment.FIELDS))
+  missing = [field for field in augment.FIELDS if field not in augment_cfg]
+  if unknown or missing:
+    what = f'unknown field {unknown[0]!r}' if unknown else f'no field {missing[0]!r}'
+    raise ConfigError(f'augment has {what}; its fields: {", ".join(augment.FIELDS)}')
+  side, longest = min(image_shape[:2]), max(image_shape[:2])
+  # field: (low, high, high included, what the number is)
+  ranges = {
+      'translate': (0, side, False, f'pixels; a shift by the whole {side}-pixel side leaves '
+                                    'nothing'),
+      'rotate': (0, 180, True, 'degrees'),
+      'scale': (0, 1, False, 'the zoom lies in [1 - scale, 1 + scale]'),
+      'elastic_alpha': (0, math.inf, False, 'pixels; 0 turns elastic distortion off'),
+      'erase_prob': (0, 1, True, 'a probability'),
+      'erase_max_area': (0, 1, True, 'a fraction of the image'),
+  }
+  for field, (low, high, closed, why) in ranges.items():
+    value = _number(f'augment.{field}', augment_cfg[field])
+    if not (low <= value <= high and math.isfinite(value)) or (value == high and not closed):
+      raise ConfigError(f'augment.{field}={value!r} must lie in '
+                        f'[{low}, {high}{"]" if closed else ")"} ({why})')
+  sigma = _number('augment.elastic_sigma', augment_cfg['elastic_sigma'])
+  if augment_cfg['elastic_alpha'] > 0 and not 0 < sigma <= longest:
+    raise ConfigError(f'augment.elastic_sigma={sigma!r} must lie in (0, {longest}] when '
+                      f'augment.elastic_alpha > 0 (pixels: the std of the smoothing; wider '
+                      f'than the image it is a plain shift)')
 
 
 def validate_sweep(sweep_cfg) -> None:

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax.data import augment
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
 from cnn_jax.engine import devices
@@ -33,7 +34,8 @@ from cnn_jax.model import layer_choice
 
 TRACEABLE_PATHS = (('seed', 'train.label_smoothing')
                    + tuple(f'optimizer.{f}' for f in optimizers.TRACEABLE_FIELDS)
-                   + tuple(f'model.{f}' for f in cnn.TRACEABLE_FIELDS))
+                   + tuple(f'model.{f}' for f in cnn.TRACEABLE_FIELDS)
+                   + tuple(f'augment.{f}' for f in augment.TRACEABLE_FIELDS))
 # Execution details: they change how a run is computed, not which run it is.
 # The layer implementations agree to float tolerance (model/layers.py).
 EXECUTION_PATHS = ('train.num_devices', 'train.steps_per_call', 'model.conv_impl',
@@ -61,6 +63,7 @@ def program_key(config, resume_step: int | None = None) -> str:
   flat['uses conv dropout'] = config.model.conv_dropout > 0
   flat['uses dense dropout'] = config.model.dense_dropout > 0
   flat['uses label smoothing'] = config.train.label_smoothing > 0
+  flat['augments'] = sorted(augment.active(config.augment))
   flat['resumes at step'] = resume_step
   return json.dumps(flat, sort_keys=True)
 

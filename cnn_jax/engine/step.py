@@ -7,8 +7,8 @@ group: engine/program.py decides which) and its running train metric sums. A sin
 jits these functions; a group runs the very same functions under jax.vmap. Nothing here knows
 about devices, members or the loop.
 
-The whole dataset sits on the device as uint8; a step gathers its batch by index and scales
-it to [0, 1] there, so the loop never runs an input pipeline.
+The whole dataset sits on the device as uint8; a step gathers its batch by index, scales it
+to [0, 1] and augments it (data/augment.py) there, so the loop never runs an input pipeline.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from cnn_jax.data import augment
 from cnn_jax.engine import metrics
 from cnn_jax.engine import optimizers
 from cnn_jax.model import cnn
@@ -29,13 +30,14 @@ from cnn_jax.model import layer_choice
 #   params       the trainable parameters
 #   model_state  the model's other variables, e.g. {'batch_stats': ...}; {} without
 #   opt_state    the optimizer's state
-#   key          the member's random key as raw uint32 key data (dropout; augmentation):
+#   key          the member's random key as raw uint32 key data (dropout, augmentation):
 #                fixed for the run, folded with the step, so a resumed run draws alike
-#   hparams      {'model': {...}, 'optimizer': {...}, 'train': {...}} traced values
+#   hparams      {'model': {...}, 'optimizer': {...}, 'train': {...}, 'augment': {...}}
+#                traced values
 #   sums         the train metric sums since the last log step
 MemberState = dict
 CHECKPOINTED = ('params', 'model_state', 'opt_state', 'key')
-NO_HPARAMS = {'model': {}, 'optimizer': {}, 'train': {}}
+NO_HPARAMS = {'model': {}, 'optimizer': {}, 'train': {}, 'augment': {}}
 
 
 def to_float(images_uint8: jax.Array) -> jax.Array:
@@ -98,7 +100,11 @@ class MemberFunctions:
     hparams = state['hparams']
     model, tx = self.parts(hparams)
     batch_images, batch_labels = to_float(images[indices]), labels[indices]
-    rng = jax.random.fold_in(jax.random.wrap_key_data(state['key']), step)
+    key = jax.random.wrap_key_data(state['key'])
+    rng = jax.random.fold_in(key, step)
+    if augment.active(self.config.augment):  # structure from the config; strengths traced
+      settings = augment.Settings.from_config(self.config.augment, hparams['augment'])
+      batch_images = augment.augment(augment.key_for_step(key, step), batch_images, settings)
     smoothing = hparams['train'].get('label_smoothing', self.config.train.label_smoothing)
     mutable = list(state['model_state'])
 

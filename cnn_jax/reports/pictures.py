@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import textwrap
 from typing import Any, Sequence
 
 import numpy as np
@@ -216,4 +217,28 @@ def draw_activations(image: np.ndarray, label: int, maps: dict[str, np.ndarray],
     axes[row, 0].set_title(f'{layer} {values.shape[0]}x{values.shape[1]}{more}', fontsize=8,
                            loc='left')
   figure.suptitle(f'{title}: activation maps of test digit {label} after each layer')
+  return figure
+
+
+def draw_augmented(images: np.ndarray, augmented: np.ndarray, labels: np.ndarray,
+                   described: str, title: str):
+  """Training digits (N, H, W, C; uint8 or in [0, 1]) in the top row and, below each, its
+  augmented versions (N, K, H, W, C in [0, 1], as the train step sees them); `described`
+  names the strengths."""
+  originals = np.asarray(images, np.float32) / (255 if images.dtype == np.uint8 else 1)
+  count, copies = augmented.shape[:2]
+  width = max(count * 0.95, 6)
+  figure = new_figure(width, (copies + 1) * 0.95 + 1.2)
+  axes = figure.subplots(copies + 1, count, squeeze=False)
+  for column in range(count):
+    for row, image in enumerate([originals[column], *augmented[column]]):
+      axis = axes[row, column]
+      axis.set_axis_off()
+      axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray_r',
+                  vmin=0, vmax=1)
+    axes[0, column].set_title(str(labels[column]), fontsize=8)
+  # Every strength named can be longer than the figure is wide: wrapped at ~9 characters an
+  # inch of the title's font.
+  figure.suptitle(f'{title}: training digits (top row) and {copies} augmentations of each\n'
+                  + textwrap.fill(f'({described})', int(width * 9)))
   return figure

@@ -5,7 +5,8 @@ At each epoch end (train.pictures='epochs') the cheap ones, drawn from host numb
 record already holds: the learning curves and each evaluated split's confusion matrix. At
 the end of the run (also with 'end') every picture, from the trained parameters: the test
 digits with their predictions, the most confidently wrong ones, the first-layer filters and
-one test digit's activation maps. 'none' draws nothing.
+one test digit's activation maps, and, when the run augments its batches, a few training digits
+with augmentations of each. 'none' draws nothing.
 
 Drawing runs in one worker thread shared by every run of the process (matplotlib is not
 made to draw from several threads at once; a vmapped group has several runs), so the
@@ -25,6 +26,7 @@ from typing import Any, Callable
 from absl import logging
 import numpy as np
 
+from cnn_jax.data import augment
 from cnn_jax.engine import observers
 from cnn_jax.reports import pictures
 
@@ -33,11 +35,13 @@ DIRECTORY = 'pictures'
 TAG_PREFIX = 'pictures/'
 ACTIVATION_DIGIT = 0  # the test image whose activation maps are drawn: the first
 ACTIVATION_LAYERS = re.compile(r'(conv|pool)\d+')  # convolutions and poolings, not dropout
+AUGMENTED_DIGITS, AUGMENTED_COPIES = 8, 4  # the first training digits, each augmented 4 times
 # Every picture, in the order a report shows them, with its caption there.
 CAPTIONS = {
     'learning_curves': 'Learning curves',
     'confusion_validation': 'Confusion matrix and per-class accuracy (validation)',
     'confusion_test': 'Confusion matrix and per-class accuracy (test)',
+    'augmented': 'Training digits and augmentations of each',
     'predictions': 'Test digits and their predictions',
     'confidently_wrong': 'The most confidently wrong test digits',
     'filters': 'First-layer filters',
@@ -80,9 +84,28 @@ def epoch_figures(history: list[dict], final: dict[str, dict], title: str) -> di
   return figures
 
 
-def end_figures(run, test, history: list[dict], final: dict[str, dict], title: str):
-  """Every picture of a trained run (`run`: a trained.TrainedRun; `test`: the test Split)."""
+def augmented_figures(config, train, title: str) -> dict[str, Any]:
+  """The training digits and augmentations of each (`train`: the train Split), drawn with
+  the config's strengths from its seed; nothing when the config does not augment (or predates
+  config.augment)."""
+  section = config.get('augment')
+  on = augment.active(section) if section is not None else frozenset()
+  if not on:
+    return {}
+  images, labels = train.images[:AUGMENTED_DIGITS], train.labels[:AUGMENTED_DIGITS]
+  shown = augment.examples(section, config.seed, images, AUGMENTED_COPIES)
+  described = ', '.join(f'{field}={section[field]:g}' for field in augment.FIELDS
+                        if section[field] > 0 and (field != 'elastic_sigma' or 'elastic' in on))
+  return {'augmented': pictures.draw_augmented(images, shown, labels, described, title)}
+
+
+def end_figures(run, test, history: list[dict], final: dict[str, dict], title: str,
+                train=None):
+  """Every picture of a trained run (`run`: a trained.TrainedRun; `test`: the test Split;
+  `train`: the train Split, for the augmented digits; None leaves them out)."""
   figures = epoch_figures(history, final, title)
+  if train is not None:
+    figures.update(augmented_figures(run.config, train, title))
   probabilities = run.predict(test.images)
   figures['predictions'] = pictures.draw_predictions(test.images, test.labels, probabilities,
                                                      title)
@@ -165,14 +188,16 @@ class PictureObserver(observers.Observer):
   def run_end(self, event: observers.RunEnd) -> None:
     history, final = list(event.history), event.final
     if event.params is None:
-      draw = lambda title: epoch_figures(history, final, title)
+      draw = lambda title: {**epoch_figures(history, final, title),
+                            **augmented_figures(event.config, event.splits.train, title)}
     else:
       # Imported here: trained.py reads config/validation.py, which reads WHEN above.
       from cnn_jax import trained  # pylint: disable=g-import-not-at-top
       run = trained.TrainedRun.from_params(event.config, event.params,
                                            event.splits.image_shape,
                                            model_state=event.model_state)
-      draw = lambda title: end_figures(run, event.splits.test, history, final, title)
+      draw = lambda title: end_figures(run, event.splits.test, history, final, title,
+                                       event.splits.train)
     self._writer_for(event).end(event.step, draw)
 
   def close(self, cancel: bool = False) -> None:

@@ -94,7 +94,7 @@ def _draw_from_checkpoint(run, record, directory: str) -> list[str]:
   history = (record or {}).get('history', [])
   final = (record or {}).get('final', {})
   title = run_pictures.title_of(run.config, run.workdir, run.step)
-  figures = run_pictures.end_figures(run, splits.test, history, final, title)
+  figures = run_pictures.end_figures(run, splits.test, history, final, title, splits.train)
   run_pictures.save(directory, {name: pictures.render(f) for name, f in figures.items()})
   return list(figures)
 
