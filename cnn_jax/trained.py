@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from cnn_jax.config import fields
 from cnn_jax.config import validation
 from cnn_jax.data import datasets
 from cnn_jax.engine import checkpoint
@@ -221,7 +222,8 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
                             'run directory (a run writes it when it starts)')
   try:
     with open(path) as f:
-      config = ml_collections.ConfigDict(_with_tuples(json.load(f)))
+      # Fields added since the run was written read as their defaults (what it ran with).
+      config = ml_collections.ConfigDict(_with_tuples(fields.with_defaults(json.load(f))))
     dataset = validation.validate_data(config.data, dataset_of(workdir, config.data))
     validation.validate_model(config.model, dataset.image_shape, dataset.num_classes)
   except (ValueError, AttributeError, KeyError) as error:  # JSON, missing or bad fields

@@ -95,6 +95,13 @@ def test_every_allowed_value_builds():
     ('data.split_seed', -1, r'data.split_seed=-1 must be between 0'),
     ('sweep.strategy', 'parallel', r"sweep.strategy='parallel' is not supported; allowed values: auto, sequential, vmap"),
     ('sweep.max_group_size', 0, r'sweep.max_group_size=0 must be a positive integer'),
+    ('model.batch_norm', 'inside', r"model.batch_norm='inside' is not supported; allowed "
+     r'values: none, before, after'),
+    ('model.batch_norm_momentum', 1.0, r'model.batch_norm_momentum=1.0 must lie in \[0, 1\)'),
+    ('model.batch_norm_epsilon', 0.0, r'model.batch_norm_epsilon=0.0 must be > 0'),
+    ('model.compute_dtype', 'float16', r"model.compute_dtype='float16' is not supported; "
+     r'allowed values: float32, bfloat16'),
+    ('train.label_smoothing', 1.0, r'train.label_smoothing=1.0 must lie in \[0, 1\)'),
 ])
 def test_invalid_fields_of_every_section(path, value, message):
   config = default.get_config()

@@ -3,9 +3,9 @@
 The rest of the code trusts a validated config: the model, optimizer, data and loop modules
 build what it says without checking again. Each failure is a ConfigError whose message names
 the field, the value and what is allowed, so the command line can print it as one line.
-Allowed values come from the modules that implement them (model.cnn.ACTIVATIONS, ...), so a
-new choice is added in one place. What a config needs of its dataset (image shape, class count,
-split sizes) comes from the prepared dataset's own JSON files (data/datasets.info), read
+The allowed values of choice fields come from the field table (config/fields.py), which a test
+keeps equal to what the implementing modules offer (model.cnn.ACTIVATIONS, ...). What a
+config needs of its dataset (image shape, class count, split sizes) comes from the prepared dataset's own JSON files (data/datasets.info), read
 before any image; a dataset that is not prepared is a DatasetNotFoundError of one line.
 
 The last check estimates the memory a run needs (parameters, gradients, optimizer state and
@@ -18,18 +18,17 @@ import importlib.util
 import math
 import os
 
+from cnn_jax.config import fields
 from cnn_jax.data import augment
 from cnn_jax.data import datasets
 from cnn_jax.engine import optimizers
 from cnn_jax.errors import ConfigError
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
-from cnn_jax.model import layer_list
 from cnn_jax.model import layers
 from cnn_jax.model import shapes
-from cnn_jax.reports import run_pictures
 
-SWEEP_STRATEGIES = ('auto', 'sequential', 'vmap')
+SWEEP_STRATEGIES = fields.SWEEP_STRATEGIES
 MAX_SEED = 2**32 - 1  # seeds become uint32 PRNG keys and numpy seed sequences
 
 # Optimizer slots per parameter (momentum, second moments ...), for the memory estimate.
@@ -89,10 +88,10 @@ def validate_data(data_cfg, dataset: datasets.DatasetInfo | None = None
 
 def validate_model(model_cfg, input_shape=(28, 28, 1), num_classes=None) -> None:
   _of_type('model.name', model_cfg.name, str)
-  _choice('model.activation', model_cfg.activation, tuple(cnn.ACTIVATIONS))
-  _choice('model.global_pool', model_cfg.global_pool, cnn.GLOBAL_POOL_TYPES)
-  _choice('model.kernel_init', model_cfg.kernel_init, cnn.KERNEL_INITIALIZERS)
-  _choice('model.bias_init', model_cfg.bias_init, cnn.BIAS_INITIALIZERS)
+  _chosen('model.activation', model_cfg.activation)
+  _chosen('model.global_pool', model_cfg.global_pool)
+  _chosen('model.kernel_init', model_cfg.kernel_init)
+  _chosen('model.bias_init', model_cfg.bias_init)
   num_layers = len(model_cfg.conv_features)
   for field in cnn.PER_CONV_LAYER_FIELDS:
     values = getattr(model_cfg, field)
@@ -123,14 +122,14 @@ def validate_model(model_cfg, input_shape=(28, 28, 1), num_classes=None) -> None
                       ('bias_init_std', model_cfg.bias_init)):
     if name in ('normal', 'truncated_normal') and not getattr(model_cfg, field) > 0:
       raise ConfigError(f'model.{field}={getattr(model_cfg, field)!r} must be > 0 for {name}')
-  _choice('model.batch_norm', model_cfg.batch_norm, layer_list.BATCH_NORM)
+  _chosen('model.batch_norm', model_cfg.batch_norm)
   momentum = _number('model.batch_norm_momentum', model_cfg.batch_norm_momentum)
   if not 0.0 <= momentum < 1.0:
     raise ConfigError(f'model.batch_norm_momentum={momentum!r} must lie in [0, 1) (the '
                       'running averages keep this fraction of their value at each step)')
   if not _number('model.batch_norm_epsilon', model_cfg.batch_norm_epsilon) > 0:
     raise ConfigError(f'model.batch_norm_epsilon={model_cfg.batch_norm_epsilon!r} must be > 0')
-  _choice('model.compute_dtype', model_cfg.compute_dtype, cnn.COMPUTE_DTYPES)
+  _chosen('model.compute_dtype', model_cfg.compute_dtype)
   _choice('model.conv_impl', model_cfg.conv_impl, layer_choice.CONV_CHOICES)
   _choice('model.pool_impl', model_cfg.pool_impl, layer_choice.POOL_CHOICES)
   for i, pool in enumerate(model_cfg.pool_type):
@@ -144,8 +143,8 @@ def validate_model(model_cfg, input_shape=(28, 28, 1), num_classes=None) -> None
 
 
 def validate_optimizer(opt_cfg) -> None:
-  _choice('optimizer.name', opt_cfg.name, optimizers.OPTIMIZERS)
-  _choice('optimizer.schedule', opt_cfg.schedule, optimizers.SCHEDULES)
+  _chosen('optimizer.name', opt_cfg.name)
+  _chosen('optimizer.schedule', opt_cfg.schedule)
   if not _number('optimizer.learning_rate', opt_cfg.learning_rate) > 0:
     raise ConfigError(f'optimizer.learning_rate={opt_cfg.learning_rate!r} must be > 0')
   _integer('optimizer.warmup_steps', opt_cfg.warmup_steps, low=0)
@@ -185,7 +184,7 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
   _integer('train.steps_per_call', train_cfg.steps_per_call, low=0,
            why='(0 chooses per backend)')
   _integer('train.num_devices', train_cfg.num_devices, low=0, why='(0: every local device)')
-  _choice('train.pictures', train_cfg.pictures, run_pictures.WHEN)
+  _chosen('train.pictures', train_cfg.pictures)
   if train_cfg.pictures != 'none' and importlib.util.find_spec('matplotlib') is None:
     raise ConfigError(f'train.pictures={train_cfg.pictures!r} needs matplotlib, which is not '
                       "installed; pip install matplotlib, or set train.pictures='none'")
@@ -233,7 +232,7 @@ def validate_augment(augment_cfg, image_shape=(28, 28, 1)) -> None:
 
 
 def validate_sweep(sweep_cfg) -> None:
-  _choice('sweep.strategy', sweep_cfg.strategy, SWEEP_STRATEGIES)
+  _chosen('sweep.strategy', sweep_cfg.strategy)
   _integer('sweep.max_group_size', sweep_cfg.max_group_size, low=1)
   _integer('sweep.heartbeat_seconds', sweep_cfg.heartbeat_seconds, low=1)
 
@@ -286,6 +285,11 @@ def check_fits_in_memory(config, members: int = 1,
 
 def _gb(size: int) -> str:
   return f'{size / 1e9:,.1f} GB'
+
+
+def _chosen(path, value) -> None:
+  """A choice field's value against the allowed values of config/fields.py."""
+  _choice(path, value, fields.BY_PATH[path].choices)
 
 
 def _choice(field, value, allowed) -> None:

@@ -7,13 +7,6 @@ OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adam
 SCHEDULES = ('constant', 'cosine')
 
 
-# Numeric fields that change no shape and no program: a vmapped sweep group may pass them as
-# traced per-member values (see make_optimizer's `traced`). weight_decay qualifies only
-# between members that all use it (> 0), since 0 leaves the decay term out.
-TRACEABLE_FIELDS = ('learning_rate', 'momentum', 'b1', 'b2', 'eps', 'rms_decay',
-                    'initial_accumulator', 'weight_decay')
-
-
 def make_schedule(opt_cfg, total_steps: int, traced=None) -> optax.Schedule:
   """Learning rate as a function of the step: constant, or cosine decay to 0 at the end.
 
@@ -37,8 +30,8 @@ def make_optimizer(opt_cfg, total_steps: int, traced=None) -> optax.GradientTran
   epsilon outside the square root, as Keras/TensorFlow do. weight_decay is decoupled for
   adamw and an L2 term added to the gradient for every other optimizer.
 
-  traced: {field: value} for fields of TRACEABLE_FIELDS given as traced arrays (one member
-  of a vmapped group). The optimizer state has the same structure either way, so a member's
+  traced: {field: value} for the traced optimizer fields (config/fields.py) given as traced
+  arrays (one member of a vmapped group). The optimizer state has the same structure either way, so a member's
   checkpoint is an ordinary single-run checkpoint.
   """
   traced = dict(traced or {})

@@ -7,9 +7,10 @@ because a vmapped convolution is a different, on CPU much slower, program
 The train call adds each step's metric sums to running sums on the device, optionally scans
 several steps per call, and is jitted with the placement's shardings and its state donated.
 
-Which configs can share one program: those that differ only in TRACEABLE_PATHS (the seed,
-the optimizer's numbers, dropout rates and initializer scales); the values that differ
-become traced per-member inputs, the rest stay constants of the program.
+Which configs can share one program: those that differ only in TRACEABLE_PATHS (config/
+fields.py's traced fields: the seed, the optimizer's numbers, dropout rates, initializer
+scales, batch norm's momentum, augmentation strengths, ...); the values that differ become
+traced per-member inputs, the rest stay constants of the program.
 """
 from __future__ import annotations
 
@@ -21,25 +22,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnn_jax.data import augment
+from cnn_jax.config import fields
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
 from cnn_jax.engine import devices
 from cnn_jax.engine import metrics
-from cnn_jax.engine import optimizers
 from cnn_jax.engine import step as step_lib
 from cnn_jax.errors import ConfigError
-from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 
-TRACEABLE_PATHS = (('seed', 'train.label_smoothing')
-                   + tuple(f'optimizer.{f}' for f in optimizers.TRACEABLE_FIELDS)
-                   + tuple(f'model.{f}' for f in cnn.TRACEABLE_FIELDS)
-                   + tuple(f'augment.{f}' for f in augment.TRACEABLE_FIELDS))
-# Execution details: they change how a run is computed, not which run it is.
-# The layer implementations agree to float tolerance (model/layers.py).
-EXECUTION_PATHS = ('train.num_devices', 'train.steps_per_call', 'model.conv_impl',
-                   'model.pool_impl', 'train.pictures')
+# The fields whose values may differ inside a group, and those that only change how a run
+# is computed (config/fields.py says which, field by field).
+TRACEABLE_PATHS = fields.paths(fields.TRACED)
+EXECUTION_PATHS = fields.paths(fields.EXECUTION)
 
 
 def flatten(tree: dict, prefix: str = '') -> dict:
@@ -58,14 +53,19 @@ def program_key(config, resume_step: int | None = None) -> str:
   flat = flatten(json.loads(config.to_json()))
   for path in TRACEABLE_PATHS:
     flat.pop(path, None)
-  # Zero and non-zero differ in structure: a rate of 0 leaves the dropout (or decay) out.
-  flat['uses weight decay'] = config.optimizer.weight_decay > 0
-  flat['uses conv dropout'] = config.model.conv_dropout > 0
-  flat['uses dense dropout'] = config.model.dense_dropout > 0
-  flat['uses label smoothing'] = config.train.label_smoothing > 0
-  flat['augments'] = sorted(augment.active(config.augment))
+  # Zero and non-zero differ in structure: a rate of 0 leaves the dropout (or decay, or a
+  # transform) out.
+  for field in fields.FIELDS:
+    if field.off_at_zero:
+      flat[f'{field.path} is on'] = _value(config, field.path) > 0
   flat['resumes at step'] = resume_step
   return json.dumps(flat, sort_keys=True)
+
+
+def _value(config, path: str):
+  for part in path.split('.'):
+    config = config[part]
+  return config
 
 
 def differing_values(configs: Sequence) -> dict[str, list]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from absl import logging
 from cnn_jax.data import datasets
+from cnn_jax.config import fields
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
@@ -63,16 +64,18 @@ class RunRecord:
 
   def _check_same_config_as_before(self) -> None:
     """A workdir belongs to one run: resuming under another config would silently mix two.
-    Execution details (program.EXECUTION_PATHS, sweep.*) may change between resumptions."""
+    Execution details (program.EXECUTION_PATHS) may change between resumptions."""
     path = os.path.join(self.workdir, CONFIG_FILENAME)
     current = json.loads(self.config.to_json())
     if os.path.exists(path) and os.path.exists(checkpoint.path_in(self.workdir)):
       with open(path) as f:
         previous = json.load(f)
-      before, now = program.flatten(previous), program.flatten(current)
+      # A field the earlier config.json lacks (written before it existed) had its default.
+      before = program.flatten(fields.with_defaults(previous))
+      now = program.flatten(current)
       changed = [key for key in sorted(set(before) | set(now))
                  if before.get(key) != now.get(key)
-                 and key not in program.EXECUTION_PATHS and not key.startswith('sweep.')]
+                 and key not in program.EXECUTION_PATHS]
       if changed:
         raise WorkdirConflictError(
             f'{self.workdir} holds a run of a different config (changed: '

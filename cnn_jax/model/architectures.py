@@ -6,34 +6,13 @@ counts in the docstrings are checked by tests/test_architectures.py.
 """
 import ml_collections
 
+from cnn_jax.config import fields
+
 
 def base_model() -> ml_collections.ConfigDict:
-  """All model fields with neutral defaults: a softmax regression (784 -> 10)."""
-  return ml_collections.ConfigDict(dict(
-      name='custom',
-      # One entry per conv layer in each of these tuples.
-      conv_features=(), conv_kernel_size=(), conv_strides=(), conv_padding=(),
-      # Pooling after conv layer i: 'max', 'avg' or 'none' (window/stride/padding ignored).
-      pool_type=(), pool_window=(), pool_strides=(), pool_padding=(),
-      global_pool='none',      # 'none' (flatten), 'max' or 'avg' over the last feature map
-      conv_dropout=0.0,        # dropout on the last feature map, before flatten
-      hidden_dims=(),          # hidden dense layers, each followed by the activation
-      dense_dropout=0.0,       # dropout after each hidden dense layer
-      activation='relu',
-      num_classes=10,
-      kernel_init='glorot_uniform', kernel_init_std=0.1, kernel_init_value=0.0,
-      bias_init='zeros', bias_init_std=0.1, bias_init_value=0.0,
-      # How convolutions and poolings are computed (model/layers.py), not what they compute:
-      # 'auto' takes the implementation measured fastest for each layer on this machine
-      # (model/layer_choice.py); a name forces it everywhere.
-      conv_impl='auto', pool_impl='auto',
-      # Batch normalization of every conv and hidden dense layer: 'none', 'before' the
-      # activation or 'after' it; batch statistics in training, running averages (updated
-      # with this momentum, flax's convention: PyTorch's 0.1 is 0.9 here) in evaluation.
-      batch_norm='none', batch_norm_momentum=0.9, batch_norm_epsilon=1e-5,
-      # The dtype of activations and matmuls; parameters, optimizer and loss stay float32.
-      compute_dtype='float32',
-  ))
+  """All model fields with neutral defaults (config/fields.py): a softmax regression
+  (784 -> 10)."""
+  return fields.section_defaults('model')
 
 
 def _with(**fields) -> ml_collections.ConfigDict:

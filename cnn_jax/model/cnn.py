@@ -146,19 +146,14 @@ def pool(x, pool_type, window, stride, padding, impl='xla'):
   return layers.POOL_IMPLS[impl](x, pool_type, window, stride, padding)
 
 
-# Numeric fields that change no shape and no program: a vmapped sweep group may pass them as
-# traced per-member values (see build_model's `traced`).
-TRACEABLE_FIELDS = ('conv_dropout', 'dense_dropout', 'kernel_init_std', 'kernel_init_value',
-                    'bias_init_std', 'bias_init_value', 'batch_norm_momentum',
-                    'batch_norm_epsilon')
 COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
 def build_model(model_cfg, traced=None, impls=None) -> CNN:
   """The (stateless) Flax module of a validated `model` config (config/validation.py).
 
-  traced: {field: value} for fields of TRACEABLE_FIELDS whose value is a traced array (one
-  member of a vmapped group).
+  traced: {field: value} for the traced model fields (config/fields.py) whose value is a
+  traced array (one member of a vmapped group).
   impls: the layer_choice.LayerImpls to run; None runs XLA's own convolutions and poolings
   (the parameters are the same either way).
   """

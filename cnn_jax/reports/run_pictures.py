@@ -26,11 +26,12 @@ from typing import Any, Callable
 from absl import logging
 import numpy as np
 
+from cnn_jax.config import fields
 from cnn_jax.data import augment
 from cnn_jax.engine import observers
 from cnn_jax.reports import pictures
 
-WHEN = ('epochs', 'end', 'none')  # train.pictures
+WHEN = fields.PICTURES  # train.pictures
 DIRECTORY = 'pictures'
 TAG_PREFIX = 'pictures/'
 ACTIVATION_DIGIT = 0  # the test image whose activation maps are drawn: the first
