@@ -2,7 +2,10 @@
 over kernels, strides, paddings, channels and odd image sizes; and the choice between them."""
 import itertools
 import json
+import os
 import statistics
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -11,13 +14,16 @@ import numpy as np
 import pytest
 
 from cnn_jax import errors
+from cnn_jax import layer_choice as remeasure_command
 from cnn_jax import machine
+from cnn_jax.config import files as experiment_files
 from cnn_jax.config import validation
 from cnn_jax.model import architectures
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 from cnn_jax.model import layers
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = dict(rtol=2e-5, atol=2e-5)
 
 # (image height, width, in channels), (kernel, stride), padding, out channels: every kernel,
@@ -270,6 +276,91 @@ def test_rounds_rotate_and_one_huge_outlier_moves_no_time():
   assert fastest == pytest.approx({'xla': 1.0, 'im2col': 0.8, 'shifted': 0.9})
   assert statistics.median(samples['im2col']) == pytest.approx(0.8)
   assert layer_choice.choose(fastest) == 'im2col'
+
+
+TINY_EXPERIMENT = """
+from experiments import default
+
+def get_config():
+  config = default.get_config()
+  config.model.conv_features = (2, 3)
+  config.train.batch_size = 16
+  return config
+"""
+
+
+def _layer_choice_command(args, cache):
+  env = dict(os.environ, CNN_JAX_CACHE=str(cache))
+  return subprocess.run([sys.executable, '-m', 'cnn_jax.layer_choice', *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_the_command_measures_a_config_s_layers_again(tmp_path, monkeypatch):
+  experiment = tmp_path / 'tiny.py'
+  experiment.write_text(TINY_EXPERIMENT)
+  cache = tmp_path / 'cache'
+  cache.mkdir()
+  path = cache / layer_choice.MEASUREMENTS
+  config = experiment_files.load_config(str(experiment))
+  config.train.batch_size = 4  # as the command's override below
+  named = layer_choice.named_layers(config.model, (28, 28, 1), only_auto=False)
+  keys = {name: layer.key(4, 1) for name, layer in named.items()}
+  stale = {'version': layer_choice.VERSION, 'rounds': 21, 'measured': '2026-01-01 00:00',
+           'ms': {'train': {'xla': 1000.0, 'reshape': 1.0}},
+           'median_ms': {'train': {'xla': 1000.0, 'reshape': 1.0}}}
+  mine = machine.machine_key()
+  path.write_text(json.dumps({mine: {keys['pool0']: stale, 'another layer': stale},
+                              'cpu|another machine|2 cores': {keys['pool0']: stale}}))
+  proc = _layer_choice_command([f'--config={experiment}', '--config.train.batch_size=4'], cache)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stdout.splitlines()
+  assert lines[0].startswith(f'cntk_pool ({experiment}), batch 4 per device, 1 member, on '
+                             f'{mine}; ms per call')
+  assert [line.split(' | ')[0] for line in lines[3:10]] == [
+      '| conv0', '| conv0', '| pool0', '| conv1', '| conv1', '| conv1', '| pool1']
+  assert lines[4].startswith('| conv0 | 28x28x1 -> 2, 5x5/1 SAME | kernel_grad | ')
+  assert lines[4].endswith(' | 21 | now |')
+  assert lines[-2].startswith('layers: conv0=') and ', pool1=' in lines[-2]
+  assert lines[-1] == f'cache: {path} (4 entries written)'
+  written = json.loads(path.read_text())
+  assert written[mine][keys['pool0']]['measured'] != stale['measured']  # rewritten
+  assert written[mine][keys['pool0']]['ms']['train']['xla'] < 1000
+  assert set(written[mine]) == {*keys.values(), 'another layer'}
+  assert written['cpu|another machine|2 cores'] == {keys['pool0']: stale}
+
+  # --all first forgets this machine's other layers; another machine's stay. In process,
+  # timing nothing.
+  monkeypatch.setattr(layer_choice, '_timings', _fake_timings(
+      {'xla': 1.0, 'im2col': 0.7, 'shifted': 0.95, 'reshape': 0.5}))
+  config.model.conv_impl = 'xla'
+  table = remeasure_command.remeasure(config, 'tiny.py', forget_all=True, path=str(path))
+  written = json.loads(path.read_text())
+  assert set(written[mine]) == set(keys.values()) and 'cpu|another machine|2 cores' in written
+  assert f'cache: {path} (4 entries written, 5 of this machine forgotten first)' in table
+  assert '| conv1 | 14x14x2 -> 3, 5x5/1 SAME | input_grad | 1.00 (1.00) | 0.70 (0.70) | ' \
+         '0.95 (0.95) | - | im2col | 21 | now |' in table
+  assert table.splitlines()[-1] == ("note: the config sets model.conv_impl='xla'; its runs "
+                                    'use that, not these choices')
+  shown = remeasure_command.remeasure(config, 'tiny.py', again=False, path=str(path))
+  assert f'cache: {path} (0 entries written)' in shown and ' | now |' not in shown
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--config=nowhere.py'], 'error: --config=nowhere.py: no such experiment file'),
+    (['--config=experiments/pool.py', '--config.model.conv_featurs=1'],
+     "error: --config.model.conv_featurs: 'conv_featurs' is not a config field; Did you mean "
+     '"conv_features" instead of "conv_featurs"?'),
+    (['--config=experiments/pool.py', '--config.seed=-5'],
+     'error: seed=-5 must be between 0 and 4294967295'),
+    (['--config=experiments/pool.py', '--members=0'],
+     'error: --members=0: allowed is a count of 1 or more'),
+])
+def test_the_command_s_bad_input_is_one_line_and_status_2(tmp_path, args, message):
+  proc = _layer_choice_command(args, tmp_path)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1] == message, proc.stderr[-3000:]
+  assert 'Traceback' not in proc.stderr and proc.stdout == ''
+  assert not (tmp_path / layer_choice.MEASUREMENTS).exists()
 
 
 def test_the_model_runs_the_resolved_implementations():
