@@ -10,7 +10,8 @@ and is not timed.
 How a layer is timed, so that a busy machine does not flip the choice: every candidate is
 compiled and called once, then ROUNDS rounds call each candidate once, each round starting
 one candidate further along, so a burst of load from another process falls on all of them,
-not on one. Each candidate's fastest call is its time (its median is recorded too). XLA's own
+not on one (a candidate far behind after the first rounds is dropped, HOPELESS). Each
+candidate's fastest call is its time (its median is recorded too). XLA's own
 implementation is kept unless another beats its time by MARGIN (choose()). A one-shot timing
 (the minimum of 5 calls, cache entries before VERSION 2) chose T2's conv1 and pool0
 differently in two runs on the same busy machine; those entries are measured again, not read.
@@ -18,9 +19,9 @@ differently in two runs on the same busy machine; those entries are measured aga
 Why the fastest call and not the median: on 2 shared cores a call runs at one of a few
 speeds (both cores free, one, or descheduled part way), and which one dominates changes from
 one fraction of a second to the next and differs between candidates (XLA's multi-threaded
-convolution suffers most). T2's conv1 input gradient, timed in 38 windows of 27 rounds at a
-load average of 8-10: the median chose im2col in 23 windows, XLA in 13 and shifted in 2; the
-fastest call chose im2col in 36 (docs/LAYER_COSTS.md, "Timing the choice"). The fastest call
+convolution suffers most). T2's conv1 input gradient, timed in 50 windows of 21 rounds at a
+load average of 8-10: the median chose im2col in 27 windows, XLA in 17 and shifted in 6; the
+fastest call chose im2col in 47 (docs/LAYER_COSTS.md, "Timing the choice"). The fastest call
 estimates what the machine can do, which is what the cache is keyed by; the median estimates
 the load of the moment. Noise only ever adds time, so a slow outlier never moves it.
 
