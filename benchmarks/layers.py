@@ -6,8 +6,10 @@ against XLA's own and PyTorch's, forward and forward+backward, on this backend.
 
 Candidates: cnn_jax/model/layers.py's CONV_IMPLS and POOL_IMPLS, each checked against XLA's
 result first (the max difference is printed). This prints the whole picture per layer;
-model/layer_choice.py times the same candidates, forward and each gradient apart, to choose.
-Times are medians over --repeats calls of --calls each, after a compiling call. Backward is
+model/layer_choice.py times the same candidates, forward and each gradient apart, to choose
+(the fastest call of 21 interleaved rounds; `python -m cnn_jax.layer_choice --config=FILE`
+prints those timings and the choice). Times here are medians over --repeats calls of
+--calls each, after a compiling call. Backward is
 the gradient with respect to the layer's input and weights of sum(output * g).
 """
 import os

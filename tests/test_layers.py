@@ -2,6 +2,10 @@
 over kernels, strides, paddings, channels and odd image sizes; and the choice between them."""
 import itertools
 import json
+import os
+import statistics
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -10,13 +14,16 @@ import numpy as np
 import pytest
 
 from cnn_jax import errors
+from cnn_jax import layer_choice as remeasure_command
 from cnn_jax import machine
+from cnn_jax.config import files as experiment_files
 from cnn_jax.config import validation
 from cnn_jax.model import architectures
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 from cnn_jax.model import layers
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = dict(rtol=2e-5, atol=2e-5)
 
 # (image height, width, in channels), (kernel, stride), padding, out channels: every kernel,
@@ -155,8 +162,12 @@ def test_auto_measures_each_layer_once_per_machine(tmp_path, monkeypatch):
   # Two convolutions and one pooling; the first layer's input gradient is not timed.
   assert sorted(json.loads(key)[0] for key in measured) == ['conv', 'conv', 'pool']
   conv0 = next(v for k, v in measured.items() if json.loads(k)[-1] is False)
-  assert conv0['input_grad'] == {} and set(conv0['forward']) == set(layers.CONV_IMPLS)
-  assert first.conv[0].forward == min(conv0['forward'], key=conv0['forward'].get)
+  assert conv0['version'] == layer_choice.VERSION and conv0['rounds'] == layer_choice.ROUNDS
+  assert set(conv0['ms']) == set(conv0['median_ms']) == {'forward', 'kernel_grad'}
+  assert set(conv0['ms']['forward']) == set(layers.CONV_IMPLS)
+  assert all(conv0['ms']['forward'][n] <= conv0['median_ms']['forward'][n]
+             for n in layers.CONV_IMPLS)
+  assert first.conv[0].forward == layer_choice.choose(conv0['ms']['forward'])
   assert first.pool[1] == 'xla'  # no pooling after conv1
 
   def no_timing(*args):
@@ -166,6 +177,190 @@ def test_auto_measures_each_layer_once_per_machine(tmp_path, monkeypatch):
   assert layer_choice.resolve(model, (12, 12, 1), 4, path=path) == first
   with pytest.raises(AssertionError, match='measured again'):  # another batch is another key
     layer_choice.resolve(model, (12, 12, 1), 8, path=path)
+
+
+@pytest.mark.parametrize('ms, chosen', [
+    ({'xla': 1.0, 'im2col': 0.95, 'shifted': 1.3}, 'xla'),       # 5% faster: not enough
+    ({'xla': 1.0, 'im2col': 0.7, 'shifted': 1.3}, 'im2col'),     # 30% faster: wins
+    ({'xla': 1.0, 'im2col': 0.91, 'shifted': 0.7}, 'shifted'),
+    ({'xla': 1.0, 'im2col': 0.72, 'shifted': 0.7}, 'im2col'),    # a near-tie of two: the first
+    ({'xla': 1.0, 'im2col': 0.92, 'shifted': 0.85}, 'shifted'),  # im2col does not beat XLA
+    ({'xla': 0.66, 'im2col': 0.7, 'shifted': 0.6}, 'xla'),       # within 10% of the fastest
+    ({'xla': 1.0, 'reshape': 0.95}, 'xla'),
+    ({'xla': 1.0, 'reshape': 0.7}, 'reshape'),
+    ({'im2col': 1.0, 'shifted': 0.95}, 'im2col'),                # no XLA among them
+])
+def test_a_candidate_leaves_xla_s_own_only_by_the_margin(ms, chosen):
+  assert layer_choice.MARGIN == 0.10
+  assert layer_choice.choose(ms) == chosen
+
+
+def _fake_timings(times):
+  """layer_choice._timings that measures nothing: every part of every layer takes `times`
+  (candidate -> ms), fastest and median alike."""
+  def timings(candidates, args, members):
+    ms = {name: times[name] for name in candidates}
+    return ms, dict(ms), layer_choice.ROUNDS
+  return timings
+
+
+@pytest.mark.parametrize('im2col, conv', [(0.95, 'xla'), (0.7, 'im2col')])
+def test_the_margin_rule_decides_what_resolve_runs(tmp_path, monkeypatch, im2col, conv):
+  monkeypatch.setattr(layer_choice, '_timings', _fake_timings(
+      {'xla': 1.0, 'im2col': im2col, 'shifted': 1.2, 'reshape': 0.95}))
+  chosen = layer_choice.resolve(_t2(), (28, 28, 1), 8, path=str(tmp_path / 'choices.json'))
+  assert chosen.conv == (layers.ConvImpl.everywhere(conv),) * 2
+  assert chosen.pool == ('xla', 'xla')  # reshape only 5% faster
+
+
+def test_the_log_says_when_and_on_what_timings_each_layer_was_chosen(tmp_path, monkeypatch,
+                                                                     caplog):
+  path = str(tmp_path / 'choices.json')
+  monkeypatch.setattr(layer_choice, '_timings', _fake_timings(
+      {'xla': 1.0, 'im2col': 0.7, 'shifted': 0.95, 'reshape': 0.5}))
+  caplog.set_level('INFO')
+  layer_choice.resolve(_t2(), (28, 28, 1), 8, path=path)
+  lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('Layer ')]
+  assert lines[0] == (
+      'Layer conv0 (28x28x1 -> 8, 5x5/1 SAME; batch 8, 1 member) measured now, fastest ms of '
+      '21 rounds: forward xla 1.00 im2col 0.70 shifted 0.95 -> im2col (medians 1.00 0.70 '
+      f'0.95); kernel_grad xla 1.00 im2col 0.70 shifted 0.95 -> im2col (medians 1.00 0.70 '
+      f'0.95); cached in {path}')
+  assert lines[1].startswith('Layer pool0 (28x28x8, max 2/2 VALID; batch 8, 1 member) '
+                             'measured now, fastest ms of 21 rounds: train xla 1.00 reshape '
+                             '0.50 -> reshape')
+  assert 'input_grad xla 1.00 im2col 0.70 shifted 0.95 -> im2col' in lines[2]
+  assert [line.split(' (')[0] for line in lines[:4]] == [
+      'Layer conv0', 'Layer pool0', 'Layer conv1', 'Layer pool1']
+  caplog.clear()
+  layer_choice.resolve(_t2(), (28, 28, 1), 8, path=path)
+  lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('Layer')]
+  assert len(lines) == 2 and lines[0].startswith(
+      f'Layers conv0, pool0, conv1, pool1 (batch 8, 1 member) read from the cache {path} '
+      '(measured 20')
+  assert lines[0].endswith('not measured now; `python -m cnn_jax.layer_choice '
+                           '--config=<experiment>` measures them again')
+
+
+def test_an_entry_of_the_one_shot_timing_is_measured_again(tmp_path, monkeypatch):
+  path = tmp_path / 'choices.json'
+  model = _t2()
+  conv0, _ = layer_choice.conv_and_pool_layers(model, (28, 28, 1))[0]
+  old = {'forward': {'xla': 9.0, 'im2col': 9.0, 'shifted': 1e-4}, 'input_grad': {},
+         'kernel_grad': {'xla': 9.0, 'im2col': 9.0, 'shifted': 1e-4}}  # version 1, seconds
+  path.write_text(json.dumps({machine.machine_key(): {conv0.key(8, 1): old}}))
+  monkeypatch.setattr(layer_choice, '_timings', _fake_timings(
+      {'xla': 1.0, 'im2col': 0.7, 'shifted': 0.95, 'reshape': 0.5}))
+  chosen = layer_choice.resolve(model, (28, 28, 1), 8, path=str(path))
+  assert chosen.conv[0] == layers.ConvImpl.everywhere('im2col')  # not the old 'shifted'
+  entry = json.loads(path.read_text())[machine.machine_key()][conv0.key(8, 1)]
+  assert entry['version'] == layer_choice.VERSION and entry['ms']['forward']['shifted'] == 0.95
+
+
+def test_rounds_rotate_and_one_huge_outlier_moves_no_time():
+  now, order = [0.0], []
+  durations = {'xla': [1.0] * 9, 'im2col': [0.8] * 9, 'shifted': [0.9] * 9}
+  durations['im2col'][4] = 1000.0  # one call of im2col caught by a burst of load
+  left = {name: iter(d) for name, d in durations.items()}
+
+  def call(name):
+    order.append(name)
+    now[0] += next(left[name])
+  calls = {name: (lambda name=name: call(name)) for name in durations}
+  samples = layer_choice.interleaved(calls, 9, clock=lambda: now[0])
+  # Each round calls every candidate once, starting one further along each time.
+  assert [order[3 * r] for r in range(4)] == ['xla', 'im2col', 'shifted', 'xla']
+  assert all(sorted(order[3 * r:3 * r + 3]) == sorted(durations) for r in range(9))
+  assert samples['im2col'][4] == pytest.approx(1000.0)
+  fastest = {name: min(s) for name, s in samples.items()}
+  assert fastest == pytest.approx({'xla': 1.0, 'im2col': 0.8, 'shifted': 0.9})
+  assert statistics.median(samples['im2col']) == pytest.approx(0.8)
+  assert layer_choice.choose(fastest) == 'im2col'
+
+
+TINY_EXPERIMENT = """
+from experiments import default
+
+def get_config():
+  config = default.get_config()
+  config.model.conv_features = (2, 3)
+  config.train.batch_size = 16
+  return config
+"""
+
+
+def _layer_choice_command(args, cache):
+  env = dict(os.environ, CNN_JAX_CACHE=str(cache))
+  return subprocess.run([sys.executable, '-m', 'cnn_jax.layer_choice', *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_the_command_measures_a_config_s_layers_again(tmp_path, monkeypatch):
+  experiment = tmp_path / 'tiny.py'
+  experiment.write_text(TINY_EXPERIMENT)
+  cache = tmp_path / 'cache'
+  cache.mkdir()
+  path = cache / layer_choice.MEASUREMENTS
+  config = experiment_files.load_config(str(experiment))
+  config.train.batch_size = 4  # as the command's override below
+  named = layer_choice.named_layers(config.model, (28, 28, 1), only_auto=False)
+  keys = {name: layer.key(4, 1) for name, layer in named.items()}
+  stale = {'version': layer_choice.VERSION, 'rounds': 21, 'measured': '2026-01-01 00:00',
+           'ms': {'train': {'xla': 1000.0, 'reshape': 1.0}},
+           'median_ms': {'train': {'xla': 1000.0, 'reshape': 1.0}}}
+  mine = machine.machine_key()
+  path.write_text(json.dumps({mine: {keys['pool0']: stale, 'another layer': stale},
+                              'cpu|another machine|2 cores': {keys['pool0']: stale}}))
+  proc = _layer_choice_command([f'--config={experiment}', '--config.train.batch_size=4'], cache)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stdout.splitlines()
+  assert lines[0].startswith(f'cntk_pool ({experiment}), batch 4 per device, 1 member, on '
+                             f'{mine}; ms per call')
+  assert [line.split(' | ')[0] for line in lines[3:10]] == [
+      '| conv0', '| conv0', '| pool0', '| conv1', '| conv1', '| conv1', '| pool1']
+  assert lines[4].startswith('| conv0 | 28x28x1 -> 2, 5x5/1 SAME | kernel_grad | ')
+  assert lines[4].endswith(' | 21 | now |')
+  assert lines[-2].startswith('layers: conv0=') and ', pool1=' in lines[-2]
+  assert lines[-1] == f'cache: {path} (4 entries written)'
+  written = json.loads(path.read_text())
+  assert written[mine][keys['pool0']]['measured'] != stale['measured']  # rewritten
+  assert written[mine][keys['pool0']]['ms']['train']['xla'] < 1000
+  assert set(written[mine]) == {*keys.values(), 'another layer'}
+  assert written['cpu|another machine|2 cores'] == {keys['pool0']: stale}
+
+  # --all first forgets this machine's other layers; another machine's stay. In process,
+  # timing nothing.
+  monkeypatch.setattr(layer_choice, '_timings', _fake_timings(
+      {'xla': 1.0, 'im2col': 0.7, 'shifted': 0.95, 'reshape': 0.5}))
+  config.model.conv_impl = 'xla'
+  table = remeasure_command.remeasure(config, 'tiny.py', forget_all=True, path=str(path))
+  written = json.loads(path.read_text())
+  assert set(written[mine]) == set(keys.values()) and 'cpu|another machine|2 cores' in written
+  assert f'cache: {path} (4 entries written, 5 of this machine forgotten first)' in table
+  assert '| conv1 | 14x14x2 -> 3, 5x5/1 SAME | input_grad | 1.00 (1.00) | 0.70 (0.70) | ' \
+         '0.95 (0.95) | - | im2col | 21 | now |' in table
+  assert table.splitlines()[-1] == ("note: the config sets model.conv_impl='xla'; its runs "
+                                    'use that, not these choices')
+  shown = remeasure_command.remeasure(config, 'tiny.py', again=False, path=str(path))
+  assert f'cache: {path} (0 entries written)' in shown and ' | now |' not in shown
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--config=nowhere.py'], 'error: --config=nowhere.py: no such experiment file'),
+    (['--config=experiments/pool.py', '--config.model.conv_featurs=1'],
+     "error: --config.model.conv_featurs: 'conv_featurs' is not a config field; Did you mean "
+     '"conv_features" instead of "conv_featurs"?'),
+    (['--config=experiments/pool.py', '--config.seed=-5'],
+     'error: seed=-5 must be between 0 and 4294967295'),
+    (['--config=experiments/pool.py', '--members=0'],
+     'error: --members=0: allowed is a count of 1 or more'),
+])
+def test_the_command_s_bad_input_is_one_line_and_status_2(tmp_path, args, message):
+  proc = _layer_choice_command(args, tmp_path)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1] == message, proc.stderr[-3000:]
+  assert 'Traceback' not in proc.stderr and proc.stdout == ''
+  assert not (tmp_path / layer_choice.MEASUREMENTS).exists()
 
 
 def test_the_model_runs_the_resolved_implementations():

@@ -134,6 +134,8 @@ def test_train_and_evaluate_end_to_end(tmp_path, tiny_config, mock_mnist):
 
 
 def test_same_seed_same_parameters_bit_for_bit(tmp_path, tiny_config, mock_mnist):
+  # The layers are left to 'auto': runs of one config and batch choose alike, the first
+  # measuring (if the cache lacks them) and the others reading its entries.
   tiny_config.model.dense_dropout = 0.5  # dropout keys must be reproducible too
   tiny_config.model.hidden_dims = (16,)
   train.train_and_evaluate(tiny_config, str(tmp_path / 'a'))
@@ -146,6 +148,8 @@ def test_same_seed_same_parameters_bit_for_bit(tmp_path, tiny_config, mock_mnist
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_config, mock_mnist, monkeypatch):
+  # 'auto' layers: the resumed run has the same batch and devices, so it reads the choice
+  # the first run made (test_devices pins them where the resumed run's batch differs).
   tiny_config.train.num_epochs = 3.0
   whole = train.train_and_evaluate(tiny_config, str(tmp_path / 'whole'))
 
