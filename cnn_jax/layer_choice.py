@@ -69,7 +69,7 @@ def remeasure(config, experiment: str, members: int = 1, forget_all: bool = Fals
   validation.validate(config, members)
   compilation_cache.enable()  # as a run does: measuring again compiles nothing
   path = path or cache_dir.cache_dir(layer_choice.MEASUREMENTS)
-  image_shape = datasets.DATASETS[config.data.name].image_shape
+  image_shape = datasets.info(config.data).image_shape
   batch = config.train.batch_size
   members, batch = devices.place(config.train.num_devices, members, batch).per_device(
       members, batch)

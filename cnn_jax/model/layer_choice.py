@@ -204,20 +204,19 @@ class Measurement:
 
 
 def conv_and_pool_layers(model_cfg, image_shape) -> list[tuple[_Conv, _Pool | None]]:
-  """Each conv layer of a validated model config and the pooling after it, with input shapes."""
-  by_name = {layer.name: layer for layer in shapes.infer_layer_shapes(model_cfg, image_shape)}
-  in_shape, found = tuple(image_shape), []
-  for i, features in enumerate(model_cfg.conv_features):
-    conv = _Conv(in_shape, features, model_cfg.conv_kernel_size[i], model_cfg.conv_strides[i],
-                 shapes.parse_padding(model_cfg.conv_padding[i], 'padding'), input_grad=i > 0)
-    in_shape = tuple(by_name[f'conv{i}'].output_shape)
-    pool = None
-    if model_cfg.pool_type[i] != 'none':
-      pool = _Pool(in_shape, model_cfg.pool_type[i], model_cfg.pool_window[i],
-                   model_cfg.pool_strides[i],
-                   shapes.parse_padding(model_cfg.pool_padding[i], 'padding'))
-      in_shape = tuple(by_name[f'pool{i}'].output_shape)
-    found.append((conv, pool))
+  """Each conv layer of a validated model config and the pooling after it, with their input
+  shapes, from the model's layer list (model/layer_list.py, via its shapes)."""
+  found = []
+  for shaped in shapes.infer_layer_shapes(model_cfg, image_shape):
+    layer = shaped.layer
+    padding = shapes.parse_padding(layer.padding, 'padding') if layer.padding is not None else None
+    if layer.kind == 'conv':
+      found.append((_Conv(tuple(shaped.input_shape), layer.features, layer.window, layer.stride,
+                          padding, input_grad=layer.index > 0), None))
+    elif layer.kind in ('max_pool', 'avg_pool'):
+      found[layer.index] = (found[layer.index][0],
+                            _Pool(tuple(shaped.input_shape), layer.kind[:3], layer.window,
+                                  layer.stride, padding))
   return found
 
 
