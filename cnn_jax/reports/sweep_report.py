@@ -175,8 +175,10 @@ def write(workdir: str, trial_reports: bool = True, storage: str = '') -> str:
                                       for c, _, name in figures),
                                     f'{int(row["params"]):,}' if row['params'] else '-',
                                     seconds, link]) + ' |')
-  with open(os.path.join(workdir, 'sweep.md')) as f:  # sweep/tables.py's ensemble table
-    written = f.read().split('\n')
+  written = []
+  if os.path.exists(os.path.join(workdir, 'sweep.md')):  # sweeps/tables.py's ensemble table
+    with open(os.path.join(workdir, 'sweep.md')) as f:
+      written = f.read().split('\n')
   marker = [i for i, line in enumerate(written) if line.startswith(tables.ENSEMBLES_TITLE)]
   if marker:
     lines += ['', '## Ensembles', ''] + [l for l in written[marker[0]:] if l]
