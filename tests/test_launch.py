@@ -143,6 +143,12 @@ def test_one_sweep_trial_through_launch_with_an_override(tmp_path, mock_data):
     ('--config.data.name=cifar100', "error: data.name='cifar100' is not prepared in "),
     ('--config.data.data_dir=/nowhere/tfds',
      "error: data.name='mnist' is not prepared in /nowhere/tfds"),
+    ('--config.model.batch_norm=inside',
+     "error: model.batch_norm='inside' is not supported; allowed values: none, before, after"),
+    ('--config.model.compute_dtype=float16',
+     "error: model.compute_dtype='float16' is not supported; allowed values: float32, bfloat16"),
+    ('--config.train.label_smoothing=1.0',
+     'error: train.label_smoothing=1.0 must lie in [0, 1)'),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, mock_data, override, message):
   proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', override], mock_data)
