@@ -181,7 +181,7 @@ def write(workdir: str, trial_reports: bool = True, storage: str = '') -> str:
       written = f.read().split('\n')
   marker = [i for i, line in enumerate(written) if line.startswith(tables.ENSEMBLES_TITLE)]
   if marker:
-    lines += ['', '## Ensembles', ''] + [l for l in written[marker[0]:] if l]
+    lines += ['', '## Ensembles', ''] + '\n'.join(written[marker[0]:]).strip().split('\n')
   lines += ['', f'_Written by `python -m cnn_jax.report` in {time.time() - started:.1f} s._']
   path = os.path.join(workdir, FILENAME)
   with open(path, 'w') as f:
