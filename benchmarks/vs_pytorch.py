@@ -66,6 +66,11 @@ flags.DEFINE_float('torch_epochs', 0, 'Internal: epochs for --torch_run (0: the 
 flags.DEFINE_integer('torch_seed', 0, 'Internal: seed for --torch_run.')
 flags.DEFINE_list('speedrun_seeds', ['0', '1', '2', '3', '4'],
                   'Seeds of the speedrun, whole process each side (empty to skip).')
+flags.DEFINE_list('speedrun_overrides', [],
+                  'Config overrides for both sides of the speedrun, FIELD=VALUE each, e.g. '
+                  'augment.translate=1,augment.rotate=10 (no commas inside a value; launch.py '
+                  'gets --config.FIELD=VALUE).')
+flags.DEFINE_list('torch_overrides', [], 'Internal: FIELD=VALUE overrides for --torch_run.')
 FLAGS = flags.FLAGS
 
 STEPS = {'conv': 300, 'pool': 300, 'lenet_small': 200, 'keras_cnn': 30, 'tf_deep_cnn': 80}
@@ -279,13 +284,31 @@ def torch_schedule(opt_cfg, total_steps):
   return factor
 
 
-def torch_run(experiment, epochs, seed):
+def override_field(config, override):
+  """FIELD=VALUE (e.g. augment.translate=1) set in config, the value read as a Python literal
+  of the field's type, as launch.py's --config.FIELD=VALUE sets it."""
+  import ast
+  field, _, text = override.partition('=')
+  *parents, name = field.split('.')
+  node = config
+  for parent in parents:
+    node = node[parent]
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text  # a string field
+  node[name] = type(node[name])(value)
+
+
+def torch_run(experiment, epochs, seed, overrides=()):
   """A PyTorch user's script for an experiment's recipe: load MNIST (the IDX files), train
   `epochs` epochs (0: the experiment's own), test; prints the test error."""
   import torch
   import torch.nn.functional as F
   from cnn_jax.config import files
   config = files.load_config(os.path.join(ROOT, experiment))
+  for override in overrides:
+    override_field(config, override)
   x = torch.from_numpy(read_idx('train-images-idx3-ubyte.gz').copy()).float().div(255)[:, None]
   y = torch.from_numpy(read_idx('train-labels-idx1-ubyte.gz').astype(np.int64))
   xt = torch.from_numpy(read_idx('t10k-images-idx3-ubyte.gz').copy()).float().div(255)[:, None]
@@ -333,15 +356,17 @@ def timed_run(command, env=None):
   raise RuntimeError(f'no result printed by {command}: {out[-500:]}')
 
 
-def speedrun(seeds):
-  """experiments/speedrun.py, whole process per seed, cnn_jax against its PyTorch twin."""
+def speedrun(seeds, overrides=()):
+  """experiments/speedrun.py (with `overrides`, FIELD=VALUE each, on both sides), whole
+  process per seed, cnn_jax against its PyTorch twin."""
   def ours(seed, workdir):
     return [sys.executable, 'launch.py', '--config=experiments/speedrun.py',
             f'--config.seed={seed}', '--config.train.pictures=none',
-            f'--workdir={workdir}/speedrun{seed}']
+            f'--workdir={workdir}/speedrun{seed}', *(f'--config.{o}' for o in overrides)]
   def theirs(seed):
     return [sys.executable, os.path.abspath(__file__), '--torch_run=experiments/speedrun.py',
-            f'--torch_seed={seed}']
+            f'--torch_seed={seed}', *([f'--torch_overrides={",".join(overrides)}']
+                                      if overrides else [])]
   with tempfile.TemporaryDirectory() as workdir:
     # A first run on an empty cache: data decoded, layers measured, programs compiled.
     cold = timed_run(ours(seeds[0], f'{workdir}/cold'), env={'CNN_JAX_CACHE': f'{workdir}/cache'})
@@ -351,8 +376,9 @@ def speedrun(seeds):
     # the 1-minute load average is read before each pair.
     rows = [(seed, os.getloadavg()[0], *timed_run(ours(seed, workdir)),
              *timed_run(theirs(seed))) for seed in seeds]
-  print(f'\nexperiments/speedrun.py, whole process per seed, {machine()} (first run on an '
-        f'empty cache: {cold[0]:.1f} s, test error {cold[1]:.2f}%)')
+  changed = f' with {", ".join(overrides)}' if overrides else ''
+  print(f'\nexperiments/speedrun.py{changed}, whole process per seed, {machine()} (first run '
+        f'on an empty cache: {cold[0]:.1f} s, test error {cold[1]:.2f}%)')
   print('| seed | load | cnn_jax s | cnn_jax test accuracy | PyTorch s | PyTorch test accuracy |')
   print('| --- | --- | --- | --- | --- | --- |')
   for seed, load, ours_s, ours_err, theirs_s, theirs_err in rows:
@@ -395,7 +421,7 @@ def print_step_table(rows):
 def main(_):
   logging.set_verbosity(logging.WARNING)
   if FLAGS.torch_run:
-    torch_run(FLAGS.torch_run, FLAGS.torch_epochs, FLAGS.torch_seed)
+    torch_run(FLAGS.torch_run, FLAGS.torch_epochs, FLAGS.torch_seed, FLAGS.torch_overrides)
     return
   import jax
   import torch
@@ -436,7 +462,7 @@ def main(_):
           f'{theirs:.1f} s ({", ".join(f"{s:.1f}" for s in theirs_all)}): '
           f'{ours / theirs:.2f}x')
   if FLAGS.speedrun_seeds:
-    speedrun([int(seed) for seed in FLAGS.speedrun_seeds])
+    speedrun([int(seed) for seed in FLAGS.speedrun_seeds], FLAGS.speedrun_overrides)
 
 
 if __name__ == '__main__':
