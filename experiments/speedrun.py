@@ -25,15 +25,15 @@ seed, cold command to printed result, warm caches, the two sides interleaved see
 | 3 | 1.72 | 5.4 | 99.03% | 6.9 | 99.09% |
 | 4 | 1.84 | 5.7 | 99.02% | 6.6 | 99.17% |
 | mean | 1.52 | 5.7 | 99.06% | 7.6 | 99.10% |
-cnn_jax takes 0.74x PyTorch's time (its twin: BatchNorm2d/1d in the same places, momentum
-0.1, the same schedule and label smoothing). Run again at once (load 0.94-1.35): the same
-accuracies, cnn_jax 6.5 / 6.6 / 6.4 / 5.7 / 5.7 s, mean 6.2 s, PyTorch 7.7 / 8.5 / 7.7 / 7.2 /
-7.4 s, mean 7.7 s: 0.80x. The first run on an empty cache took 15.0 and 15.9 s (data decoded,
-layers measured, programs compiled); it measures the layers afresh and may choose others,
-which moved seed 0 to 99.07-99.13% in three such runs. With --speedrun_overrides=augment.translate=1
-(both sides augmenting every example): cnn_jax 99.13% in 7.7 s, PyTorch 99.09% in 8.1 s
-(0.95x; load 1.35-1.68). Under other engineers' load the same process took 9-15 s (load 4-7):
-quote the load with any figure.
+cnn_jax takes 0.74x PyTorch's time (its twin: BatchNorm2d/1d in the same places, momentum 0.1,
+the same schedule and label smoothing). Run again at once (load 0.94-1.35): the same accuracies,
+cnn_jax 6.5 / 6.6 / 6.4 / 5.7 / 5.7 s, mean 6.2 s, PyTorch 7.7 / 8.5 / 7.7 / 7.2 / 7.4 s, mean
+7.7 s: 0.80x. The first run on an empty cache took 15.0 and 15.9 s (data decoded, layers
+measured, programs compiled); it measures the layers afresh and may choose others, which moved
+seed 0 to 99.07-99.13% in three such runs. With --speedrun_overrides=augment.translate=1 (both
+sides augmenting every example): cnn_jax 99.13% in 7.7 s, PyTorch 99.09% in 8.1 s (0.95x; load
+1.35-1.68). Under other engineers' load the same process took 9-15 s (load 4-7): quote the load
+with any figure.
 
 Where a quiet run's 7.2 s went (load 1.3): 1.3 s starting Python and importing JAX and flax
 (the tcmalloc re-exec included), 0.45 s config, data and layer choice, 4.1 s training (0.5 s
