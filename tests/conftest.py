@@ -92,3 +92,19 @@ def real_data_or_skip() -> str:
     if os.path.isdir(os.path.join(directory, 'mnist')):
       return os.path.abspath(directory)
   pytest.skip(f'real MNIST not prepared in $TFDS_DATA_DIR or at {REAL_TFDS_DIR}')
+
+
+def train_until_first_checkpoint(config, workdir: str) -> None:
+  """Trains `config` into `workdir` as if the process were killed right after writing its
+  first checkpoint (the resume tests' starting point)."""
+  from cnn_jax import train  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  real_save = checkpoint.save
+
+  def save_then_die(*args, **kwargs):
+    real_save(*args, **kwargs)
+    raise KeyboardInterrupt
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(checkpoint, 'save', save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+      train.train_and_evaluate(config, workdir)

@@ -15,6 +15,7 @@ from cnn_jax.engine import loop
 from cnn_jax.model import cnn
 from cnn_jax.model import shapes
 from cnn_jax.model import summary
+from tests.conftest import train_until_first_checkpoint
 from tests.test_groups import member_configs
 
 
@@ -55,20 +56,12 @@ def test_a_group_trains_each_member_with_its_own_statistics(tmp_path, bn_config,
 
 
 def test_a_resumed_run_is_bit_identical_and_old_checkpoints_resume(tmp_path, bn_config,
-                                                                   mock_mnist, monkeypatch):
+                                                                   mock_mnist):
   bn_config.train.num_epochs = 3.0
   bn_config.model.dense_dropout = 0.3  # the key in the state must survive too
   whole = train.train_and_evaluate(bn_config, str(tmp_path / 'whole'))
-  real_save = checkpoint.save
-
-  def save_then_die(*args, **kwargs):
-    real_save(*args, **kwargs)
-    raise KeyboardInterrupt  # as if the run were killed right after its first checkpoint
-  monkeypatch.setattr(checkpoint, 'save', save_then_die)
   for name in ('split', 'no_key'):
-    with pytest.raises(KeyboardInterrupt):
-      train.train_and_evaluate(bn_config, str(tmp_path / name))
-  monkeypatch.setattr(checkpoint, 'save', real_save)
+    train_until_first_checkpoint(bn_config, str(tmp_path / name))
   # A checkpoint as written before the state held the key: the seed derives the same one.
   path = checkpoint.path_in(str(tmp_path / 'no_key'))
   with open(path, 'rb') as f:

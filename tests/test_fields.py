@@ -20,6 +20,7 @@ from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 from cnn_jax.model import layer_list
 from experiments import default
+from tests.conftest import train_until_first_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,20 +75,10 @@ def test_docs_config_md_is_the_table():
   assert proc.returncode == 0 and proc.stdout == fields.markdown()
 
 
-def test_a_run_written_before_new_fields_resumes_and_loads(tmp_path, tiny_config, mock_mnist,
-                                                          monkeypatch):
-  from cnn_jax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+def test_a_run_written_before_new_fields_resumes_and_loads(tmp_path, tiny_config, mock_mnist):
   tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'
   tiny_config.train.num_epochs = 2.0
-  real_save = checkpoint.save
-
-  def save_then_die(*args, **kwargs):
-    real_save(*args, **kwargs)
-    raise KeyboardInterrupt
-  monkeypatch.setattr(checkpoint, 'save', save_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
-  monkeypatch.setattr(checkpoint, 'save', real_save)
+  train_until_first_checkpoint(tiny_config, str(tmp_path))
   # config.json as a run of last month wrote it: no batch norm, precision, smoothing or
   # augmentation fields.
   path = tmp_path / 'config.json'

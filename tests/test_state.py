@@ -10,6 +10,7 @@ from cnn_jax import train
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import step as step_lib
+from tests.conftest import train_until_first_checkpoint
 from tests.test_batch_norm import read_state
 from tests.test_groups import member_configs
 
@@ -40,19 +41,11 @@ def test_a_run_and_a_group_build_the_same_program(tiny_config, mock_mnist):
 
 
 def test_a_checkpoint_of_parameters_and_optimizer_state_only_resumes(tmp_path, tiny_config,
-                                                                     mock_mnist, monkeypatch):
+                                                                     mock_mnist):
   tiny_config.train.num_epochs = 3.0
   tiny_config.model.hidden_dims, tiny_config.model.dense_dropout = (16,), 0.3
   whole = train.train_and_evaluate(tiny_config, str(tmp_path / 'whole'))
-  real_save = checkpoint.save
-
-  def save_then_die(*args, **kwargs):
-    real_save(*args, **kwargs)
-    raise KeyboardInterrupt
-  monkeypatch.setattr(checkpoint, 'save', save_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(tiny_config, str(tmp_path / 'old'))
-  monkeypatch.setattr(checkpoint, 'save', real_save)
+  train_until_first_checkpoint(tiny_config, str(tmp_path / 'old'))
   path = checkpoint.path_in(str(tmp_path / 'old'))
   with open(path, 'rb') as f:
     payload = flax.serialization.msgpack_restore(f.read())

@@ -127,17 +127,19 @@ class MemberFunctions:
             'sums': metrics.add(state['sums'],
                                 metrics.batch_sums(metrics.TRAIN, logits, batch_labels))}
 
-  def eval_step(self, state: MemberState, images_uint8, labels, weights):
-    """The metric sums of one evaluation batch; `weights` is 0 on padding examples. Batch
-    statistics are the running averages training kept."""
+  def eval_logits(self, state: MemberState, images_uint8):
+    """float32 logits of one batch in evaluation: batch statistics are the running averages
+    training kept."""
     model, _ = self.parts(state['hparams'])
     logits = model.apply({'params': state['params'], **state['model_state']},
                          to_float(images_uint8), train=False)
-    return metrics.batch_sums(metrics.EVAL, logits.astype(jnp.float32), labels, weights)
+    return logits.astype(jnp.float32)
+
+  def eval_step(self, state: MemberState, images_uint8, labels, weights):
+    """The metric sums of one evaluation batch; `weights` is 0 on padding examples."""
+    return metrics.batch_sums(metrics.EVAL, self.eval_logits(state, images_uint8), labels,
+                              weights)
 
   def probabilities(self, state: MemberState, images_uint8):
-    """The softmax of one batch, as evaluation computes its logits (an ensemble's input)."""
-    model, _ = self.parts(state['hparams'])
-    logits = model.apply({'params': state['params'], **state['model_state']},
-                         to_float(images_uint8), train=False)
-    return jax.nn.softmax(logits.astype(jnp.float32))
+    """The softmax of one batch, as evaluation computes it (an ensemble's input)."""
+    return jax.nn.softmax(self.eval_logits(state, images_uint8))
