@@ -31,6 +31,7 @@ TUTORIAL_RECIPES = {
 # offset are 352 of the parameters).
 OWN_RECIPES = {
     'experiments/speedrun.py': (207_530, 'adam', 3e-2, 128, 469, (60_000, 0, 10_000)),
+    'experiments/best.py': (871_530, 'adam', 2e-3, 128, 3_750, (60_000, 0, 10_000)),
 }
 RECIPES = {**TUTORIAL_RECIPES, **OWN_RECIPES}
 MNIST_TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
