@@ -21,10 +21,10 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from cnn_jax import allocator
+from cnn_jax import startup
 from cnn_jax import cli
 
-allocator.use_tcmalloc_if_available()  # before JAX starts: it halves CPU step times here
+startup.before_jax()  # thread pools and tcmalloc: see startup.py
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.DEFINE_string('workdir', '', 'Where events, checkpoints and results.json go. Default: '

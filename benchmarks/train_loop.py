@@ -13,9 +13,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from cnn_jax import allocator  # pylint: disable=g-import-not-at-top,wrong-import-position
+from cnn_jax import startup  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-allocator.use_tcmalloc_if_available()
+startup.before_jax()
 
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position

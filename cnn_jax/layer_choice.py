@@ -27,7 +27,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from cnn_jax import allocator
+from cnn_jax import startup
 from cnn_jax import cli
 from cnn_jax import errors
 
@@ -154,6 +154,6 @@ if __name__ == '__main__':
   # allocator re-executes `[python] + sys.argv`, and under -m sys.argv[0] is this file's path,
   # which would run it as a script outside its package: re-execute it as a module instead.
   sys.argv[0:1] = ['-m', 'cnn_jax.layer_choice']
-  allocator.use_tcmalloc_if_available()  # as in launch.py's runs, whose choice this measures
+  startup.before_jax()  # as in launch.py's runs, whose choice this measures
   sys.argv[0:2] = [__file__]
   app.run(cli.clean_errors(main), flags_parser=parse_flags)

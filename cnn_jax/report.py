@@ -16,11 +16,11 @@ import os
 from absl import app
 from absl import flags
 
-from cnn_jax import allocator
+from cnn_jax import startup
 from cnn_jax import cli
 
 if __name__ == '__main__':
-  allocator.use_tcmalloc_if_available()  # before JAX loads; see allocator.py
+  startup.before_jax()  # before JAX loads; see startup.py
 
 flags.DEFINE_string('workdir', None, 'A run directory, or a sweep directory (with sweep.csv).')
 flags.DEFINE_bool('trial_reports', True, "For a sweep, also write each trial's report.")

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import sys
 
-from cnn_jax import allocator
+from cnn_jax import startup
 
 if __name__ == '__main__':
-  allocator.use_tcmalloc_if_available()  # before JAX loads; see allocator.py
+  startup.before_jax()  # before JAX loads; see startup.py
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app

@@ -17,6 +17,8 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
+from cnn_jax import cpu_threads
+
 AXIS = 'devices'
 
 
@@ -66,4 +68,5 @@ def place(num_devices: int, members: int, batch_size: int) -> Placement:
   if count < wanted:
     logging.info('Using %d of %d devices: %s %d splits evenly over %d', count, wanted,
                  'the group of' if members > 1 else 'batch size', split_along, count)
+  cpu_threads.check(count, jax.default_backend())  # before a step that could deadlock
   return Placement(Mesh(np.array(available[:count]), (AXIS,)), split_members=members > 1)
