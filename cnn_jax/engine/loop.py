@@ -24,6 +24,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from cnn_jax import interrupts
 from cnn_jax.config import validation
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
@@ -120,7 +121,8 @@ def train(configs: Sequence, workdirs: Sequence[str],
     }
     members = [_Member(k, c, r, o) for k, (c, r, o) in enumerate(zip(configs, records,
                                                                     observers))]
-    finished = _Loop(members, program, splits, total_steps, facts).run(state, step)
+    with interrupts.catching():  # SIGTERM, SIGINT: a checkpoint at the next step, then out
+      finished = _Loop(members, program, splits, total_steps, facts).run(state, step)
     return [finished[k] for k in range(len(configs))]
   except BaseException:
     for member_observers in observers:
@@ -214,6 +216,8 @@ class _Loop:
       state = self.program.train(state, step, self.images, self.labels,
                                  self.indices(step, count))
       step += count
+      if interrupts.pending():
+        self.interrupt(state, step, time.time() - mark)
       if self.first_step_seconds is None:  # compilation + first call; synced once
         jax.block_until_ready(state['sums'])
         self.first_step_seconds = time.time() - mark
@@ -249,6 +253,23 @@ class _Loop:
       mark = time.time()  # evaluation, checkpoints and re-packing are not training time
     self.finish_stopped(state, step, done=True)
     return self.finished
+
+  def interrupt(self, state: dict, step: int, window_seconds: float) -> None:
+    """After a signal: every running member checkpointed at `step` (mid-epoch too: the
+    batch order and the keys are functions of seed and step, so the same command resumes it
+    bit for bit), then Interrupted. What the checkpoint leaves out: the train metric sums of
+    the log window and epoch in progress (their first lines after the resume average over
+    the steps trained since)."""
+    host_state = jax.device_get(state)
+    for k, member in enumerate(self.members):
+      if member.record.running:
+        member.record.train_seconds += window_seconds
+        member.record.save_checkpoint({'step': np.int32(step),
+                                       **self.program.member_state(host_state, k)})
+        logging.info('%sCheckpoint at step %d (epoch %.2f) in %s', member.record.who, step,
+                     step / self.steps_per_epoch, member.record.workdir)
+    interrupts.raise_if_pending(f'at step {step} of {self.total_steps} (epoch '
+                                f'{step / self.steps_per_epoch:.2f}), with a checkpoint there')
 
   def evaluate(self, state: dict, step: int, epoch_end: bool) -> None:
     """Every member on every eval split (at an epoch end, or every train.eval_every_steps),

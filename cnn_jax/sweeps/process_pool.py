@@ -6,14 +6,19 @@ Small CNNs use two cores poorly: XLA's intra-op threads mostly wait on each othe
 faster than one process using both cores (benchmarks/search.py measures trials per hour
 with 1 and 2 workers). Workers are plain processes, not a pool: one that is killed (a
 SIGKILL, the OOM killer) leaves the others running, and its trial to them (sweeps/worker.py).
+A SIGTERM or SIGINT to the parent goes on to every worker, which checkpoints its runs at the
+next step and exits (interrupts.py); the parent then exits as they did.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from typing import Callable
 
 from absl import logging
+
+from cnn_jax import interrupts
 
 
 def available_cores() -> list[int]:
@@ -39,7 +44,12 @@ def _start(function: Callable, arguments: tuple, core: int, device: str | None,
   # format, so its trials log to the console ("Resuming ... at step ...") as in the parent.
   logging.use_absl_handler()
   logging.set_verbosity(verbosity)
-  function(*arguments)
+  try:
+    with interrupts.catching():
+      function(*arguments)
+  except interrupts.Interrupted as stopped:
+    print(f'{multiprocessing.current_process().name}: {stopped.message}', file=sys.stderr)
+    sys.exit(stopped.exit_status)
 
 
 def run_workers(function: Callable, arguments: Callable[[int], tuple], count: int) -> list[int]:
@@ -58,6 +68,10 @@ def run_workers(function: Callable, arguments: Callable[[int], tuple], count: in
         function, arguments(i), cores[i % len(cores)], device, logging.get_verbosity()))
     process.start()
     processes.append(process)
-  for process in processes:
-    process.join()
+  with interrupts.catching():
+    interrupts.add_listener(lambda signum: [os.kill(p.pid, signum) for p in processes
+                                            if p.exitcode is None])
+    for process in processes:
+      process.join()
+    interrupts.raise_if_pending('(its workers checkpointed their runs)')
   return [process.exitcode for process in processes]

@@ -27,6 +27,7 @@ from absl import logging
 import optuna
 import sqlalchemy
 
+from cnn_jax import interrupts
 from cnn_jax.engine import metrics
 from cnn_jax.engine import observers
 from cnn_jax.engine import results
@@ -195,6 +196,7 @@ def _work(sweep, workdir, url, worker, backend) -> int:
   size, trained = group_size(sweep, backend), 0
   try:
     while True:
+      interrupts.raise_if_pending('between trials (each finished one is recorded)')
       study_lib.fail_stale(study)
       taken = claim(sweep, study, size, heartbeat)
       if not taken:

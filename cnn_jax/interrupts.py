@@ -1,0 +1,99 @@
+"""SIGTERM and SIGINT as requests to stop at the next step, with a checkpoint there.
+
+Schedulers preempt with SIGTERM (SLURM, Kubernetes) and people press Ctrl-C. While
+`catching()` is active (the entry points hold it for the whole process; engine/loop.py holds
+it while it trains, for library use), either signal only records itself: the loop, at the
+next step boundary, checkpoints every running member at that step (the batch order is a
+function of seed and step, so a mid-epoch checkpoint resumes exactly) and raises
+Interrupted, which the command line turns into one line and exit status 128 + the signal
+(143 for SIGTERM, 130 for SIGINT). A sweep worker between trials stops the same way.
+
+A repeated signal is expected, not impatience: SLURM signals every process of a job and a
+sweep's parent passes its signal on to its workers, so a worker may receive two. The third
+ends the process at once, without a checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import sys
+import threading
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+FORCE_AFTER = 3  # signals
+
+_received: list[int] = []
+_listeners: list = []  # called with the signal number (a sweep's parent passes it on)
+
+
+class Interrupted(BaseException):
+  """Raised at a step boundary after a signal; BaseException so that no `except Exception`
+  on the way takes it for a failed trial."""
+
+  def __init__(self, signum: int, message: str):
+    super().__init__(message)
+    self.signum, self.message = signum, message
+
+  @property
+  def exit_status(self) -> int:
+    return 128 + self.signum
+
+
+def name(signum: int) -> str:
+  return signal.Signals(signum).name
+
+
+def pending() -> int | None:
+  """The first signal received since catching() began, or None."""
+  return _received[0] if _received else None
+
+
+def resume_command() -> str:
+  """The command this process runs, to run again to resume."""
+  return shlex.join(['python', *sys.argv])
+
+
+def raise_if_pending(where: str) -> None:
+  """Raises Interrupted if a signal came; `where` says what was saved, for its line."""
+  signum = pending()
+  if signum is not None:
+    raise Interrupted(signum, f'stopped by {name(signum)} {where}; to resume, run the same '
+                      f'command again: {resume_command()}')
+
+
+def add_listener(function) -> None:
+  _listeners.append(function)
+
+
+def _on_signal(signum, frame) -> None:
+  del frame
+  _received.append(signum)
+  if len(_received) >= FORCE_AFTER:
+    print(f'{name(signum)} received {len(_received)} times: exiting now, without a '
+          'checkpoint', file=sys.stderr, flush=True)
+    os._exit(128 + signum)  # pylint: disable=protected-access
+  if len(_received) == 1:
+    print(f'{name(signum)} received: stopping at the next step, after a checkpoint there',
+          file=sys.stderr, flush=True)
+  for listener in list(_listeners):
+    listener(signum)
+
+
+@contextlib.contextmanager
+def catching():
+  """Signals only recorded, until the block ends (nested blocks share the first's handlers;
+  outside the main thread, where Python cannot set handlers, nothing changes)."""
+  if threading.current_thread() is not threading.main_thread() or (
+      signal.getsignal(signal.SIGTERM) is _on_signal):
+    yield
+    return
+  previous = {s: signal.signal(s, _on_signal) for s in SIGNALS}
+  try:
+    yield
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+    _received.clear()
+    _listeners.clear()

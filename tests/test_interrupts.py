@@ -1,0 +1,140 @@
+"""Real signals to real commands on the real T2 (cnn_jax/interrupts.py): SIGTERM or SIGINT
+mid-epoch checkpoints at the next step and exits with one line; the same command resumes bit
+for bit. Each test starts launch.py in a subprocess and signals it once its log shows step
+100 of 300 (an epoch is 938 steps, so the checkpoint is mid-epoch)."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from cnn_jax.engine import checkpoint
+from cnn_jax.engine import results
+from tests.conftest import real_data_or_skip
+from tests.test_train import read_params
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+T2 = ['--config=experiments/pool.py', '--config.train.num_train_steps=300',
+      '--config.train.log_every_steps=100',
+      # XLA's layers whatever the layer cache says: a sweep worker has one core, and the
+      # layer choice per core count would otherwise make its run a different program.
+      '--config.model.conv_impl=xla', '--config.model.pool_impl=xla']
+
+
+@pytest.fixture(scope='module')
+def env():
+  return dict(os.environ, TFDS_DATA_DIR=real_data_or_skip(), CNN_JAX_NO_TCMALLOC='1')
+
+
+def launch(args, env, log_path):
+  log = open(log_path, 'w')
+  return subprocess.Popen([sys.executable, 'launch.py', *args], cwd=ROOT, env=env,
+                          stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def signal_at(proc, log_path, signum, line='step 100/300', count=1, timeout=240):
+  """Sends `signum` once `line` is in the log `count` times; returns the exit status."""
+  deadline = time.time() + timeout
+  while time.time() < deadline and proc.poll() is None:
+    with open(log_path) as f:
+      if f.read().count(line) >= count:
+        break
+    time.sleep(0.2)
+  assert proc.poll() is None, open(log_path).read()[-3000:]
+  proc.send_signal(signum)
+  return proc.wait(timeout=120)
+
+
+def same_params(a, b):
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(read_params(a)),
+                                                 jax.tree_util.tree_leaves(read_params(b))))
+
+
+def run_whole(workdir, env, cores=None, steps=300):
+  proc = subprocess.run([sys.executable, 'launch.py', *T2, f'--config.train.num_train_steps={steps}',
+                         f'--workdir={workdir}'], cwd=ROOT,
+                        env=env, capture_output=True, text=True, timeout=600,
+                        preexec_fn=cores and (lambda: os.sched_setaffinity(0, cores)))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return workdir
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory, env):
+  return run_whole(str(tmp_path_factory.mktemp('whole')), env)
+
+
+def interrupt(tmp_path, env, signum, status):
+  workdir = str(tmp_path / 'run')
+  args = [*T2, f'--workdir={workdir}']
+  log = str(tmp_path / 'log')
+  assert signal_at(launch(args, env, log), log, signum) == status
+  text = open(log).read()
+  assert 'Traceback' not in text
+  stopped = [l for l in text.splitlines() if l.startswith('stopped by')]
+  assert len(stopped) == 1 and signal.Signals(signum).name in stopped[0], text[-2000:]
+  assert 'run the same command again: python launch.py' in stopped[0]
+  step = checkpoint.saved_step(workdir)
+  assert 100 <= step < 300  # mid-epoch: the first epoch ends at step 938
+  assert results.read(workdir) is None
+  return workdir, args, step
+
+
+def test_ctrl_c_checkpoints_and_exits_with_130_and_one_line(tmp_path, env):
+  interrupt(tmp_path, env, signal.SIGINT, 130)  # it resumes as after a SIGTERM (below)
+
+
+def test_sigterm_mid_epoch_checkpoints_and_the_same_command_resumes_bit_for_bit(
+    tmp_path, env, uninterrupted):
+  workdir, args, step = interrupt(tmp_path, env, signal.SIGTERM, 143)
+  again = subprocess.run([sys.executable, 'launch.py', *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert f'at step {step}' in again.stderr  # "Resuming ... at step N"
+  assert same_params(workdir, uninterrupted)
+  assert results.read(workdir)['final']['test'] == results.read(uninterrupted)['final']['test']
+
+
+SWEEP = textwrap.dedent('''
+    """Two seeds of T2 (tests/test_interrupts.py)."""
+    from experiments import pool
+
+    def get_config(arg=None):
+      return pool.get_config(arg)
+
+    def get_sweep(h, arg=None):
+      return h.sweep('seed', [0, 1])
+    ''')
+
+
+def test_sigterm_to_a_sweep_with_two_worker_processes(tmp_path, env):
+  experiment = tmp_path / 'seeds.py'
+  experiment.write_text(SWEEP)
+  sweep_dir = str(tmp_path / 'sweep')
+  # 900 steps: a worker starts seconds after the other, and must not finish before the
+  # signal comes once both logged step 100.
+  args = [f'--config={experiment}', *T2[1:], '--config.train.num_train_steps=900',
+          f'--workdir={sweep_dir}', '--sweep', '--workers=2']
+  log = str(tmp_path / 'log')
+  # The parent alone gets the signal (as from `kill PID`) and passes it on to its workers.
+  assert signal_at(launch(args, env, log), log, signal.SIGTERM, 'step 100/900', count=2) == 143
+  text = open(log).read()
+  assert 'Traceback' not in text
+  assert text.count('sweep-worker-') >= 2 and text.count('stopped by SIGTERM') == 3, text[-3000:]
+  runs = [os.path.join(sweep_dir, name) for name in ('000-seed=0', '001-seed=1')]
+  for run in runs:
+    assert 100 <= checkpoint.saved_step(run) < 900 and results.read(run) is None
+  again = subprocess.run([sys.executable, 'launch.py', *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert all(results.read(run)['status'] == 'ok' for run in runs)
+  assert again.stderr.count('Resuming') == 2
+  # Seed 0 is the plain run's config; a worker has one core, and XLA's arithmetic on one
+  # thread rounds otherwise than on two, so the plain run gets one core too.
+  whole = run_whole(str(tmp_path / 'whole'), env, cores={0}, steps=900)
+  assert same_params(runs[0], whole)
