@@ -23,6 +23,7 @@ if __name__ == '__main__':
 from absl import app
 from absl import flags
 
+from cnn_jax import atomic_files
 from cnn_jax import cli
 from cnn_jax.config import files
 from cnn_jax.reports import reproduction
@@ -55,8 +56,7 @@ def main(argv):
       reproduction.collect(FLAGS.archive, FLAGS.seeds), FLAGS.seeds,
       reproduction.machine_description(), FLAGS.remark)
   os.makedirs(os.path.dirname(FLAGS.output) or '.', exist_ok=True)
-  with open(FLAGS.output, 'w') as f:
-    f.write(report)
+  atomic_files.write_text(FLAGS.output, report)
   print(report)
 
 

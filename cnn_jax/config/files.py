@@ -10,6 +10,8 @@ import sys
 
 import ml_collections
 
+from cnn_jax import atomic_files
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -45,8 +47,7 @@ def record_origin(workdir: str, experiment: str) -> None:
   if os.path.exists(path):
     return
   os.makedirs(workdir, exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump({'experiment': experiment}, f)
+  atomic_files.write_json(path, {'experiment': experiment})
 
 
 def recorded_origin(workdir: str) -> str | None:

@@ -16,8 +16,10 @@ import json
 import os
 import re
 
+from absl import logging
 import numpy as np
 
+from cnn_jax import atomic_files
 from cnn_jax import cache_dir
 from cnn_jax.data import prepared
 from cnn_jax.errors import ConfigError
@@ -128,8 +130,8 @@ def read_info(name: str, data_dir: str) -> DatasetInfo:
 
 
 def write_record(workdir: str, dataset: DatasetInfo) -> None:
-  with open(os.path.join(workdir, RECORD_FILENAME), 'w') as f:
-    json.dump(dataclasses.asdict(dataset), f, indent=2, sort_keys=True)
+  atomic_files.write_json(os.path.join(workdir, RECORD_FILENAME), dataclasses.asdict(dataset),
+                          indent=2, sort_keys=True)
 
 
 def read_record(workdir: str) -> DatasetInfo | None:
@@ -181,9 +183,10 @@ def load_tfds_split(name: str, split: str, data_dir: str, download: bool) -> Spl
   images, labels = prepared.read_split(found)
   if path:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f'{path}.{os.getpid()}.tmp.npz'
-    np.savez(tmp, images=images, labels=labels)
-    os.replace(tmp, path)  # a concurrent reader never sees half a file
+    try:
+      atomic_files.write_npz(path, images=images, labels=labels)
+    except atomic_files.DiskError as error:  # a cache: the run goes on without it
+      logging.warning('%s', error)
   return Split(images=images, labels=labels)
 
 

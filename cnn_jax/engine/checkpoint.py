@@ -21,6 +21,7 @@ import flax.serialization
 import jax
 import numpy as np
 
+from cnn_jax import atomic_files
 from cnn_jax.errors import CorruptCheckpointError
 
 FILENAME = 'checkpoint.msgpack'
@@ -35,11 +36,8 @@ def path_in(workdir: str) -> str:
 def save(workdir: str, state, extra: dict[str, Any]) -> None:
   payload = {'state': flax.serialization.to_state_dict(jax.device_get(state)),
              'extra': json.dumps(extra)}
-  path = path_in(workdir)
-  tmp = path + '.tmp'
-  with open(tmp, 'wb') as f:
-    f.write(flax.serialization.msgpack_serialize(payload))
-  os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint intact
+  # A crash or a full disk mid-write leaves the previous checkpoint intact.
+  atomic_files.write_bytes(path_in(workdir), flax.serialization.msgpack_serialize(payload))
 
 
 def restore(workdir: str, template_state):

@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cnn_jax import atomic_files
+
 PREDICTIONS = 'test_predictions.npz'
 
 
@@ -30,11 +32,9 @@ def figures(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def write(workdir: str, probabilities: np.ndarray, labels: np.ndarray) -> None:
-  path = os.path.join(workdir, PREDICTIONS)
-  tmp = f'{path}.{os.getpid()}.tmp.npz'
-  np.savez(tmp, probabilities=np.asarray(probabilities, np.float32),
-           labels=np.asarray(labels, np.int32))
-  os.replace(tmp, path)  # a reader never sees half a file
+  atomic_files.write_npz(os.path.join(workdir, PREDICTIONS),
+                         probabilities=np.asarray(probabilities, np.float32),
+                         labels=np.asarray(labels, np.int32))
 
 
 def read(workdir: str) -> tuple[np.ndarray, np.ndarray] | None:

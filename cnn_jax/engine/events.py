@@ -9,6 +9,7 @@ TFRecord RecordWriter on a plain file does not.)
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -25,6 +26,8 @@ from tensorboard.compat.proto import types_pb2
 from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboard.summary.writer import record_writer
 
+from cnn_jax import atomic_files
+
 _FILE_NUMBERS = itertools.count()  # two writers in one second and process get two files
 _SCALARS_PLUGIN = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'))
@@ -37,13 +40,27 @@ class EventWriter:
     os.makedirs(logdir, exist_ok=True)
     name = (f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.'
             f'{os.getpid()}.{next(_FILE_NUMBERS)}')
-    self._file = open(os.path.join(logdir, name), 'wb')
-    self._records = record_writer.RecordWriter(self._file)
+    self.path = os.path.join(logdir, name)
+    self._failed = False
     self._lock = threading.Lock()  # pictures are written from a worker thread
+    with self._writing():
+      self._file = open(self.path, 'wb')
+    self._records = record_writer.RecordWriter(self._file)
     self._add(event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
 
+  @contextlib.contextmanager
+  def _writing(self):
+    """A failed write (a full disk) as DiskError. The events file is a stream, not written
+    whole: TensorBoard reads it up to a record cut short, and a resumed run starts a new
+    file."""
+    try:
+      yield
+    except OSError as error:
+      self._failed = True
+      raise atomic_files.DiskError(self.path, error) from None
+
   def _add(self, event: event_pb2.Event) -> None:
-    with self._lock:
+    with self._lock, self._writing():
       self._records.write(event.SerializeToString())
 
   def _write(self, summary: summary_pb2.Summary, step: int = 0) -> None:
@@ -78,12 +95,20 @@ class EventWriter:
         metrics=[hparams_summary.Metric(tag) for tag in metric_tags]))
 
   def flush(self) -> None:
-    with self._lock:
+    with self._lock, self._writing():
       self._file.flush()
 
   def close(self) -> None:
+    """Closes the file; after a failed write, quietly (its DiskError was raised already)."""
     with self._lock:
-      self._file.close()
+      if self._failed:
+        try:
+          self._file.close()
+        except OSError:
+          pass
+        return
+      with self._writing():
+        self._file.close()
 
 
 def flatten_hparams(config: ml_collections.ConfigDict, prefix: str = '') -> dict[str, Any]:

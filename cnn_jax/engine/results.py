@@ -45,6 +45,8 @@ import json
 import os
 from typing import Any
 
+from cnn_jax import atomic_files
+
 FILENAME = 'results.json'
 SCHEMA_VERSION = 2
 STATUSES = ('ok', 'pruned', 'diverged', 'invalid')
@@ -71,10 +73,7 @@ def build(*, status: str, message: str, config: dict, final: dict | None = None,
 
 def write(workdir: str, record: dict[str, Any]) -> str:
   path = os.path.join(workdir, FILENAME)
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(record, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)  # readers never see half a file
+  atomic_files.write_json(path, record, indent=2, sort_keys=True)  # never half a file
   return path
 
 

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from absl import logging
+from cnn_jax import atomic_files
 from cnn_jax.data import datasets
 from cnn_jax.config import fields
 from cnn_jax.engine import checkpoint
@@ -80,8 +81,7 @@ class RunRecord:
         raise WorkdirConflictError(
             f'{self.workdir} holds a run of a different config (changed: '
             f'{", ".join(changed)}); use another --workdir to start a new run')
-    with open(path, 'w') as f:
-      json.dump(current, f, indent=2, sort_keys=True)
+    atomic_files.write_json(path, current, indent=2, sort_keys=True)
 
   def restore(self, template: dict) -> dict | None:
     """The checkpointed member state ({'step', 'params', 'opt_state'}), or None; loads the

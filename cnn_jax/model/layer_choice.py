@@ -51,6 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_jax import atomic_files
 from cnn_jax import cache_dir
 from cnn_jax import machine
 from cnn_jax.errors import ConfigError
@@ -422,7 +423,7 @@ def _read(path: str) -> dict:
 
 def _write(path: str, measured: dict) -> None:
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  tmp = f'{path}.{os.getpid()}.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(measured, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)  # a process reading without the lock never reads half a file
+  try:  # never half a file, for a process reading without the lock
+    atomic_files.write_json(path, measured, indent=1, sort_keys=True)
+  except atomic_files.DiskError as error:  # a cache: measured again next time
+    logging.warning('%s', error)

@@ -26,6 +26,7 @@ from typing import Any, Callable
 from absl import logging
 import numpy as np
 
+from cnn_jax import atomic_files
 from cnn_jax.config import fields
 from cnn_jax.data import augment
 from cnn_jax.engine import observers
@@ -68,10 +69,7 @@ def save(directory: str, rendered: dict[str, tuple[bytes, int, int]]) -> None:
   report may be reading them)."""
   os.makedirs(directory, exist_ok=True)
   for name, (png, _, _) in rendered.items():
-    path = os.path.join(directory, f'{name}.png')
-    with open(path + '.tmp', 'wb') as f:
-      f.write(png)
-    os.replace(path + '.tmp', path)
+    atomic_files.write_bytes(os.path.join(directory, f'{name}.png'), png)
 
 
 def epoch_figures(history: list[dict], final: dict[str, dict], title: str) -> dict[str, Any]:

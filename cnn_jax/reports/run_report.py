@@ -15,6 +15,7 @@ import os
 import time
 from typing import Any
 
+from cnn_jax import atomic_files
 from cnn_jax import trained
 from cnn_jax.config import files
 from cnn_jax.engine import checkpoint
@@ -173,7 +174,6 @@ def write(workdir: str) -> str:
   lines.append(f'_Written by `python -m cnn_jax.report` in {time.time() - started:.1f} s'
                f'{" (pictures drawn from the checkpoint)" if drawn else ""}._')
   path = os.path.join(workdir, FILENAME)
-  with open(path, 'w') as f:
-    f.write('\n'.join(lines) + '\n')
+  atomic_files.write_text(path, '\n'.join(lines) + '\n')
   return path
 

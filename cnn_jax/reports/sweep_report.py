@@ -16,6 +16,7 @@ import os
 import statistics
 import time
 
+from cnn_jax import atomic_files
 from cnn_jax.engine import metrics
 from cnn_jax.engine import run_record
 from cnn_jax.errors import UserError
@@ -184,6 +185,5 @@ def write(workdir: str, trial_reports: bool = True, storage: str = '') -> str:
     lines += ['', '## Ensembles', ''] + '\n'.join(written[marker[0]:]).strip().split('\n')
   lines += ['', f'_Written by `python -m cnn_jax.report` in {time.time() - started:.1f} s._']
   path = os.path.join(workdir, FILENAME)
-  with open(path, 'w') as f:
-    f.write('\n'.join(lines) + '\n')
+  atomic_files.write_text(path, '\n'.join(lines) + '\n')
   return path

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 from absl import logging
 
+from cnn_jax import atomic_files
 from cnn_jax import cache_dir
 from cnn_jax import machine
 from cnn_jax.engine import program as program_lib
@@ -47,8 +48,7 @@ def write_measurement(backend: str, measurement: dict, path: str = MEASUREMENTS)
       everything = json.load(f)
   everything[machine.machine_key(backend)] = measurement
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump(everything, f, indent=2, sort_keys=True)
+  atomic_files.write_json(path, everything, indent=2, sort_keys=True)
 
 
 def vmap_speedup(group_size: int, measurement: dict) -> float:

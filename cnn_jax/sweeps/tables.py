@@ -5,9 +5,11 @@ results.json); columns and metrics come from engine/metrics.py."""
 from __future__ import annotations
 
 import csv
+import io
 import os
 from typing import Any, Sequence
 
+from cnn_jax import atomic_files
 from cnn_jax.engine import ensembles
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
@@ -73,10 +75,11 @@ def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]],
   # The swept keys stand between 'trial' and 'status' (reports/sweep_report.py reads them so).
   columns = ['index', 'trial', *keys, 'status', 'study_trial', 'state',
              *(c for c, _, _ in figures), 'params', 'seconds', 'message']
-  with open(os.path.join(workdir, 'sweep.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, columns, extrasaction='ignore')
-    writer.writeheader()
-    writer.writerows(rows)  # error rates as fractions, like results.json
+  text = io.StringIO(newline='')
+  writer = csv.DictWriter(text, columns, extrasaction='ignore')
+  writer.writeheader()
+  writer.writerows(rows)  # error rates as fractions, like results.json
+  atomic_files.write_text(os.path.join(workdir, 'sweep.csv'), text.getvalue())
   header = ['#', *keys, 'status', *(c.replace('_', ' ') for c, _, _ in figures), 'params',
             'seconds']
   lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
@@ -90,9 +93,9 @@ def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]],
            if r['status'] in ('invalid', 'diverged', 'pruned')]
   head = [best_line, ''] if best_line else []
   ensemble = ensemble_lines(workdir, trials)
-  with open(os.path.join(workdir, 'sweep.md'), 'w') as f:
-    f.write('\n'.join(head + lines + ([''] + notes if notes else [])
-                      + ([''] + ensemble if ensemble else [])) + '\n')
+  atomic_files.write_text(os.path.join(workdir, 'sweep.md'), '\n'.join(
+      head + lines + ([''] + notes if notes else []) + ([''] + ensemble if ensemble else []))
+                          + '\n')
 
 
 def ensemble_lines(workdir: str, trials: Sequence) -> list[str]:
@@ -151,7 +154,7 @@ def write_hparams_config(workdir: str, sweep) -> None:
   writer = events.EventWriter(workdir)
   writer.write_hparams_config(domains, metrics.hparams_tags())
   writer.close()
-  open(marker, 'w').close()
+  atomic_files.write_text(marker, '')
 
 
 def write(workdir: str, sweep, url: str) -> list[dict[str, Any]]:

@@ -1,7 +1,11 @@
-"""Real signals to real commands on the real T2 (cnn_jax/interrupts.py): SIGTERM or SIGINT
-mid-epoch checkpoints at the next step and exits with one line; the same command resumes bit
-for bit. Each test starts launch.py in a subprocess and signals it once its log shows step
-100 of 300 (an epoch is 938 steps, so the checkpoint is mid-epoch)."""
+"""Runs that survive their signals and a full disk, with real signals, a real full
+filesystem and real commands on the real T2. SIGTERM or SIGINT mid-epoch checkpoints at the
+next step and exits with one line (cnn_jax/interrupts.py); the same command resumes bit for
+bit. A full disk ends a run with one line, leaving no half-written file (atomic_files.py);
+the same command finishes once there is space. The signal tests start launch.py in a
+subprocess and signal it once its log shows step 100 of 300 (an epoch is 938 steps, so the
+checkpoint is mid-epoch)."""
+import glob
 import os
 import signal
 import subprocess
@@ -138,3 +142,37 @@ def test_sigterm_to_a_sweep_with_two_worker_processes(tmp_path, env):
   # thread rounds otherwise than on two, so the plain run gets one core too.
   whole = run_whole(str(tmp_path / 'whole'), env, cores={0}, steps=900)
   assert same_params(runs[0], whole)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 60 KB tmpfs (root only): room for T2's config, events and checkpoint (25 KB), not
+  for its test predictions (400 KB)."""
+  mount = tmp_path / 'disk'
+  mount.mkdir()
+  made = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=60k', 'tmpfs', str(mount)],
+                        capture_output=True, text=True)
+  if made.returncode:
+    pytest.skip(f'cannot mount a tmpfs here: {made.stderr.strip()}')
+  yield mount
+  subprocess.run(['umount', '-l', str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_the_same_command_finishes_once_there_is_room(
+    small_disk, env, uninterrupted):
+  workdir = str(small_disk / 'run')
+  args = [sys.executable, 'launch.py', *T2, f'--workdir={workdir}']
+  full = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert full.returncode == 2
+  assert 'Traceback' not in full.stderr
+  lines = [l for l in full.stderr.splitlines() if l.startswith('error:')]
+  assert len(lines) == 1 and 'No space left on device' in lines[0], full.stderr[-2000:]
+  assert 'test_predictions.npz' in lines[0]
+  assert not glob.glob(os.path.join(workdir, '**', '*.tmp*'), recursive=True)
+  assert checkpoint.saved_step(workdir) == 300  # the last good checkpoint, whole
+  assert results.read(workdir) is None
+  subprocess.run(['mount', '-o', 'remount,size=20m', str(small_disk)], check=True)
+  again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert same_params(workdir, uninterrupted)
+  assert results.read(workdir)['final']['test'] == results.read(uninterrupted)['final']['test']
