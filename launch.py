@@ -40,6 +40,16 @@ flags.DEFINE_integer('workers', 1, 'Sweep workers to start here (0: one per CPU 
                      'per accelerator); 1 works in this process.')
 flags.DEFINE_integer('trial', None, 'Run only this trial of the sweep (for array jobs).')
 flags.DEFINE_bool('list_trials', False, 'Print the sweep\'s trials and exit.')
+flags.DEFINE_enum('distributed', 'off', ['off', 'auto', 'explicit'],
+                  'One run over several processes (cnn_jax/engine/distributed.py): auto finds '
+                  'them as JAX does (SLURM, Open MPI, TPU pods); explicit takes --coordinator, '
+                  '--num_processes and --process_id.')
+flags.DEFINE_string('coordinator', '', 'HOST:PORT of process 0, for --distributed=explicit.')
+flags.DEFINE_integer('num_processes', 0, 'How many processes, for --distributed=explicit.')
+flags.DEFINE_integer('process_id', -1, 'This process\'s number (0 to N - 1), for '
+                     '--distributed=explicit.')
+flags.DEFINE_integer('distributed_timeout', 60, 'Seconds to wait for every process to join, '
+                     'and for a process that stopped answering, before ending with an error.')
 flags.mark_flags_as_required(['config'])
 FLAGS = flags.FLAGS
 
@@ -59,6 +69,12 @@ def main(argv):
   experiment = flags.FLAGS['config'].config_filename  # 'path.py' or 'path.py:arg'
   sweeping = FLAGS.sweep or FLAGS.trial is not None
   from cnn_jax.errors import InputError  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import distributed  # pylint: disable=g-import-not-at-top
+  distributed.initialize(FLAGS.distributed, FLAGS.coordinator, FLAGS.num_processes,
+                         FLAGS.process_id, FLAGS.distributed_timeout)
+  if FLAGS.distributed != 'off' and sweeping:
+    raise InputError('--distributed runs one experiment over several processes; sweeps over '
+                     'several processes are not built yet (run its workers with --workers)')
   if FLAGS.workers < 0:
     raise InputError(f'--workers={FLAGS.workers}: allowed are 0 (one per CPU core or '
                      'accelerator) or a positive count')
@@ -95,9 +111,12 @@ def main(argv):
   from cnn_jax.engine import metrics
   from cnn_jax.engine import results
   validation.validate(config)  # before the log shows a config that cannot run
-  files.record_origin(workdir, experiment)  # for cnn_jax.report's config differences
+  if distributed.is_writer():
+    files.record_origin(workdir, experiment)  # for cnn_jax.report's config differences
   logging.info('Config:\n%s\nWorkdir: %s', config, workdir)
   record = train.train_and_evaluate(config, workdir)
+  if not distributed.is_writer():
+    return  # process 0 prints the figures
   print(json.dumps({
       'status': record['status'],
       'test_error': results.final_metric(record, 'test', metrics.ERROR),

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import ml_collections
 
 from cnn_jax import console
+from cnn_jax.engine import distributed
 from cnn_jax.engine import loop
 from cnn_jax.reports import run_pictures
 
@@ -31,5 +32,5 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
   """Trains runs that share a program as one group (engine/loop.py), each with its pictures
   and the given observers (one list per run); returns their results.json records."""
   observers = observers or [[] for _ in configs]
-  return loop.train(configs, workdirs,
-                    [[run_pictures.PictureObserver(), *extra] for extra in observers])
+  pictures = [run_pictures.PictureObserver()] if distributed.is_writer() else []
+  return loop.train(configs, workdirs, [[*pictures, *extra] for extra in observers])

@@ -190,10 +190,10 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
                       "installed; pip install matplotlib, or set train.pictures='none'")
   if train_cfg.num_devices:
     import jax  # pylint: disable=g-import-not-at-top  (after launch.py chose the allocator)
-    available = jax.local_device_count()
+    available = jax.device_count()  # every process's (engine/distributed.py)
     if train_cfg.num_devices > available:
-      raise ConfigError(f'train.num_devices={train_cfg.num_devices} but this machine has '
-                        f'{available} local {jax.default_backend()} device(s)')
+      raise ConfigError(f'train.num_devices={train_cfg.num_devices} but there are '
+                        f'{available} {jax.default_backend()} device(s)')
     if train_cfg.batch_size % train_cfg.num_devices:
       raise ConfigError(f'train.batch_size={train_cfg.batch_size} does not split evenly over '
                         f'train.num_devices={train_cfg.num_devices}; pick a divisor of the '

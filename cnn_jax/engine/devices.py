@@ -1,4 +1,4 @@
-"""Where the loop's arrays live: a jax.sharding mesh over the local devices.
+"""Where the loop's arrays live: a jax.sharding mesh over the devices of every process.
 
 One mesh axis, 'devices'. A vmapped group splits its member axis over it (each device trains
 its own members; nothing is communicated); a single run splits its batch axis (data
@@ -6,18 +6,25 @@ parallel: parameters replicated, XLA adds the gradient all-reduce). The dataset 
 replicated. `train.num_devices` chooses how many devices (0: all local devices); when a
 member count or batch does not divide over them, 0 takes the largest count that divides, and
 an explicit count is a config error (config/validation.py).
+
+With several processes (distributed.py) the mesh spans all their devices, and `put` and `get`
+move arrays between the host and it: each process places only its own devices' part of an
+array that every process holds whole, and reads back the whole of one.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
 from cnn_jax import cpu_threads
+from cnn_jax.errors import ConfigError
 
 AXIS = 'devices'
 
@@ -60,13 +67,42 @@ class Placement:
     return configured if self.split_members else math.ceil(configured / self.count) * self.count
 
 
+def put(tree: Any, sharding: NamedSharding) -> Any:
+  """Host arrays (the same on every process) onto the mesh."""
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+  def one(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+  return jax.tree_util.tree_map(one, tree)
+
+
+def get(tree: Any) -> Any:
+  """The whole of each array, on the host of every process."""
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  def one(a):
+    if not isinstance(a, jax.Array) or a.is_fully_addressable:
+      return jax.device_get(a)
+    if a.is_fully_replicated:
+      return np.asarray(a.addressable_data(0))
+    return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+  return jax.tree_util.tree_map(one, tree)
+
+
 def place(num_devices: int, members: int, batch_size: int) -> Placement:
-  available = jax.local_devices()
+  available = jax.devices()  # every process's: one mesh over all of them
   wanted = num_devices or len(available)
   split_along = members if members > 1 else batch_size
   count = max(d for d in range(1, wanted + 1) if split_along % d == 0)
   if count < wanted:
     logging.info('Using %d of %d devices: %s %d splits evenly over %d', count, wanted,
                  'the group of' if members > 1 else 'batch size', split_along, count)
-  cpu_threads.check(count, jax.default_backend())  # before a step that could deadlock
+  if jax.process_count() > 1 and count != len(available):
+    raise ConfigError(
+        f'{"the group of" if members > 1 else "batch size"} {split_along} does not split '
+        f'over the {len(available)} devices of the {jax.process_count()} processes, and '
+        'each process must hold part of the run: choose a multiple of '
+        f'{len(available)}')
+  cpu_threads.check(min(count, jax.local_device_count()), jax.default_backend())
   return Placement(Mesh(np.array(available[:count]), (AXIS,)), split_members=members > 1)

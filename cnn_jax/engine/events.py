@@ -111,6 +111,13 @@ class EventWriter:
         self._file.close()
 
 
+class NoEvents:
+  """An EventWriter that writes nothing (processes other than 0 of a distributed run)."""
+
+  def __getattr__(self, name):
+    return lambda *args, **kwargs: None
+
+
 def flatten_hparams(config: ml_collections.ConfigDict, prefix: str = '') -> dict[str, Any]:
   """Config -> {'model.activation': 'relu', ...} with values the HParams plugin accepts
   (bool, int, float, str); tuples become their string form, e.g. '(8, 16)'."""

@@ -29,6 +29,8 @@ from cnn_jax.config import validation
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
 from cnn_jax.engine import compilation_cache
+from cnn_jax.engine import devices
+from cnn_jax.engine import distributed
 from cnn_jax.engine import ensembles
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
@@ -84,7 +86,7 @@ def train(configs: Sequence, workdirs: Sequence[str],
   program = program_lib.build(configs, splits.image_shape, num_train)
   total_steps, placement = program.total_steps, program.placement
   state = program.init()
-  member0 = program.member_state(jax.device_get(state), 0)
+  member0 = program.member_state(devices.get(state), 0)
   num_params = cnn.count_params(member0['params'])
   logging.info('%s', summary.format_summary(summary.model_summary(
       cnn.build_model(first.model), member0['params'], splits.image_shape,
@@ -95,7 +97,8 @@ def train(configs: Sequence, workdirs: Sequence[str],
   try:
     for config, workdir in zip(configs, workdirs):
       who = f'{os.path.basename(os.path.normpath(workdir))}: ' if len(configs) > 1 else ''
-      records.append(run_record.RunRecord(workdir, config, who, started))
+      records.append(run_record.RunRecord(workdir, config, who, started,
+                                          writes=distributed.is_writer()))
     state = _restore(records, program, state)
     for record in records:
       record.start_events(events.flatten_hparams(record.config))
@@ -136,7 +139,7 @@ def train(configs: Sequence, workdirs: Sequence[str],
 
 def _restore(records, program, state) -> dict:
   """Loads each member's checkpoint into its slice; all must be at the same step."""
-  host = jax.device_get(state)
+  host = devices.get(state)
   templates = [{'step': np.int32(0), **program.member_state(host, k)}
                for k in range(len(records))]
   found = [record.restore(template) for record, template in zip(records, templates)]
@@ -190,8 +193,8 @@ class _Loop:
     """The dataset on the program's devices (again after a re-pack: the group's device count
     may change with its size)."""
     placement = self.program.placement
-    self.images = jax.device_put(self.splits.train.images, placement.replicated)
-    self.labels = jax.device_put(self.splits.train.labels, placement.replicated)
+    self.images = devices.put(self.splits.train.images, placement.replicated)
+    self.labels = devices.put(self.splits.train.labels, placement.replicated)
     self.eval_batch_size = placement.eval_batch_size(
         self.members[0].config.train.eval_batch_size)
     self.eval_splits = {name: program_lib.padded_on_device(split, self.eval_batch_size,
@@ -260,7 +263,7 @@ class _Loop:
     bit for bit), then Interrupted. What the checkpoint leaves out: the train metric sums of
     the log window and epoch in progress (their first lines after the resume average over
     the steps trained since)."""
-    host_state = jax.device_get(state)
+    host_state = devices.get(state)
     for k, member in enumerate(self.members):
       if member.record.running:
         member.record.train_seconds += window_seconds
@@ -287,7 +290,7 @@ class _Loop:
       if epoch_end and record.checkpoint_due(step, self.total_steps,
                                              self.members[0].order.epochs_completed(step)):
         if host_state is None:
-          host_state = jax.device_get(state)
+          host_state = devices.get(state)
         record.save_checkpoint({'step': np.int32(step),
                                 **self.program.member_state(host_state, k)})
       if record.running:
@@ -313,7 +316,8 @@ class _Loop:
     probabilities = self.program.probabilities(state, self.eval_splits['test'],
                                                self.eval_batch_size, len(test))
     for k in ending:
-      ensembles.write(self.members[k].record.workdir, probabilities[k], test.labels)
+      if self.members[k].record.writes:
+        ensembles.write(self.members[k].record.workdir, probabilities[k], test.labels)
     if len(ending) < 2:
       return None
     ensemble = {'members': [os.path.basename(os.path.normpath(self.members[k].record.workdir))
@@ -329,7 +333,7 @@ class _Loop:
     leaving = [k for k, m in enumerate(self.members) if done or not m.record.running]
     if not leaving:
       return state
-    host_state = jax.device_get(state)
+    host_state = devices.get(state)
     ensemble = self.keep_probabilities(state, [k for k in leaving
                                                if self.members[k].record.running])
     for k in leaving:

@@ -86,7 +86,7 @@ def padded_on_device(split: datasets.Split, batch_size: int, sharding) -> dict[s
   the real examples."""
   n = len(split)
   pad = -n % batch_size
-  return jax.device_put({
+  return devices.put({
       'image': np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]), np.uint8)]),
       'label': np.concatenate([split.labels, np.zeros(pad, np.int32)]),
       'mask': np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)]),
@@ -202,7 +202,7 @@ class Program:
                                        for s in member_states])
     stacked['hparams'] = self.hparams
     stacked['sums'] = metrics.zero_sums(metrics.TRAIN, self.num_classes, self.size)
-    return jax.device_put(stacked, self.placement.members)
+    return devices.put(stacked, self.placement.members)
 
   @staticmethod
   def member_state(host_state: dict, k: int) -> dict:
@@ -211,16 +211,20 @@ class Program:
                                   {key: host_state[key] for key in step_lib.CHECKPOINTED})
 
   def zero_sums(self, phase: str):
-    return jax.device_put(metrics.zero_sums(phase, self.num_classes, self.size),
+    return devices.put(metrics.zero_sums(phase, self.num_classes, self.size),
                           self.placement.members)
 
   def take_sums(self, state: dict) -> tuple[dict, dict]:
     """(the train sums since the last call, on the host; the state with them zeroed)."""
-    return jax.device_get(state['sums']), {**state, 'sums': self.zero_sums(metrics.TRAIN)}
+    return devices.get(state['sums']), {**state, 'sums': self.zero_sums(metrics.TRAIN)}
 
   def train(self, state: dict, step: int, images, labels, indices: np.ndarray) -> dict:
     """indices: (members, batch) for one step, or (steps, members, batch) for several."""
-    return self._train[int(indices.ndim == 3)](state, step, images, labels, indices)
+    scanned = int(indices.ndim == 3)
+    if jax.process_count() > 1:  # jit takes only global arrays across processes
+      indices = devices.put(indices, self.placement.indices(scanned))
+      step = devices.put(np.int32(step), self.placement.replicated)
+    return self._train[scanned](state, step, images, labels, indices)
 
   def evaluate(self, state: dict, split: dict, batch_size: int) -> dict[str, np.ndarray]:
     """Host sums (leading member axis) of every eval metric over a padded on-device split."""
@@ -232,7 +236,7 @@ class Program:
     sums = self.zero_sums(metrics.EVAL)
     for i in range(split['label'].shape[0] // batch_size):
       sums = self._eval[batch_size](state, sums, split, i)
-    return jax.device_get(sums)
+    return devices.get(sums)
 
   def probabilities(self, state: dict, split: dict, batch_size: int, count: int) -> np.ndarray:
     """Every member's class probabilities of the first `count` examples of a padded
@@ -244,4 +248,4 @@ class Program:
           in_shardings=(m, r, r), out_shardings=m)
     parts = [self._probabilities[batch_size](state, split, i)
              for i in range(split['label'].shape[0] // batch_size)]
-    return np.concatenate(jax.device_get(parts), axis=1)[:, :count]
+    return np.concatenate(devices.get(parts), axis=1)[:, :count]

@@ -8,7 +8,9 @@ console lines, keeps the status ('running', then 'ok', 'diverged' or 'pruned'), 
 results.json through results.build/write. What else goes into the directory (the pictures)
 comes from the loop's observers (engine/observers.py), which write through `events`. A
 member of a vmapped group and a single run have one RunRecord each and so leave identical
-directories. Metric values reach it as host sums and go out as metrics.py declares.
+directories. Metric values reach it as host sums and go out as metrics.py declares. In a run
+over several processes (engine/distributed.py) every process keeps a RunRecord, so that all
+take the same decisions (a divergence, the last step), and only process 0's writes.
 """
 from __future__ import annotations
 
@@ -34,18 +36,22 @@ CONFIG_FILENAME = 'config.json'
 
 class RunRecord:
 
-  def __init__(self, workdir: str, config, who: str = '', started: float | None = None):
+  def __init__(self, workdir: str, config, who: str = '', started: float | None = None,
+               writes: bool = True):
     self.workdir = os.path.abspath(workdir)
     self.config = config
     self.who = who  # prefixes console lines of group members
-    os.makedirs(self.workdir, exist_ok=True)
-    self._lock = workdir_lock.WorkdirLock(self.workdir).acquire()
-    try:
-      self._check_same_config_as_before()
-      datasets.write_record(self.workdir, datasets.info(config.data))
-    except Exception:
-      self._lock.release()
-      raise
+    self.writes = writes  # False: a process other than 0 of a distributed run
+    self._lock = None
+    if writes:
+      os.makedirs(self.workdir, exist_ok=True)
+      self._lock = workdir_lock.WorkdirLock(self.workdir).acquire()
+      try:
+        self._check_same_config_as_before()
+        datasets.write_record(self.workdir, datasets.info(config.data))
+      except Exception:
+        self._lock.release()
+        raise
     self.status, self.message, self.steps = 'running', '', 0
     self.history: list[dict[str, Any]] = []
     self.final: dict[str, Any] = {}
@@ -103,7 +109,7 @@ class RunRecord:
     return state
 
   def start_events(self, hparams: dict[str, Any]) -> None:
-    self._writer = events.EventWriter(self.workdir)
+    self._writer = events.EventWriter(self.workdir) if self.writes else events.NoEvents()
     self._writer.write_hparams(hparams)
 
   def add_train_window(self, step: int, window_sums: dict, first_step: int, seconds: float,
@@ -153,6 +159,8 @@ class RunRecord:
                                              or step == total_steps)
 
   def save_checkpoint(self, member_state: dict) -> None:
+    if not self.writes:
+      return
     checkpoint.save(self.workdir, member_state, {
         'history': self.history, 'final': self.final, 'train_seconds': self.train_seconds,
         'first_step_seconds': self.first_step_seconds, 'wall_seconds': self._wall_seconds()})
@@ -179,7 +187,7 @@ class RunRecord:
         final=self.final, history=self.history, steps=self.steps,
         epochs=self.steps / steps_per_epoch, train_seconds=self.train_seconds,
         first_step_seconds=self.first_step_seconds, wall_seconds=self._wall_seconds(), **facts)
-    path = results.write(self.workdir, record)
+    path = results.write(self.workdir, record) if self.writes else self.workdir
     shown = {split: metrics.show(metrics.ERROR,
                                  results.final_metric(record, split, metrics.ERROR))
              for split in ('test', 'validation')}
@@ -195,7 +203,8 @@ class RunRecord:
         self._writer.close()
         self._writer = None
     finally:
-      self._lock.release()
+      if self._lock is not None:
+        self._lock.release()
 
   def _wall_seconds(self) -> float:
     return self._earlier_wall_seconds + time.time() - self._opened

@@ -27,6 +27,7 @@ from absl import logging
 from cnn_jax import atomic_files
 from cnn_jax import cache_dir
 from cnn_jax import machine
+from cnn_jax.engine import devices
 from cnn_jax.engine import program as program_lib
 
 # Where benchmarks/sweep.py records what it measured, per machine (machine_key).
@@ -109,8 +110,8 @@ def vmap_is_faster(configs: Sequence, steps: int = 20) -> bool:
   for name, members in (('group', list(configs)), ('single', [first])):
     program = program_lib.build(members, splits.image_shape, len(splits.train))
     state = program.init()
-    images = jax.device_put(splits.train.images, program.placement.replicated)
-    labels = jax.device_put(splits.train.labels, program.placement.replicated)
+    images = devices.put(splits.train.images, program.placement.replicated)
+    labels = devices.put(splits.train.labels, program.placement.replicated)
     indices = np.stack([order.indices(0)] * len(members))
     for timed in (False, True):  # the first pass compiles
       start = time.time()

@@ -1,0 +1,123 @@
+"""One program over several processes (multi-controller JAX: one process per host, or
+several on one machine), started with launch.py's --distributed flags.
+
+    off       one process, exactly as without these flags (the default)
+    auto      jax.distributed.initialize() with JAX's own cluster detection (SLURM, Open MPI,
+              TPU pod slices, ...)
+    explicit  --coordinator=HOST:PORT --num_processes=N --process_id=I (anything else, such
+              as several processes on one machine)
+
+Every process runs the same loop on the same global mesh (devices.py) and computes the same
+batch order; each places only its own devices' part of each global array. On CPUs the
+collectives between processes go through gloo. Only process 0 writes the run directory and
+the console (run_record.py), so the workdir must be one directory that every process can read
+(a shared filesystem on several hosts; checkpoints hold whole arrays, so a run resumes with
+any number of processes or devices).
+
+Joining is checked first, with a timeout (--distributed_timeout): JAX's own join aborts the
+process with a native stack trace when a process never comes, so in explicit mode process 0
+first waits, on the coordinator's port, for every other process to say it is there, and each
+of them waits to reach it; either ends with one line naming what is missing.
+"""
+from __future__ import annotations
+
+import socket
+import time
+
+from absl import logging
+
+from cnn_jax.errors import InputError
+
+MODES = ('off', 'auto', 'explicit')
+
+
+class JoinError(InputError):
+  pass
+
+
+def initialize(mode: str, coordinator: str = '', num_processes: int = 0, process_id: int = -1,
+               timeout: int = 60) -> None:
+  """Joins this process to the others (before JAX computes anything)."""
+  if mode not in MODES:
+    raise InputError(f'--distributed={mode}: allowed are {", ".join(MODES)}')
+  if mode == 'off':
+    return
+  import jax  # pylint: disable=g-import-not-at-top  (after startup.py sized the pools)
+  kwargs = {}
+  if mode == 'explicit':
+    host, _, port = coordinator.rpartition(':')
+    if not host or not port.isdigit():
+      raise InputError(f'--coordinator={coordinator!r}: allowed is HOST:PORT')
+    if num_processes < 1 or not 0 <= process_id < num_processes:
+      raise InputError(f'--num_processes={num_processes} --process_id={process_id}: allowed '
+                       'are N >= 1 and 0 <= I < N')
+    if num_processes > 1:
+      _check_everyone_joins(host, int(port), num_processes, process_id, timeout)
+    kwargs = dict(coordinator_address=coordinator, num_processes=num_processes,
+                  process_id=process_id)
+  if jax.config.jax_platforms in (None, '', 'cpu'):
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(**kwargs, initialization_timeout=timeout,
+                             heartbeat_timeout_seconds=timeout)
+  if jax.process_index() != 0:
+    logging.set_verbosity(logging.WARNING)  # one console: process 0's
+  logging.info('Process %d of %d: %d of %d devices here', jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+def _check_everyone_joins(host: str, port: int, count: int, process_id: int,
+                          timeout: float) -> None:
+  """Process 0 waits on the coordinator's port for the other count - 1 processes; each of
+  them connects there. Then the port is free again for JAX's coordinator."""
+  deadline = time.time() + timeout
+  if process_id == 0:
+    server = socket.create_server(('', port))  # (SO_REUSEADDR: JAX's coordinator binds next)
+    server.settimeout(1.0)
+    peers, seen = [], set()
+    try:
+      while len(seen) < count - 1:
+        if time.time() > deadline:
+          missing = sorted(set(range(1, count)) - seen)
+          raise JoinError(f'process 0: only {len(seen) + 1} of {count} processes joined at '
+                          f'{host}:{port} within {timeout:.0f} s (--distributed_timeout); '
+                          f'never came: process {", ".join(map(str, missing))}')
+        try:
+          peer, _ = server.accept()
+        except socket.timeout:
+          continue
+        peer.settimeout(max(1.0, deadline - time.time()))
+        try:
+          seen.add(int(peer.recv(16).decode().strip() or -1))
+        except (OSError, ValueError):
+          pass
+        peers.append(peer)
+      for peer in peers:
+        peer.sendall(b'go\n')
+    finally:
+      for peer in peers:
+        peer.close()
+      server.close()
+    return
+  while True:
+    reason = 'process 0 closed the connection'
+    try:
+      with socket.create_connection((host, port), timeout=max(1.0, deadline - time.time())) as c:
+        c.sendall(f'{process_id}\n'.encode())
+        if c.recv(16).startswith(b'go'):
+          return
+    except OSError as error:
+      reason = error.strerror or str(error)
+    if time.time() > deadline:
+      raise JoinError(f'process {process_id}: could not join the coordinator (process 0) at '
+                      f'{host}:{port} within {timeout:.0f} s (--distributed_timeout): {reason}')
+    time.sleep(0.5)
+
+
+def process_index() -> int:
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.process_index()
+
+
+def is_writer() -> bool:
+  """Whether this process writes the run directory and the console (process 0)."""
+  return process_index() == 0
