@@ -70,6 +70,9 @@ def main(argv):
   sweeping = FLAGS.sweep or FLAGS.trial is not None
   from cnn_jax.errors import InputError  # pylint: disable=g-import-not-at-top
   from cnn_jax.engine import distributed  # pylint: disable=g-import-not-at-top
+  if FLAGS.distributed != 'off':
+    distributed.supervise(f'process {FLAGS.process_id}' if FLAGS.distributed == 'explicit'
+                          else 'this process')
   distributed.initialize(FLAGS.distributed, FLAGS.coordinator, FLAGS.num_processes,
                          FLAGS.process_id, FLAGS.distributed_timeout)
   if FLAGS.distributed != 'off' and sweeping:

@@ -59,8 +59,13 @@ def raise_if_pending(where: str) -> None:
   """Raises Interrupted if a signal came; `where` says what was saved, for its line."""
   signum = pending()
   if signum is not None:
-    raise Interrupted(signum, f'stopped by {name(signum)} {where}; to resume, run the same '
-                      f'command again: {resume_command()}')
+    raise_stopped(signum, where)
+
+
+def raise_stopped(signum: int, where: str) -> None:
+  """Raises Interrupted for `signum` (this process's, or another process's of the run)."""
+  raise Interrupted(signum, f'stopped by {name(signum)} {where}; to resume, run the same '
+                    f'command again: {resume_command()}')
 
 
 def add_listener(function) -> None:

@@ -17,14 +17,23 @@ any number of processes or devices).
 Joining is checked first, with a timeout (--distributed_timeout): JAX's own join aborts the
 process with a native stack trace when a process never comes, so in explicit mode process 0
 first waits, on the coordinator's port, for every other process to say it is there, and each
-of them waits to reach it; either ends with one line naming what is missing.
+of them waits to reach it; either ends with one line naming what is missing. Once joined, a
+process that dies makes JAX abort the others within the heartbeat timeout (the same
+seconds), again with a native stack trace; so launch.py runs a distributed process under
+`supervise`, which passes its output through and turns such an abort into one line.
 """
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 
 from absl import logging
+import numpy as np
 
 from cnn_jax.errors import InputError
 
@@ -113,6 +122,20 @@ def _check_everyone_joins(host: str, port: int, count: int, process_id: int,
     time.sleep(0.5)
 
 
+def agreed_signal(signum: int | None) -> int:
+  """The signal any process of the run received (0: none), the same on every process."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return int(max(multihost_utils.process_allgather(np.int32(signum or 0))))
+
+
+def preempted(step: int) -> bool:
+  """Whether every process is to checkpoint now at `step` after a SIGTERM to any of them.
+  JAX's distributed runtime takes SIGTERM over from interrupts.py (its preemption notifier)
+  and agrees with the other processes on the step to stop at; call at every step."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return multihost_utils.reached_preemption_sync_point(step)
+
+
 def process_index() -> int:
   import jax  # pylint: disable=g-import-not-at-top
   return jax.process_index()
@@ -121,3 +144,31 @@ def process_index() -> int:
 def is_writer() -> bool:
   """Whether this process writes the run directory and the console (process 0)."""
   return process_index() == 0
+
+
+SUPERVISED = 'CNN_JAX_SUPERVISED'
+_FATAL = re.compile(r'^F\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] (.*)')
+
+
+def supervise(who: str) -> None:
+  """Runs this command again as a child and exits as it did, an abort of JAX's distributed
+  runtime shown as one line (exit status 1) instead of its native stack trace. Signals go on
+  to the child (which checkpoints: interrupts.py). Returns at once inside the child."""
+  if os.environ.get(SUPERVISED):
+    return
+  child = subprocess.Popen([sys.executable, *sys.argv], env={**os.environ, SUPERVISED: '1'},
+                           stderr=subprocess.PIPE, text=True, errors='replace')
+  for signum in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(signum, lambda s, _: child.send_signal(s))
+  fatal = None
+  for line in child.stderr:
+    found = _FATAL.match(line)
+    if found and fatal is None:
+      fatal = found.group(1).split('. Disable Python buffering')[0]
+    if fatal is None:
+      sys.stderr.write(line)
+  status = child.wait()
+  if fatal is not None:
+    print(f'error: {who} stopped: {fatal}', file=sys.stderr)
+    sys.exit(1)
+  sys.exit(status if status >= 0 else 128 - status)

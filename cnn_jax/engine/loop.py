@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 from typing import Any, Sequence
 
@@ -183,6 +184,8 @@ class _Loop:
     self.log_every = first.train.log_every_steps
     self.eval_every = first.train.eval_every_steps
     self.chunk = steps_per_call(first.train, jax.default_backend())
+    # With several processes a signal is acted on at log steps, where they agree on it.
+    self.processes = jax.process_count()
     self.place_data()
     self.steps_per_epoch = len(splits.train) / self.batch_size
     self.first_step_seconds = None
@@ -219,8 +222,10 @@ class _Loop:
       state = self.program.train(state, step, self.images, self.labels,
                                  self.indices(step, count))
       step += count
-      if interrupts.pending():
-        self.interrupt(state, step, time.time() - mark)
+      if self.processes == 1 and interrupts.pending():
+        self.interrupt(state, step, time.time() - mark, interrupts.pending())
+      if self.processes > 1 and distributed.preempted(step):
+        self.interrupt(state, step, time.time() - mark, signal.SIGTERM)
       if self.first_step_seconds is None:  # compilation + first call; synced once
         jax.block_until_ready(state['sums'])
         self.first_step_seconds = time.time() - mark
@@ -235,6 +240,11 @@ class _Loop:
         continue
       window, state = self.program.take_sums(state)  # the only host syncs: log steps and
       # epoch ends
+      if self.processes > 1:  # all stop at the same step, or the others wait for them (a
+        # SIGTERM goes to JAX's preemption sync instead: distributed.preempted)
+        signum = distributed.agreed_signal(interrupts.pending())
+        if signum:
+          self.interrupt(state, step, time.time() - mark, signum)
       now = time.time()
       seconds, mark = now - mark, now
       self.timed_steps += step - window_start - untimed[0]
@@ -257,7 +267,7 @@ class _Loop:
     self.finish_stopped(state, step, done=True)
     return self.finished
 
-  def interrupt(self, state: dict, step: int, window_seconds: float) -> None:
+  def interrupt(self, state: dict, step: int, window_seconds: float, signum: int) -> None:
     """After a signal: every running member checkpointed at `step` (mid-epoch too: the
     batch order and the keys are functions of seed and step, so the same command resumes it
     bit for bit), then Interrupted. What the checkpoint leaves out: the train metric sums of
@@ -271,8 +281,8 @@ class _Loop:
                                        **self.program.member_state(host_state, k)})
         logging.info('%sCheckpoint at step %d (epoch %.2f) in %s', member.record.who, step,
                      step / self.steps_per_epoch, member.record.workdir)
-    interrupts.raise_if_pending(f'at step {step} of {self.total_steps} (epoch '
-                                f'{step / self.steps_per_epoch:.2f}), with a checkpoint there')
+    interrupts.raise_stopped(signum, f'at step {step} of {self.total_steps} (epoch '
+                             f'{step / self.steps_per_epoch:.2f}), with a checkpoint there')
 
   def evaluate(self, state: dict, step: int, epoch_end: bool) -> None:
     """Every member on every eval split (at an epoch end, or every train.eval_every_steps),
