@@ -14,12 +14,12 @@ array that every process holds whole, and reads back the whole of one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
 from absl import logging
 import jax
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
@@ -81,13 +81,21 @@ def get(tree: Any) -> Any:
   """The whole of each array, on the host of every process."""
   if jax.process_count() == 1:
     return jax.device_get(tree)
-  def one(a):
-    if not isinstance(a, jax.Array) or a.is_fully_addressable:
-      return jax.device_get(a)
-    if a.is_fully_replicated:
-      return np.asarray(a.addressable_data(0))
-    return np.asarray(multihost_utils.process_allgather(a, tiled=True))
-  return jax.tree_util.tree_map(one, tree)
+  leaves, structure = jax.tree_util.tree_flatten(tree)
+  split = [i for i, a in enumerate(leaves) if isinstance(a, jax.Array)
+           and not a.is_fully_addressable and not a.is_fully_replicated]
+  if split:  # one all-gather for them all, compiled once per mesh and leaf count
+    gathered = _gather(leaves[split[0]].sharding.mesh, len(split))([leaves[i] for i in split])
+    for i, a in zip(split, gathered):
+      leaves[i] = a
+  host = [np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array)
+          and not a.is_fully_addressable else jax.device_get(a) for a in leaves]
+  return jax.tree_util.tree_unflatten(structure, host)
+
+
+@functools.lru_cache(maxsize=None)
+def _gather(mesh: Mesh, count: int):
+  return jax.jit(lambda xs: xs, out_shardings=[NamedSharding(mesh, P())] * count)
 
 
 def place(num_devices: int, members: int, batch_size: int) -> Placement:

@@ -13,9 +13,11 @@ to [0, 1] and augments it (data/augment.py) there, so the loop never runs an inp
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import ml_collections
 import optax
 
@@ -66,6 +68,9 @@ def smoothed_cross_entropy(logits, labels, smoothing) -> jax.Array:
   return optax.softmax_cross_entropy(logits, targets)
 
 
+_INITS = {}  # MemberFunctions.init's compiled inits, by the config without its seed
+
+
 @dataclasses.dataclass(frozen=True)
 class MemberFunctions:
   """init / train_step / eval_step for members built from `config` (a validated config whose
@@ -84,15 +89,24 @@ class MemberFunctions:
     """The CHECKPOINTED part of a member's state from its own concrete config, one member at
     a time, so every member starts exactly as it would alone. Jitted: one program that the
     persistent compilation cache keeps (eagerly, each of init's ops compiles on its own,
-    4-5 s here); tests check it gives the eager parameters bit for bit."""
-    def init():
-      init_key, key = jax.random.split(jax.random.key(member_config.seed))
-      model = cnn.build_model(member_config.model)
-      tx = optimizers.make_optimizer(member_config.optimizer, self.total_steps)
-      params, model_state = init_variables(model, init_key, image_shape)
-      return {'params': params, 'model_state': model_state, 'opt_state': tx.init(params),
-              'key': jax.random.key_data(key)}
-    return jax.jit(init)()
+    4-5 s here); tests check it gives the eager parameters bit for bit. The seed is an
+    argument, and members whose configs differ only in it share one compiled init: a
+    distributed run's processes other than 0 get nothing from the persistent cache (JAX
+    writes it from process 0 only, for process 0's devices), and compiled one init per
+    member, 5 s each here."""
+    flat = json.loads(member_config.to_json())
+    flat.pop('seed')
+    key = (json.dumps(flat, sort_keys=True), self.total_steps, tuple(image_shape))
+    if key not in _INITS:
+      def init(seed):
+        init_key, rng = jax.random.split(jax.random.key(seed))
+        model = cnn.build_model(member_config.model)
+        tx = optimizers.make_optimizer(member_config.optimizer, self.total_steps)
+        params, model_state = init_variables(model, init_key, image_shape)
+        return {'params': params, 'model_state': model_state, 'opt_state': tx.init(params),
+                'key': jax.random.key_data(rng)}
+      _INITS[key] = jax.jit(init)
+    return _INITS[key](np.uint32(member_config.seed))
 
   def train_step(self, state: MemberState, step, images, labels, indices) -> MemberState:
     """One optimizer step on the batch images[indices]: the new state, its sums grown by the
