@@ -32,5 +32,6 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
   """Trains runs that share a program as one group (engine/loop.py), each with its pictures
   and the given observers (one list per run); returns their results.json records."""
   observers = observers or [[] for _ in configs]
-  pictures = [run_pictures.PictureObserver()] if distributed.is_writer() else []
-  return loop.train(configs, workdirs, [[*pictures, *extra] for extra in observers])
+  pictures = distributed.is_writer()  # (process 0 alone draws a distributed run's)
+  return loop.train(configs, workdirs, [
+      [*([run_pictures.PictureObserver()] if pictures else []), *extra] for extra in observers])

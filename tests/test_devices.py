@@ -99,6 +99,7 @@ def test_t2_on_four_devices_trains_as_on_one(tmp_path, monkeypatch):
   assert four['error'] < 0.06  # it learned (3.6-3.7% here)
 
 
+@pytest.mark.skipif(FOUR, reason='runs in the main process')
 def test_too_small_thread_pools_are_refused_before_training(monkeypatch):
   monkeypatch.setenv('PJRT_NPROC', '4')
   with pytest.raises(ConfigError, match='PJRT_NPROC=8'):
@@ -109,6 +110,7 @@ def test_too_small_thread_pools_are_refused_before_training(monkeypatch):
   cpu_threads.check(4, 'cpu')
 
 
+@pytest.mark.skipif(FOUR, reason='runs in the main process')
 def test_pools_are_sized_from_the_forced_device_count():
   env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
   cpu_threads.size_pools_before_jax(env)

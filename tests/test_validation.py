@@ -90,7 +90,7 @@ def test_every_allowed_value_builds():
     ('train.checkpoint_every_epochs', -1, r'train.checkpoint_every_epochs=-1 must be >= 0'),
     ('train.steps_per_call', -1, r'train.steps_per_call=-1 must be >= 0'),
     ('train.num_epochs', 0.0, r'train.num_epochs=0.0 must be > 0 \(or set train.num_train_steps'),
-    ('train.num_devices', 64, r'train.num_devices=64 but this machine has 1 local cpu device'),
+    ('train.num_devices', 64, r'train.num_devices=64 but there are 1 cpu device'),
     ('data.name', '../mnist', r"data.name='../mnist' is not a TFDS dataset name: letters"),
     ('data.split_seed', -1, r'data.split_seed=-1 must be between 0'),
     ('sweep.strategy', 'parallel', r"sweep.strategy='parallel' is not supported; allowed values: auto, sequential, vmap"),
