@@ -1,6 +1,7 @@
 """Shared fixtures: fake prepared MNIST (whole, or only described), tiny configs, real-data
 paths, a private cache, a PostgreSQL server (tests/postgres_server.py)."""
 import os
+import subprocess
 
 import pytest
 
@@ -108,3 +109,23 @@ def train_until_first_checkpoint(config, workdir: str) -> None:
     patch.setattr(checkpoint, 'save', save_then_die)
     with pytest.raises(KeyboardInterrupt):
       train.train_and_evaluate(config, workdir)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+  """tmpfs(size): a real filesystem of that size (mount -t tmpfs; root only, else the test is
+  skipped), unmounted after the test: a full disk for the tests that need one."""
+  mounts = []
+
+  def mount(size: str):
+    path = tmp_path / f'disk{len(mounts)}'
+    path.mkdir()
+    made = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(path)],
+                          capture_output=True, text=True)
+    if made.returncode:
+      pytest.skip(f'cannot mount a tmpfs here: {made.stderr.strip()}')
+    mounts.append(path)
+    return path
+  yield mount
+  for path in mounts:
+    subprocess.run(['umount', '-l', str(path)], check=False)

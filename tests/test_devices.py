@@ -86,7 +86,7 @@ def test_t2_on_four_devices_trains_as_on_one(tmp_path, monkeypatch):
   assert int(os.environ['PJRT_NPROC']) >= 8
   monkeypatch.setenv('TFDS_DATA_DIR', real_data_or_skip())
   config = pin_layers(files.load_config(os.path.join(ROOT, 'experiments', 'pool.py')))
-  config.train.num_train_steps = 300
+  config.train.num_train_steps, config.train.pictures = 300, 'none'
   results = {}
   for count in (4, 1):
     config.train.num_devices = count
