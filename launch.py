@@ -120,8 +120,8 @@ def main(argv):
     files.record_origin(workdir, experiment)  # for cnn_jax.report's config differences
   logging.info('Config:\n%s\nWorkdir: %s', config, workdir)
   record = train.train_and_evaluate(config, workdir)
-  if not distributed.is_writer():
-    return  # process 0 prints the figures
+  if not distributed.is_writer():  # process 0 prints the figures
+    sys.exit(0 if record['status'] == 'ok' else 1)
   print(json.dumps({
       'status': record['status'],
       'test_error': results.final_metric(record, 'test', metrics.ERROR),

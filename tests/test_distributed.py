@@ -118,6 +118,16 @@ def test_sigterm_to_every_process_checkpoints_at_one_step_and_one_process_resume
   assert record['final']['test']['error'] < 0.05
 
 
+def test_a_diverging_run_stops_every_process_at_the_same_step(tmp_path):
+  workdir = str(tmp_path / 'run')
+  procs, logs = start(tmp_path, workdir, ['--config.train.num_train_steps=300',
+                                          '--config.optimizer.learning_rate=1e30'], free_port())
+  assert [p.wait(timeout=300) for p in procs] == [1, 1], open(logs[0]).read()[-3000:]
+  record = results.read(workdir)
+  assert record['status'] == 'diverged' and record['steps'] == 100  # the first log step
+  assert 'Traceback' not in open(logs[1]).read()
+
+
 def test_killing_one_process_ends_the_other_with_one_line_within_the_timeout(tmp_path):
   procs, logs = start(tmp_path, str(tmp_path / 'run'), ['--config.train.num_train_steps=3000'],
                       free_port(), timeout=8)
