@@ -7,7 +7,7 @@
     python launch.py --config=experiments/pool.py --workdir=D --trial=3     # one trial
     python launch.py --config=experiments/pool.py --list_trials
     python launch.py --config=... --distributed=explicit --coordinator=HOST:PORT \
-        --num_processes=N --process_id=I     # one run over N processes (docs/DISTRIBUTED.md)
+        --num_processes=N --process_id=I [--sweep]   # over N processes (docs/DISTRIBUTED.md)
 
 Flags only; the work happens in cnn_jax.train and cnn_jax.sweeps. Command-line overrides
 apply to every trial of a sweep. A config that cannot work prints one line, `error: ...`, and
@@ -72,14 +72,15 @@ def main(argv):
   sweeping = FLAGS.sweep or FLAGS.trial is not None
   from cnn_jax.errors import InputError  # pylint: disable=g-import-not-at-top
   from cnn_jax.engine import distributed  # pylint: disable=g-import-not-at-top
+  if FLAGS.distributed != 'off' and FLAGS.workers != 1:
+    raise InputError(f'--workers={FLAGS.workers} with --distributed: the processes of a '
+                     'distributed command are one sweep worker; for more workers start more '
+                     'distributed commands on one --storage (docs/DISTRIBUTED.md)')
   if FLAGS.distributed != 'off':
     distributed.supervise(f'process {FLAGS.process_id}' if FLAGS.distributed == 'explicit'
                           else 'this process')
   distributed.initialize(FLAGS.distributed, FLAGS.coordinator, FLAGS.num_processes,
                          FLAGS.process_id, FLAGS.distributed_timeout)
-  if FLAGS.distributed != 'off' and sweeping:
-    raise InputError('--distributed runs one experiment over several processes; sweeps over '
-                     'several processes are not built yet (run its workers with --workers)')
   if FLAGS.workers < 0:
     raise InputError(f'--workers={FLAGS.workers}: allowed are 0 (one per CPU core or '
                      'accelerator) or a positive count')
@@ -102,8 +103,11 @@ def main(argv):
   from cnn_jax.config import files  # pylint: disable=g-import-not-at-top
   if sweeping:
     from cnn_jax.sweeps import runner  # pylint: disable=g-import-not-at-top  (after the allocator)
-    files.record_origin(workdir, experiment)
+    if distributed.is_writer():
+      files.record_origin(workdir, experiment)
     rows = runner.run(experiment, workdir, FLAGS.trial, config, FLAGS.storage, FLAGS.workers)
+    if not distributed.is_writer():  # process 0 prints the table
+      return
     with open(os.path.join(workdir, 'sweep.md')) as f:
       print(f.read())
     print(f'workdir: {workdir}')

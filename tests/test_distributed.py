@@ -1,11 +1,13 @@
-"""One run over two processes on localhost (engine/distributed.py), each with 2 forced CPU
-devices, their collectives through gloo: real processes, real signals, the real T2 on real
-MNIST. Compared with one process over 4 devices, which splits each batch the same way."""
+"""One run, or one sweep worker, over two processes on localhost (engine/distributed.py),
+each with 2 forced CPU devices, their collectives through gloo: real processes, real signals,
+the real T2 on real MNIST. Compared with one process over 4 devices, which splits each batch
+the same way, or with each member of a vmapped group alone."""
 import os
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 
 import jax
@@ -15,6 +17,8 @@ import pytest
 from cnn_jax import cpu_threads
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import results
+from cnn_jax.sweeps import declaration
+from cnn_jax.sweeps import study as study_lib
 from tests.conftest import real_data_or_skip
 from tests.test_train import read_params
 
@@ -38,13 +42,13 @@ def environment(devices: int) -> dict:
   return env
 
 
-def start(tmp_path, workdir, args, port, count=2, timeout=60):
-  """`count` processes of one distributed run; returns them and their log paths."""
+def start(tmp_path, workdir, args, port, count=2, timeout=60, base=T2):
+  """`count` processes of one distributed command; returns them and their log paths."""
   procs, logs = [], []
   for i in range(count):
     logs.append(str(tmp_path / f'p{i}.log'))
     procs.append(subprocess.Popen(
-        [sys.executable, 'launch.py', *T2, *args, f'--workdir={workdir}',
+        [sys.executable, 'launch.py', *base, *args, f'--workdir={workdir}',
          '--distributed=explicit', f'--coordinator=localhost:{port}',
          f'--num_processes={count}', f'--process_id={i}', f'--distributed_timeout={timeout}'],
         cwd=ROOT, env=environment(2), stdout=open(logs[-1], 'w'), stderr=subprocess.STDOUT))
@@ -164,42 +168,67 @@ def test_a_process_that_never_joins_is_one_line_within_the_timeout(tmp_path):
       'error: process 1: could not join the coordinator (process 0) at localhost:')
 
 
-MEMBERS = """
+SEARCH = textwrap.dedent('''
+    """T2 searched by one worker over 2 processes (tests/test_distributed.py)."""
+    from experiments import pool
+
+    def get_config(arg=None):
+      config = pool.get_config()
+      config.data.validation, config.data.num_validation = 'train_head', 1000
+      config.model.conv_impl = config.model.pool_impl = 'xla'
+      config.train.update(dict(num_train_steps=20, eval_every_steps=10, log_every_steps=10,
+                               pictures='none'))
+      config.sweep.update(dict(strategy='vmap', max_group_size=4, heartbeat_seconds=1))
+      return config
+
+    def get_sweep(h, arg=None):
+      return h.search({'optimizer.learning_rate': h.choice([0.1, 0.05, 1e-7])}, trials=5,
+                      pruner='median', pruner_startup_trials=4)
+    ''')
+RATES = (0.1, 0.05, 1e-7, 1e-7, 1e-7)  # the trials, queued in this order
+ALONE = """
 import sys
 from cnn_jax.config import files
-from cnn_jax.engine import distributed, loop
-def configs():
-  made = []
-  for seed, rate in zip(range(4), (0.1, 0.1, 0.05, 0.05)):
-    config = files.load_config('experiments/pool.py')
-    config.model.conv_impl = config.model.pool_impl = 'xla'
-    config.seed, config.optimizer.learning_rate = seed, rate
-    config.train.num_train_steps, config.train.pictures = 30, 'none'
-    made.append(config)
-  return made
-"""
-GROUP = MEMBERS + """
-distributed.initialize('explicit', sys.argv[1], 2, int(sys.argv[2]), 60)
-loop.train(configs(), [f'{sys.argv[3]}/m{k}' for k in range(4)])
-"""
-ALONE = MEMBERS + """
-for k, config in enumerate(configs()):
-  loop.train([config], [f'{sys.argv[1]}/alone{k}'])
+from cnn_jax.engine import loop
+for rate in (0.1, 0.05, 1e-7):
+  config = files.load_config(sys.argv[1])
+  config.optimizer.learning_rate = rate
+  loop.train([config], [f'{sys.argv[2]}/alone-{rate}'])
 """
 
 
-def test_a_vmapped_group_of_four_across_two_processes_matches_its_members_alone(tmp_path):
-  port = free_port()
-  procs = [subprocess.Popen([sys.executable, '-c', GROUP, f'localhost:{port}', str(i),
-                             str(tmp_path)], cwd=ROOT, env=environment(2),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-           for i in range(2)]
-  outputs = [p.communicate(timeout=600)[0] for p in procs]
-  assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:]
-  alone = subprocess.run([sys.executable, '-c', ALONE, str(tmp_path)], cwd=ROOT,
-                         env=environment(1), capture_output=True, text=True, timeout=600)
-  assert alone.returncode == 0, alone.stderr[-3000:]
-  for k in range(4):
-    record = results.read(str(tmp_path / f'm{k}'))
+def test_a_search_over_two_processes_trains_a_vmapped_group_of_four_and_prunes(tmp_path):
+  """One sweep worker over 2 processes: process 0 claims the first 4 trials from the study,
+  all train them as one vmapped group of 4 across the 4 devices, then the fifth, which the
+  median pruner stops at its first evaluation on every process; each member matches its
+  run alone on one device."""
+  experiment = tmp_path / 'search.py'
+  experiment.write_text(SEARCH)
+  workdir = str(tmp_path / 'search')
+  sweep = declaration.load(str(experiment))
+  study = declaration.start(sweep, workdir, study_lib.url_for(workdir))
+  for rate in RATES:  # (as the sampler would draw them, but in a known order)
+    study.enqueue_trial({'optimizer.learning_rate': rate})
+  procs, logs = start(tmp_path, workdir, ['--sweep'], free_port(),
+                      base=[f'--config={experiment}'])
+  assert [p.wait(timeout=600) for p in procs] == [0, 0], open(logs[0]).read()[-3000:]
+  states = [study_lib.state_of(t) for t in sorted(study.get_trials(), key=lambda t: t.number)]
+  assert states == ['complete'] * 4 + ['pruned']
+  runs = sorted(d for d in os.listdir(workdir) if d[:3].isdigit())
+  records = [results.read(os.path.join(workdir, run)) for run in runs]
+  assert [r['status'] for r in records] == ['ok'] * 4 + ['pruned']
+  for record in records[:4]:
     assert record['executor']['members'] == 4 and record['executor']['devices'] == 4
-    assert_close(str(tmp_path / f'm{k}'), str(tmp_path / f'alone{k}'))
+    assert record['steps'] == 20
+  assert records[4]['steps'] == 10 and 'MedianPruner' in records[4]['message']
+  for run in runs:  # one writer: process 0
+    assert len([f for f in os.listdir(os.path.join(workdir, run))
+                if f.startswith('events.out')]) == 1
+  assert 'Best configuration: study trial 0' in open(logs[0]).read()
+  assert 'Best configuration' not in open(logs[1]).read()
+  alone = subprocess.run([sys.executable, '-c', ALONE, str(experiment), str(tmp_path)],
+                         cwd=ROOT, env=environment(1), capture_output=True, text=True,
+                         timeout=600)
+  assert alone.returncode == 0, alone.stderr[-3000:]
+  for run, rate in zip(runs[:4], RATES):
+    assert_close(os.path.join(workdir, run), str(tmp_path / f'alone-{rate}'))

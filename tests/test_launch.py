@@ -149,9 +149,13 @@ def test_one_sweep_trial_through_launch_with_an_override(tmp_path, mock_data):
      "error: model.compute_dtype='float16' is not supported; allowed values: float32, bfloat16"),
     ('--config.train.label_smoothing=1.0',
      'error: train.label_smoothing=1.0 must lie in [0, 1)'),
+    ('--sweep --workers=2 --distributed=auto',
+     'error: --workers=2 with --distributed: the processes of a distributed command are one '
+     'sweep worker'),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, mock_data, override, message):
-  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', override], mock_data)
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', *override.split()],
+             mock_data)
   assert proc.returncode == 2, proc.stderr[-3000:]
   errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
   assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-3000:]

@@ -24,6 +24,7 @@ seconds), again with a native stack trace; so launch.py runs a distributed proce
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -128,12 +129,59 @@ def agreed_signal(signum: int | None) -> int:
   return int(max(multihost_utils.process_allgather(np.int32(signum or 0))))
 
 
-def preempted(step: int) -> bool:
-  """Whether every process is to checkpoint now at `step` after a SIGTERM to any of them.
-  JAX's distributed runtime takes SIGTERM over from interrupts.py (its preemption notifier)
-  and agrees with the other processes on the step to stop at; call at every step."""
+_sync_calls = 0
+
+
+def preempted() -> bool:
+  """Whether every process is to checkpoint now after a SIGTERM to any of them. JAX's
+  distributed runtime takes SIGTERM over from interrupts.py (its preemption notifier) and
+  agrees with the other processes on a call to stop at: the fastest one's next call. So
+  every process calls this at the same points (each train call, each sweep order) and the
+  count of calls, not the step, is the counter: a call may train several steps, and a
+  sweep's next trial starts again at step 0."""
+  global _sync_calls
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  return multihost_utils.reached_preemption_sync_point(step)
+  _sync_calls += 1
+  return multihost_utils.reached_preemption_sync_point(_sync_calls)
+
+
+def from_writer(value=None):
+  """Process 0's `value` (anything JSON holds) on every process; the others pass nothing.
+  For what only process 0 decides: a sweep's next trials, a pruner's verdicts."""
+  if process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  data = b''
+  if is_writer():
+    try:
+      data = json.dumps({'value': value}).encode()
+    except (TypeError, ValueError) as error:  # sent too, so that no process waits for it
+      data = json.dumps({'unsent': f'{type(value).__name__}: {error}'}).encode()
+  size = int(multihost_utils.broadcast_one_to_all(np.int32(len(data))))
+  # (Padded to whole KiB: each buffer size is a program of its own to compile.)
+  buffer = np.zeros(-(-size // 1024) * 1024, np.uint8)
+  buffer[:len(data)] = np.frombuffer(data, np.uint8)
+  sent = json.loads(bytes(np.asarray(multihost_utils.broadcast_one_to_all(buffer))[:size]))
+  if 'unsent' in sent:
+    raise RuntimeError(f'process 0 could not send its value to the others: {sent["unsent"]}')
+  return sent['value']
+
+
+def shared_error(error: Exception | None) -> Exception | None:
+  """Process 0's UserError (or None) on every process, as the same class and message: what
+  only process 0 checks (the run directory's lock and config) stops all of them, instead of
+  leaving the others waiting in a collective."""
+  from cnn_jax import errors  # pylint: disable=g-import-not-at-top
+  sent = from_writer(None if error is None else [type(error).__name__, str(error)])
+  if sent is None:
+    return None
+  kind = getattr(errors, sent[0], errors.UserError)
+  return error if is_writer() else kind(sent[1])
+
+
+def process_count() -> int:
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.process_count()
 
 
 def process_index() -> int:

@@ -39,7 +39,7 @@ from cnn_jax.engine import observers as observers_lib
 from cnn_jax.engine import optimizers
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import run_record
-from cnn_jax.errors import ConfigError
+from cnn_jax.errors import ConfigError, UserError
 from cnn_jax.model import cnn
 from cnn_jax.model import summary
 
@@ -96,10 +96,18 @@ def train(configs: Sequence, workdirs: Sequence[str],
 
   records = []
   try:
-    for config, workdir in zip(configs, workdirs):
-      who = f'{os.path.basename(os.path.normpath(workdir))}: ' if len(configs) > 1 else ''
-      records.append(run_record.RunRecord(workdir, config, who, started,
-                                          writes=distributed.is_writer()))
+    failure = None
+    try:
+      for config, workdir in zip(configs, workdirs):
+        who = f'{os.path.basename(os.path.normpath(workdir))}: ' if len(configs) > 1 else ''
+        records.append(run_record.RunRecord(workdir, config, who, started,
+                                            writes=distributed.is_writer()))
+    except UserError as error:  # (only process 0 takes the locks and checks config.json)
+      failure = error
+    if jax.process_count() > 1:
+      failure = distributed.shared_error(failure)
+    if failure is not None:
+      raise failure
     state = _restore(records, program, state)
     for record in records:
       record.start_events(events.flatten_hparams(record.config))
@@ -224,7 +232,7 @@ class _Loop:
       step += count
       if self.processes == 1 and interrupts.pending():
         self.interrupt(state, step, time.time() - mark, interrupts.pending())
-      if self.processes > 1 and distributed.preempted(step):
+      if self.processes > 1 and distributed.preempted():
         self.interrupt(state, step, time.time() - mark, signal.SIGTERM)
       if self.first_step_seconds is None:  # compilation + first call; synced once
         jax.block_until_ready(state['sums'])
@@ -312,10 +320,15 @@ class _Loop:
         for observer in member.observers:
           observer.epoch_end(event)
         told.append((member, event))
+    verdicts = []
     for member, event in told:  # every member's epoch_end first: see observers.py
       reasons = [r for r in (o.should_stop(event) for o in member.observers) if r]
-      if reasons and step < self.total_steps:  # at the last step there is nothing to save
-        member.record.stop(reasons[0])
+      verdicts.append(reasons[0] if reasons else None)
+    if self.processes > 1:  # process 0's observers decide (a sweep's pruner lives there)
+      verdicts = distributed.from_writer(verdicts)
+    for (member, _), verdict in zip(told, verdicts):
+      if verdict and step < self.total_steps:  # at the last step there is nothing to save
+        member.record.stop(verdict)
 
   def keep_probabilities(self, state: dict, ending: list[int]) -> dict | None:
     """Writes the test probabilities of the members that trained to the end (ensembles.py)

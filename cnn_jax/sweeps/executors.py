@@ -10,6 +10,7 @@ from typing import Sequence
 from absl import logging
 
 from cnn_jax import console
+from cnn_jax.engine import distributed
 from cnn_jax.engine import results
 from cnn_jax.engine import run_record
 from cnn_jax.errors import ConfigError, WorkdirLockedError
@@ -38,6 +39,8 @@ def run_alone(trial, run_dir: str, observers: Sequence = ()) -> None:
     logging.warning('trial %s skipped: %s', trial.name, error)
   except ConfigError as error:  # the trial's config cannot work; the others may
     logging.error('trial %s is invalid: %s', trial.name, error)
+    if not distributed.is_writer():  # (process 0 of a distributed worker records it)
+      return
     record = run_record.record_invalid(run_dir, trial.config, str(error))
     for observer in observers:
       observer.recorded(record)

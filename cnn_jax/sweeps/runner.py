@@ -28,12 +28,21 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
         base: ml_collections.ConfigDict | None = None, storage: str = '',
         workers: int = 1) -> list[dict[str, Any]]:
   """Runs the sweep's unfinished trials with `workers` workers (0: one per core or
-  accelerator; 1: in this process), or only grid trial `trial_index` (for array jobs);
-  returns the table rows. Called from plain Python, it prints its progress to stderr."""
+  accelerator; 1: in this process, or, over several processes (engine/distributed.py), all
+  of them as one worker), or only grid trial `trial_index` (for array jobs); returns the
+  table rows (process 0's; the others return none). Called from plain Python, it prints its progress to stderr."""
   with console.progress_visible():
     sweep = declaration.load(experiment, base)
     from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
     url = study_lib.url_for(workdir, storage)
+    from cnn_jax.engine import distributed  # pylint: disable=g-import-not-at-top
+    if not distributed.is_writer():  # of a distributed worker: process 0 keeps the study
+      if trial_index is not None:    # and the tables (worker.follow)
+        _run_one(sweep, workdir, trial_index)
+      else:
+        from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
+        worker.work(sweep, workdir, url)
+      return []
     os.makedirs(workdir, exist_ok=True)
     tables.write_hparams_config(workdir, sweep)
     if trial_index is not None:  # an array job: no study (SQLite on NFS is no place for one)

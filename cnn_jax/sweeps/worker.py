@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 import warnings
 from typing import Sequence
@@ -28,6 +29,7 @@ import optuna
 import sqlalchemy
 
 from cnn_jax import interrupts
+from cnn_jax.engine import distributed
 from cnn_jax.engine import metrics
 from cnn_jax.engine import observers
 from cnn_jax.engine import results
@@ -36,6 +38,7 @@ from cnn_jax.sweeps import executors
 from cnn_jax.sweeps import planning
 from cnn_jax.sweeps import study as study_lib
 from cnn_jax.sweeps import trials as trials_lib
+from cnn_jax.errors import UserError
 
 
 @dataclasses.dataclass
@@ -178,8 +181,12 @@ def group_size(sweep: declaration.Sweep, backend: str) -> int:
 def work(sweep: declaration.Sweep, workdir: str, url: str, worker: int = 0) -> int:
   """Takes, trains and settles trials until the study has none left; returns how many it
   trained. Raises study.StorageError when the storage is lost (the runs keep their
-  checkpoints at their last epoch end)."""
+  checkpoints at their last epoch end). Over several processes (engine/distributed.py) they
+  are one worker: process 0 takes and settles the trials (`_work`) and sends every order to
+  the others (`follow`), so that all train the same groups at the same time."""
   import jax  # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
+  if not distributed.is_writer():
+    return follow(sweep, workdir)
   try:
     return _work(sweep, workdir, url, worker, jax.default_backend())
   except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError) as error:
@@ -196,18 +203,28 @@ def _work(sweep, workdir, url, worker, backend) -> int:
   size, trained = group_size(sweep, backend), 0
   try:
     while True:
-      interrupts.raise_if_pending('between trials (each finished one is recorded)')
-      study_lib.fail_stale(study)
-      taken = claim(sweep, study, size, heartbeat)
+      stop_if_signalled()
+      try:
+        study_lib.fail_stale(study)
+        taken = claim(sweep, study, size, heartbeat)
+      except BaseException as error:
+        order({'error': [type(error).__name__, str(error)]})
+        raise
       if not taken:
         if not others_hold_trials(study):
+          order({'done': True})
           return trained
+        order({'wait': sweep.base.sweep.heartbeat_seconds})
         time.sleep(sweep.base.sweep.heartbeat_seconds)  # a dead worker's trial goes stale
         continue
       claimed = [Claimed(t, []) for t in taken]
       try:
-        for item in claimed:
-          item.runs = runs_of(sweep, item.trial)
+        try:
+          for item in claimed:
+            item.runs = runs_of(sweep, item.trial)
+        except BaseException as error:
+          order({'error': [type(error).__name__, str(error)]})
+          raise
         trained += execute(sweep, workdir, claimed, backend)
       except BaseException:
         hand_back(study, [c.trial for c in claimed if not c.settled])
@@ -216,6 +233,51 @@ def _work(sweep, workdir, url, worker, backend) -> int:
         heartbeat.release(t._trial_id for t in taken)  # pylint: disable=protected-access
   finally:
     heartbeat.stop()
+
+
+def stop_if_signalled() -> None:
+  """Between trials: Interrupted after a signal (on every process of a distributed worker at
+  once: they agree on it, as the loop does at its steps)."""
+  where = 'between trials (each finished one is recorded)'
+  if distributed.process_count() > 1:
+    if distributed.preempted():
+      interrupts.raise_stopped(signal.SIGTERM, where)
+    signum = distributed.agreed_signal(interrupts.pending())
+    if signum:
+      interrupts.raise_stopped(signum, where)
+  interrupts.raise_if_pending(where)
+
+
+def order(message: dict) -> dict:
+  """Process 0's next order to the other processes of a distributed worker: {'train': runs
+  and plan}, {'wait': seconds}, {'done': True} or {'error': [class, message]}."""
+  if distributed.process_count() == 1:
+    return message
+  return distributed.from_writer(message)
+
+
+def follow(sweep: declaration.Sweep, workdir: str) -> int:
+  """A process other than 0 of a distributed worker: trains what process 0 orders, with no
+  study of its own (process 0 reports to it, and the loop shares process 0's pruning
+  verdicts with every process)."""
+  trained = 0
+  while True:
+    stop_if_signalled()
+    received = order({})
+    if 'done' in received:
+      return trained
+    if 'wait' in received:
+      time.sleep(received['wait'])
+      continue
+    if 'error' in received:
+      kind, message = received['error']
+      raise UserError(f'process 0 of this worker stopped: {kind}: {message}')
+    train = received['train']
+    runs = [trials_lib.Trial(index, overrides, trials_lib.apply_overrides(
+        sweep.base, overrides, f'trial {index}')) for index, overrides in train['runs']]
+    carry_out(runs, [[] for _ in runs], workdir, train['invalid'],
+              [tuple(step) for step in train['plan']])
+    trained += len(train['pending'])
 
 
 def hand_back(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
@@ -249,33 +311,51 @@ def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str) -> in
     observer = TrialObserver(item, workdir, objective, prune)
     for run in item.runs:
       runs.append(run)
-      owners.append(observer)
-  pending = [k for k, run in enumerate(runs)
-             if not executors.finished(executors.run_dir(workdir, run))]
-  valid, invalid = [], []
-  for k in pending:
-    try:
-      validation.validate(runs[k].config)
-      valid.append(k)
-    except Exception:  # pylint: disable=broad-except  (run_alone records why)
-      invalid.append(k)
-  plan = planning.plan([runs[k].config for k in valid],
-                       [checkpoint.saved_step(executors.run_dir(workdir, runs[k])) for k in valid],
-                       backend, planning.read_measurement(backend))
-  for k in invalid:
-    executors.run_alone(runs[k], executors.run_dir(workdir, runs[k]), [owners[k]])
-  for strategy, positions in plan:
-    members = [valid[p] for p in positions]
-    if strategy == 'vmap':
-      executors.run_group([runs[k] for k in members],
-                          [executors.run_dir(workdir, runs[k]) for k in members],
-                          [[owners[k]] for k in members])
-    else:
-      executors.run_alone(runs[members[0]], executors.run_dir(workdir, runs[members[0]]),
-                          [owners[members[0]]])
+      owners.append([observer])
+  try:
+    pending = [k for k, run in enumerate(runs)
+               if not executors.finished(executors.run_dir(workdir, run))]
+    valid, invalid = [], []
+    for k in pending:
+      try:
+        validation.validate(runs[k].config)
+        valid.append(k)
+      except Exception:  # pylint: disable=broad-except  (run_alone records why)
+        invalid.append(k)
+    # With several processes an accelerator group that 'auto' would time first trains
+    # vmapped (timing it would need every process): over hosts is where groups pay most.
+    calibrate = (lambda _: True) if distributed.process_count() > 1 else None
+    plan = [(strategy, [valid[p] for p in positions])
+            for strategy, positions in planning.plan(
+                [runs[k].config for k in valid],
+                [checkpoint.saved_step(executors.run_dir(workdir, runs[k])) for k in valid],
+                backend, planning.read_measurement(backend), calibrate)]
+  except BaseException as error:
+    order({'error': [type(error).__name__, str(error)]})
+    raise
+  order({'train': {'runs': [[run.index, run.overrides] for run in runs], 'pending': pending,
+                   'invalid': invalid, 'plan': plan}})
+  carry_out(runs, owners, workdir, invalid, plan)
   for item in claimed:
     if all(executors.finished(d) for d in run_dirs(workdir, item)):
       settle(item, workdir, objective)
     # else: a run was locked by another process (a second command on this directory);
     # the trial stays running and goes stale, and its retry finds the run finished.
   return len(pending)
+
+
+def carry_out(runs: Sequence[trials_lib.Trial], owners: Sequence, workdir: str,
+              invalid: Sequence[int], plan: Sequence[tuple[str, list[int]]]) -> None:
+  """Trains the planned runs (positions in `runs`), each watched by its `owners`, and has
+  the invalid ones recorded (by process 0: the others have nothing to train there)."""
+  if distributed.is_writer():
+    for k in invalid:
+      executors.run_alone(runs[k], executors.run_dir(workdir, runs[k]), owners[k])
+  for strategy, members in plan:
+    if strategy == 'vmap':
+      executors.run_group([runs[k] for k in members],
+                          [executors.run_dir(workdir, runs[k]) for k in members],
+                          [owners[k] for k in members])
+    else:
+      executors.run_alone(runs[members[0]], executors.run_dir(workdir, runs[members[0]]),
+                          owners[members[0]])
