@@ -196,6 +196,7 @@ from cnn_jax.engine import loop
 for rate in (0.1, 0.05, 1e-7):
   config = files.load_config(sys.argv[1])
   config.optimizer.learning_rate = rate
+  config.train.eval_every_steps = 0  # (evaluations change no parameter)
   loop.train([config], [f'{sys.argv[2]}/alone-{rate}'])
 """
 
