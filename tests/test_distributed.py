@@ -65,8 +65,8 @@ def wait_for(log, line, procs, timeout=300):
   raise AssertionError(f'{line!r} not in {log} after {timeout} s')
 
 
-def one_process(workdir, args, devices=4):
-  proc = subprocess.run([sys.executable, 'launch.py', *T2, *args, f'--workdir={workdir}'],
+def one_process(workdir, args, devices=4, base=T2):
+  proc = subprocess.run([sys.executable, 'launch.py', *base, *args, f'--workdir={workdir}'],
                         cwd=ROOT, env=environment(devices), capture_output=True, text=True,
                         timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -179,7 +179,7 @@ SEARCH = textwrap.dedent('''
       config = pool.get_config()
       config.data.validation, config.data.num_validation = 'train_head', 1000
       config.model.conv_impl = config.model.pool_impl = 'xla'
-      config.train.update(dict(num_train_steps=20, eval_every_steps=10, log_every_steps=10,
+      config.train.update(dict(num_train_steps=20, eval_every_steps=10, log_every_steps=5,
                                pictures='none'))
       config.sweep.update(dict(strategy='vmap', max_group_size=4, heartbeat_seconds=1))
       return config
@@ -201,11 +201,14 @@ for rate in (0.1, 0.05, 1e-7):
 """
 
 
-def test_a_search_over_two_processes_trains_a_vmapped_group_of_four_and_prunes(tmp_path):
-  """One sweep worker over 2 processes: process 0 claims the first 4 trials from the study,
-  all train them as one vmapped group of 4 across the 4 devices, then the fifth, which the
-  median pruner stops at its first evaluation on every process; each member matches its
-  run alone on one device."""
+def test_a_search_over_two_processes_survives_sigterm_and_resumes_in_one(tmp_path):
+  """One sweep worker over 2 processes: process 0 claims the first 4 trials from the study
+  and all train them as one vmapped group of 4 across the 4 devices. SIGTERM to both (as
+  SLURM preempts): one step for all, a checkpoint per member, the trials handed back, exit
+  143. The same sweep in one process of 4 devices resumes the group from its checkpoints,
+  then trains the fifth trial, which the median pruner stops at its first evaluation (only
+  if the resumed trials kept the evaluations reported before the signal). Each member
+  matches its run alone on one device."""
   experiment = tmp_path / 'search.py'
   experiment.write_text(SEARCH)
   workdir = str(tmp_path / 'search')
@@ -213,23 +216,36 @@ def test_a_search_over_two_processes_trains_a_vmapped_group_of_four_and_prunes(t
   study = declaration.start(sweep, workdir, study_lib.url_for(workdir))
   for rate in RATES:  # (as the sampler would draw them, but in a known order)
     study.enqueue_trial({'optimizer.learning_rate': rate})
-  procs, logs = start(tmp_path, workdir, ['--sweep'], free_port(),
-                      base=[f'--config={experiment}'])
-  assert [p.wait(timeout=600) for p in procs] == [0, 0], open(logs[0]).read()[-3000:]
-  states = [study_lib.state_of(t) for t in sorted(study.get_trials(), key=lambda t: t.number)]
-  assert states == ['complete'] * 4 + ['pruned']
+  command = [f'--config={experiment}', '--sweep']
+  procs, logs = start(tmp_path, workdir, [], free_port(), base=command)
+  wait_for(logs[0], '(step 10): ', procs)  # the group's first evaluation
+  for p in procs:
+    p.send_signal(signal.SIGTERM)
+  assert [p.wait(timeout=120) for p in procs] == [143, 143], open(logs[0]).read()[-3000:]
+  for log in logs:
+    text = open(log).read()
+    assert 'Traceback' not in text and text.count('stopped by SIGTERM') == 1, text[-2000:]
   runs = sorted(d for d in os.listdir(workdir) if d[:3].isdigit())
+  assert len(runs) == 4
+  saved = {checkpoint.saved_step(os.path.join(workdir, run)) for run in runs}
+  assert len(saved) == 1 and 10 <= saved.pop() < 20
+  assert 'Best configuration' not in open(logs[1]).read()  # (process 0 writes the tables)
+
+  resumed = one_process(workdir, [], base=command)
+  assert resumed.stderr.count('Resuming') == 4
+  runs = sorted(d for d in os.listdir(workdir) if d[:3].isdigit())
+  states = {t.user_attrs['runs'][0]: study_lib.state_of(t)  # (each retry has its original's
+            for t in study.get_trials() if not study_lib.superseded(t)}  # run directory)
+  assert [states[run] for run in runs] == ['complete'] * 4 + ['pruned']
   records = [results.read(os.path.join(workdir, run)) for run in runs]
   assert [r['status'] for r in records] == ['ok'] * 4 + ['pruned']
   for record in records[:4]:
     assert record['executor']['members'] == 4 and record['executor']['devices'] == 4
     assert record['steps'] == 20
   assert records[4]['steps'] == 10 and 'MedianPruner' in records[4]['message']
-  for run in runs:  # one writer: process 0
+  for run in runs[:4]:  # one writer each time: process 0, then the resuming process
     assert len([f for f in os.listdir(os.path.join(workdir, run))
-                if f.startswith('events.out')]) == 1
-  assert 'Best configuration: study trial 0' in open(logs[0]).read()
-  assert 'Best configuration' not in open(logs[1]).read()
+                if f.startswith('events.out')]) == 2
   alone = subprocess.run([sys.executable, '-c', ALONE, str(experiment), str(tmp_path)],
                          cwd=ROOT, env=environment(1), capture_output=True, text=True,
                          timeout=600)

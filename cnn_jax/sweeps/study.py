@@ -84,12 +84,21 @@ def _created_storage(url: str, engine_kwargs: dict, heartbeat_seconds: int):
         return optuna.storages.RDBStorage(
             url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
             grace_period=3 * heartbeat_seconds,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=RETRIES))
+            heartbeat_stale_trial_callback=retry_callback())
     except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
       if attempt == 4:
         raise
       time.sleep(0.5 * (attempt + 1))
+
+
+def retry_callback():
+  """Queues a copy of a trial whose worker stopped. The copy keeps the evaluations the
+  original reported: it resumes from the run's checkpoint and reports only the later ones,
+  and the pruner judges the trials after it against every evaluation."""
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+    return optuna.storages.RetryHeartbeatStaleTrialCallback(
+        max_retry=RETRIES, inherit_intermediate_values=True)
 
 
 def _lock_on_begin(engine) -> None:

@@ -21,7 +21,6 @@ import dataclasses
 import os
 import signal
 import time
-import warnings
 from typing import Sequence
 
 from absl import logging
@@ -285,9 +284,7 @@ def hand_back(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
   the heartbeat would once they went stale, so the next worker resumes them at once. (A
   SIGTERM or SIGKILL ends the process without this: the heartbeat takes over.)"""
   storage = study._storage  # pylint: disable=protected-access
-  with warnings.catch_warnings():
-    warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=study_lib.RETRIES)
+  retry = study_lib.retry_callback()
   for trial in trials:
     try:
       if storage.set_trial_state_values(trial._trial_id,  # pylint: disable=protected-access
