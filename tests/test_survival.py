@@ -165,3 +165,43 @@ def test_a_full_disk_is_one_line_and_the_same_command_finishes_once_there_is_roo
   assert again.returncode == 0, again.stderr[-3000:]
   assert same_params(workdir, uninterrupted)
   assert results.read(workdir)['final']['test'] == results.read(uninterrupted)['final']['test']
+
+
+class SignalAtEvaluation:
+  """An observer that sends this process SIGTERM at the evaluation of `step`: the signal
+  then comes during the training call that ends at the next evaluation."""
+
+  def __init__(self, step):
+    self.step = step
+
+  def epoch_end(self, event):
+    if event.step == self.step:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  def should_stop(self, event):
+    del event
+
+  def run_end(self, event):
+    del event
+
+  def close(self, cancel=False):
+    del cancel
+
+  def recorded(self, record):
+    del record
+
+
+def test_a_signal_during_the_steps_before_an_evaluation_stops_after_it(
+    tmp_path, tiny_config, mock_mnist):
+  """The loop checks for a signal after each training call; when that call ends at a log
+  step or an evaluation, it stops only once they are done, so the resumed run has every
+  evaluation an uninterrupted one has (a pruner compares trials at each of them)."""
+  from cnn_jax import interrupts  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import loop  # pylint: disable=g-import-not-at-top
+  tiny_config.train.eval_every_steps = 1  # (12 steps of one call each on CPU)
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(interrupts.Interrupted, match='stopped by SIGTERM at step 4 of 12'):
+    loop.train([tiny_config], [workdir], [[SignalAtEvaluation(3)]])
+  assert checkpoint.saved_step(workdir) == 4
+  resumed = loop.train([tiny_config], [workdir])[0]
+  assert [h['step'] for h in resumed['history']] == list(range(1, 13))

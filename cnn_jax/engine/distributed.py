@@ -129,7 +129,7 @@ def agreed_signal(signum: int | None) -> int:
   return int(max(multihost_utils.process_allgather(np.int32(signum or 0))))
 
 
-_sync_calls = 0
+_sync_calls, _preempted = 0, False
 
 
 def preempted() -> bool:
@@ -139,10 +139,13 @@ def preempted() -> bool:
   every process calls this at the same points (each train call, each sweep order) and the
   count of calls, not the step, is the counter: a call may train several steps, and a
   sweep's next trial starts again at step 0."""
-  global _sync_calls
+  global _sync_calls, _preempted
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   _sync_calls += 1
-  return multihost_utils.reached_preemption_sync_point(_sync_calls)
+  # Once reached, for good: a run that finishes at that call leaves its sweep worker to
+  # stop between trials.
+  _preempted = _preempted or multihost_utils.reached_preemption_sync_point(_sync_calls)
+  return _preempted
 
 
 def from_writer(value=None):

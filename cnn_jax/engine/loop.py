@@ -230,10 +230,10 @@ class _Loop:
       state = self.program.train(state, step, self.images, self.labels,
                                  self.indices(step, count))
       step += count
-      if self.processes == 1 and interrupts.pending():
-        self.interrupt(state, step, time.time() - mark, interrupts.pending())
-      if self.processes > 1 and distributed.preempted():
-        self.interrupt(state, step, time.time() - mark, signal.SIGTERM)
+      # A signal stops the loop at this step; at a log step or an evaluation only once they
+      # are done, so that the resumed run misses neither.
+      stop = interrupts.pending() if self.processes == 1 else (
+          signal.SIGTERM if distributed.preempted() else None)
       if self.first_step_seconds is None:  # compilation + first call; synced once
         jax.block_until_ready(state['sums'])
         self.first_step_seconds = time.time() - mark
@@ -245,14 +245,14 @@ class _Loop:
                    or step == self.total_steps)
       evaluation = epoch_end or bool(self.eval_every and step % self.eval_every == 0)
       if step % self.log_every and not evaluation:
+        if stop:
+          self.interrupt(state, step, time.time() - mark, stop)
         continue
       window, state = self.program.take_sums(state)  # the only host syncs: log steps and
       # epoch ends
       if self.processes > 1:  # all stop at the same step, or the others wait for them (a
         # SIGTERM goes to JAX's preemption sync instead: distributed.preempted)
-        signum = distributed.agreed_signal(interrupts.pending())
-        if signum:
-          self.interrupt(state, step, time.time() - mark, signum)
+        stop = stop or distributed.agreed_signal(interrupts.pending()) or None
       now = time.time()
       seconds, mark = now - mark, now
       self.timed_steps += step - window_start - untimed[0]
@@ -272,15 +272,18 @@ class _Loop:
         self.evaluate(state, step, epoch_end)
       state = self.finish_stopped(state, step, done=step >= self.total_steps)
       mark = time.time()  # evaluation, checkpoints and re-packing are not training time
+      if stop and self.members:  # (a run at its last step has finished instead)
+        self.interrupt(state, step, 0.0, stop)
     self.finish_stopped(state, step, done=True)
     return self.finished
 
   def interrupt(self, state: dict, step: int, window_seconds: float, signum: int) -> None:
     """After a signal: every running member checkpointed at `step` (mid-epoch too: the
     batch order and the keys are functions of seed and step, so the same command resumes it
-    bit for bit), then Interrupted. What the checkpoint leaves out: the train metric sums of
-    the log window and epoch in progress (their first lines after the resume average over
-    the steps trained since)."""
+    bit for bit), then Interrupted. At a log step or an evaluation it comes after them (the
+    resumed run starts after that step and would miss them). What the checkpoint leaves
+    out: the train metric sums of the log window and epoch in progress (their first lines
+    after the resume average over the steps trained since)."""
     host_state = devices.get(state)
     for k, member in enumerate(self.members):
       if member.record.running:
