@@ -63,10 +63,12 @@ def test_eval_step_ignores_padding(mnist_described):
   state = member_state(functions, config)
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)), jnp.uint8)
   labels = jnp.arange(8) % 10
-  evaluate = functools.partial(functions.eval_step, state)
+  evaluate = lambda *args: functions.eval_step(state, *args)[0]  # (the sums)
   full = evaluate(images, labels, jnp.ones(8))
   half = evaluate(images, labels, jnp.asarray([1.] * 4 + [0.] * 4))
   alone = evaluate(images[:4], labels[:4], jnp.ones(4))
+  probabilities = functions.eval_step(state, images, labels, jnp.ones(8))[1]
+  np.testing.assert_allclose(probabilities.sum(axis=-1), np.ones(8), rtol=1e-5)
   assert float(full['count']) == 8 and float(half['count']) == 4
   np.testing.assert_allclose(float(half['loss']), float(alone['loss']), rtol=1e-5)
   np.testing.assert_array_equal(half['confusion'], alone['confusion'])

@@ -197,6 +197,7 @@ class _Loop:
     self.place_data()
     self.steps_per_epoch = len(splits.train) / self.batch_size
     self.first_step_seconds = None
+    self.test_probabilities = (None, None)  # (step, probabilities) of the last evaluation
     # The steps after the first call and their training seconds: the ETA's speed.
     self.timed_steps, self.timed_seconds = 0, 0.0
 
@@ -298,8 +299,14 @@ class _Loop:
   def evaluate(self, state: dict, step: int, epoch_end: bool) -> None:
     """Every member on every eval split (at an epoch end, or every train.eval_every_steps),
     its record and observers told, checkpoints at the epoch ends that are due."""
-    evaluations = {name: self.program.evaluate(state, split, self.eval_batch_size)
-                   for name, split in self.eval_splits.items()}
+    evaluations = {}
+    for name, split in self.eval_splits.items():
+      if name == 'test' and step >= self.total_steps:  # the ensembles' input, in one pass
+        evaluations[name], probabilities = self.program.evaluate(
+            state, split, self.eval_batch_size, probabilities=len(self.splits.test))
+        self.test_probabilities = (step, probabilities)
+      else:
+        evaluations[name] = self.program.evaluate(state, split, self.eval_batch_size)
     host_state, told = None, []
     for k, member in enumerate(self.members):
       record = member.record
@@ -333,14 +340,16 @@ class _Loop:
       if verdict and step < self.total_steps:  # at the last step there is nothing to save
         member.record.stop(verdict)
 
-  def keep_probabilities(self, state: dict, ending: list[int]) -> dict | None:
+  def keep_probabilities(self, state: dict, step: int, ending: list[int]) -> dict | None:
     """Writes the test probabilities of the members that trained to the end (ensembles.py)
     and, when they are several, returns their ensemble's figures for results.json."""
     if not ending:
       return None
     test = self.splits.test
-    probabilities = self.program.probabilities(state, self.eval_splits['test'],
-                                               self.eval_batch_size, len(test))
+    evaluated_at, probabilities = self.test_probabilities
+    if evaluated_at != step:  # a finished run re-reported: it evaluated nothing this time
+      _, probabilities = self.program.evaluate(state, self.eval_splits['test'],
+                                               self.eval_batch_size, probabilities=len(test))
     for k in ending:
       if self.members[k].record.writes:
         ensembles.write(self.members[k].record.workdir, probabilities[k], test.labels)
@@ -360,7 +369,7 @@ class _Loop:
     if not leaving:
       return state
     host_state = devices.get(state)
-    ensemble = self.keep_probabilities(state, [k for k in leaving
+    ensemble = self.keep_probabilities(state, step, [k for k in leaving
                                                if self.members[k].record.running])
     for k in leaving:
       member = self.members[k]

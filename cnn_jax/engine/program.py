@@ -163,22 +163,15 @@ class Program:
       (state, _), _ = jax.lax.scan(body, (state, jnp.asarray(step, jnp.int32)), indices)
       return state
 
-    def eval_call(state, sums, split, batch_index, batch_size):
+    def eval_call(state, sums, split, batch_index, batch_size, keep_probabilities):
       batch = jax.tree_util.tree_map(
           lambda a: jax.lax.dynamic_slice_in_dim(a, batch_index * batch_size, batch_size),
           split)
       batch = jax.lax.with_sharding_constraint(batch, placement.eval_batch())
-      return metrics.add(sums, eval_one(state, batch['image'], batch['label'], batch['mask']))
+      batch_sums, probabilities = eval_one(state, batch['image'], batch['label'],
+                                           batch['mask'])
+      return metrics.add(sums, batch_sums), (probabilities if keep_probabilities else None)
 
-    predict_one = _vmapped(self.functions.probabilities, self.size, (None,))
-
-    def probabilities_call(state, split, batch_index, batch_size):
-      images = jax.lax.dynamic_slice_in_dim(split['image'], batch_index * batch_size,
-                                            batch_size)
-      images = jax.lax.with_sharding_constraint(images, placement.eval_batch())
-      return predict_one(state, images)
-
-    self._probabilities_call, self._probabilities = probabilities_call, {}
     # One sharding for the whole state (a pytree prefix): every leaf has the member axis.
     m, r = placement.members, placement.replicated
     self._train = {
@@ -186,7 +179,7 @@ class Program:
                          in_shardings=(m, r, r, r, placement.indices(scanned)),
                          out_shardings=m)
         for scanned, call in ((0, train_one), (1, scanned_call))}
-    self._eval_call, self._eval = eval_call, {}  # compiled per eval batch size
+    self._eval_call, self._eval = eval_call, {}  # compiled per eval batch size and output
 
   def init(self, configs: Sequence | None = None) -> dict:
     """Each member's initial state, stacked on the member axis and placed."""
@@ -226,26 +219,24 @@ class Program:
       step = devices.put(np.int32(step), self.placement.replicated)
     return self._train[scanned](state, step, images, labels, indices)
 
-  def evaluate(self, state: dict, split: dict, batch_size: int) -> dict[str, np.ndarray]:
-    """Host sums (leading member axis) of every eval metric over a padded on-device split."""
-    if batch_size not in self._eval:
+  def evaluate(self, state: dict, split: dict, batch_size: int,
+               probabilities: int = 0) -> dict[str, np.ndarray] | tuple:
+    """Host sums (leading member axis) of every eval metric over a padded on-device split;
+    with `probabilities` = N, also every member's class probabilities of its first N
+    examples, (members, N, classes) float32, from the same pass (a run's last evaluation
+    gives the test split's to ensembles.py)."""
+    key = (batch_size, bool(probabilities))
+    if key not in self._eval:
       m, r = self.placement.members, self.placement.replicated
-      self._eval[batch_size] = jax.jit(
-          functools.partial(self._eval_call, batch_size=batch_size), donate_argnums=1,
-          in_shardings=(m, m, r, r), out_shardings=m)
-    sums = self.zero_sums(metrics.EVAL)
+      self._eval[key] = jax.jit(
+          functools.partial(self._eval_call, batch_size=batch_size,
+                            keep_probabilities=bool(probabilities)),
+          donate_argnums=1, in_shardings=(m, m, r, r), out_shardings=m)
+    sums, parts = self.zero_sums(metrics.EVAL), []
     for i in range(split['label'].shape[0] // batch_size):
-      sums = self._eval[batch_size](state, sums, split, i)
-    return devices.get(sums)
-
-  def probabilities(self, state: dict, split: dict, batch_size: int, count: int) -> np.ndarray:
-    """Every member's class probabilities of the first `count` examples of a padded
-    on-device split, on the host: (members, count, classes), float32."""
-    if batch_size not in self._probabilities:
-      m, r = self.placement.members, self.placement.replicated
-      self._probabilities[batch_size] = jax.jit(
-          functools.partial(self._probabilities_call, batch_size=batch_size),
-          in_shardings=(m, r, r), out_shardings=m)
-    parts = [self._probabilities[batch_size](state, split, i)
-             for i in range(split['label'].shape[0] // batch_size)]
-    return np.concatenate(devices.get(parts), axis=1)[:, :count]
+      sums, part = self._eval[key](state, sums, split, i)
+      parts.append(part)
+    if not probabilities:
+      return devices.get(sums)
+    sums, parts = devices.get((sums, parts))
+    return sums, np.concatenate(parts, axis=1)[:, :probabilities]

@@ -150,10 +150,9 @@ class MemberFunctions:
     return logits.astype(jnp.float32)
 
   def eval_step(self, state: MemberState, images_uint8, labels, weights):
-    """The metric sums of one evaluation batch; `weights` is 0 on padding examples."""
-    return metrics.batch_sums(metrics.EVAL, self.eval_logits(state, images_uint8), labels,
-                              weights)
-
-  def probabilities(self, state: MemberState, images_uint8):
-    """The softmax of one batch, as evaluation computes it (an ensemble's input)."""
-    return jax.nn.softmax(self.eval_logits(state, images_uint8))
+    """The metric sums of one evaluation batch (`weights` is 0 on padding examples) and its
+    softmax (an ensemble's input), from one forward pass; a caller that does not keep the
+    softmax leaves XLA nothing of it to compute."""
+    logits = self.eval_logits(state, images_uint8)
+    return (metrics.batch_sums(metrics.EVAL, logits, labels, weights),
+            jax.nn.softmax(logits))
