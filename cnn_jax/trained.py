@@ -32,7 +32,6 @@ from cnn_jax.config import validation
 from cnn_jax.data import datasets
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import compilation_cache
-from cnn_jax.engine import devices
 from cnn_jax.engine import metrics
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import results as results_lib

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from cnn_jax import train
 from cnn_jax import trained

@@ -12,7 +12,6 @@ from cnn_jax import train
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import loop
 from cnn_jax.engine import program
-from cnn_jax.engine import results
 from cnn_jax.sweeps import planning
 from tests.test_train import read_params
 

@@ -21,7 +21,6 @@ import os
 from cnn_jax.config import fields
 from cnn_jax.data import augment
 from cnn_jax.data import datasets
-from cnn_jax.engine import optimizers
 from cnn_jax.errors import ConfigError
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
