@@ -411,3 +411,28 @@ def test_commands_starting_at_once_on_a_fresh_database_all_open_it():
     for process in processes:
       process.join(timeout=120)
     assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+
+
+def test_a_study_whose_identity_another_command_is_writing_is_waited_for(tmp_path):
+  """A command that opens the study between another's creating it and writing its whole
+  identity (experiment, config, kind: one attribute per write) waits for the rest instead
+  of taking it for another sweep's (this raced once in the PostgreSQL test above)."""
+  import threading  # pylint: disable=g-import-not-at-top
+  experiment = write_experiment(tmp_path)
+  workdir = str(tmp_path / 'search')
+  os.makedirs(workdir)
+  sweep = declaration.load(experiment)
+  url = study_lib.url_for(workdir)
+  started = optuna.create_study(storage=url, study_name=study_lib.study_name(workdir))
+  started.set_user_attr('experiment', experiment)
+  started.set_user_attr('config', study_lib.sweep_digest(sweep.base, sweep.declared))
+
+  def finish_writing():
+    time.sleep(1.0)
+    started.set_user_attr('kind', sweep.kind)
+    started.set_user_attr('started', time.time())
+  writer = threading.Thread(target=finish_writing)
+  writer.start()
+  study = declaration.open_study(sweep, workdir, url)
+  writer.join()
+  assert study.user_attrs['kind'] == 'search'

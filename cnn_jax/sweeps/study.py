@@ -38,6 +38,7 @@ RETRIES = 3  # a trial whose worker died this often is left failed
 STATUS_ATTR = 'status'
 GRID_INDEX_ATTR = 'grid_index'
 RUN_NUMBER_ATTR = 'run_number'
+IDENTITY_WAIT_SECONDS = 30  # for a study's identity that another command is writing
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our log says what each trial does
 
@@ -154,9 +155,14 @@ def open_study(workdir: str, url: str, *, experiment: str, base, declared: str, 
     mine = {'experiment': experiment, 'config': sweep_digest(base, declared), 'kind': kind}
     found = study.user_attrs
     if not found.get('experiment'):
+      # 'started' last: it says the identity is whole (one attribute per write).
       for key, value in {**mine, 'started': time.time()}.items():
         study.set_user_attr(key, value)
       return study
+    deadline = time.time() + IDENTITY_WAIT_SECONDS
+    while 'started' not in found and time.time() < deadline:
+      time.sleep(0.2)  # another command that started the study is writing its identity now
+      found = study.user_attrs
   except sqlalchemy.exc.SQLAlchemyError as error:
     raise StorageError(f'--storage={masked(url)}: {first_line(error)}') from None
   except KeyError:  # load_study of a study never started
