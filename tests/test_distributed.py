@@ -125,7 +125,9 @@ def test_killing_one_process_ends_the_other_with_one_line_within_the_timeout(tmp
   text = open(logs[0]).read()
   assert 'Traceback' not in text and 'Check failure' not in text
   assert text.strip().splitlines()[-1].startswith('error: process 0 stopped: ')
-  assert 'another task died' in text.strip().splitlines()[-1]
+  # (JAX's heartbeat, or gloo's failed collective, whichever notices first: both were seen)
+  last = text.strip().splitlines()[-1]
+  assert 'another task died' in last or 'most likely because one of them died' in last, last
 
 
 def test_a_process_that_never_joins_is_one_line_within_the_timeout(tmp_path):

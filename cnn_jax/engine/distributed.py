@@ -199,6 +199,7 @@ def is_writer() -> bool:
 
 SUPERVISED = 'CNN_JAX_SUPERVISED'
 _FATAL = re.compile(r'^F\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] (.*)')
+_GLOO_ABORT = re.compile(r"^terminate called after throwing an instance of 'gloo::")
 
 
 def supervise(who: str) -> None:
@@ -211,11 +212,16 @@ def supervise(who: str) -> None:
                            stderr=subprocess.PIPE, text=True, errors='replace')
   for signum in (signal.SIGTERM, signal.SIGINT):
     signal.signal(signum, lambda s, _: child.send_signal(s))
-  fatal = None
-  for line in child.stderr:
-    found = _FATAL.match(line)
-    if found and fatal is None:
-      fatal = found.group(1).split('. Disable Python buffering')[0]
+  fatal, lines = None, iter(child.stderr)
+  for line in lines:
+    if fatal is None and _FATAL.match(line):
+      fatal = _FATAL.match(line).group(1).split('. Disable Python buffering')[0]
+    elif fatal is None and _GLOO_ABORT.match(line):
+      # When a process dies, the others' collectives either wait for the heartbeat timeout
+      # (the abort above) or fail at once in gloo, whichever comes first.
+      what = next(lines, '').split('what():', 1)[-1].strip()
+      fatal = ('a collective with the other processes failed, most likely because one of '
+               f'them died (gloo: {what})')
     if fatal is None:
       sys.stderr.write(line)
   status = child.wait()
