@@ -280,9 +280,9 @@ def follow(sweep: declaration.Sweep, workdir: str) -> int:
 
 
 def hand_back(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
-  """Queues again the trials of a worker that stops on an exception (Ctrl-C, an error), as
+  """Queues again the trials of a worker that stops on an exception (a signal, an error), as
   the heartbeat would once they went stale, so the next worker resumes them at once. (A
-  SIGTERM or SIGKILL ends the process without this: the heartbeat takes over.)"""
+  SIGKILL ends the process without this: the heartbeat takes over.)"""
   storage = study._storage  # pylint: disable=protected-access
   retry = study_lib.retry_callback()
   for trial in trials:
