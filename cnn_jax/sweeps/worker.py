@@ -207,7 +207,7 @@ def _work(sweep, workdir, url, worker, backend) -> int:
         study_lib.fail_stale(study)
         taken = claim(sweep, study, size, heartbeat)
       except BaseException as error:
-        order({'error': [type(error).__name__, str(error)]})
+        order_error(error)
         raise
       if not taken:
         if not others_hold_trials(study):
@@ -222,7 +222,7 @@ def _work(sweep, workdir, url, worker, backend) -> int:
           for item in claimed:
             item.runs = runs_of(sweep, item.trial)
         except BaseException as error:
-          order({'error': [type(error).__name__, str(error)]})
+          order_error(error)
           raise
         trained += execute(sweep, workdir, claimed, backend)
       except BaseException:
@@ -253,6 +253,11 @@ def order(message: dict) -> dict:
   if distributed.process_count() == 1:
     return message
   return distributed.from_writer(message)
+
+
+def order_error(error: BaseException) -> None:
+  """Tells the other processes that process 0 stops on `error` (before it raises)."""
+  order({'error': [type(error).__name__, str(error)]})
 
 
 def follow(sweep: declaration.Sweep, workdir: str) -> int:
@@ -328,7 +333,7 @@ def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str) -> in
                 [checkpoint.saved_step(executors.run_dir(workdir, runs[k])) for k in valid],
                 backend, planning.read_measurement(backend), calibrate)]
   except BaseException as error:
-    order({'error': [type(error).__name__, str(error)]})
+    order_error(error)
     raise
   order({'train': {'runs': [[run.index, run.overrides] for run in runs], 'pending': pending,
                    'invalid': invalid, 'plan': plan}})
