@@ -79,7 +79,6 @@ IDX = os.path.join(ROOT, '..', 'shared', 'data', 'mnist-idx')
 
 def torch_model(cfg, image_size=28):
   """The cnn_jax model config as a torch.nn.Sequential (NCHW)."""
-  import torch
   from torch import nn
   act = {'relu': nn.ReLU, 'sigmoid': nn.Sigmoid, 'tanh': nn.Tanh}[cfg.activation]
   def init(layer):

@@ -1,11 +1,14 @@
 """Ensembles: the mean of the members' probabilities, for a vmapped group of seeds (its
 results.json) and for finished runs (python -m cnn_jax.evaluate --workdir=D1,D2)."""
+import os
+
 import numpy as np
 import pytest
 
 from cnn_jax.data import datasets
 from cnn_jax.engine import ensembles
 from cnn_jax.engine import loop
+from cnn_jax.engine import metrics
 from cnn_jax.engine import results
 from tests.test_groups import member_configs
 from tests.test_trained import evaluate_command
@@ -69,3 +72,24 @@ def test_the_evaluate_command_scores_an_ensemble_of_runs(seed_group, mock_mnist_
   assert shown == pytest.approx(error, abs=1 / len(labels) + 1e-4)  # XLA layers vs the group's
   for workdir in workdirs[:2]:
     assert workdir in proc.stdout
+
+
+def test_the_sweep_table_scores_each_configuration_once_per_seed(seed_group, tmp_path):
+  from cnn_jax.sweeps import tables  # pylint: disable=g-import-not-at-top
+  from cnn_jax.sweeps import trials as trials_lib  # pylint: disable=g-import-not-at-top
+  workdirs, _, labels = seed_group
+  from tests import conftest  # pylint: disable=g-import-not-at-top
+  # Trials 0 and 1 are seeds 0 and 1; trial 2 repeats trial 1 (a search may queue one twice):
+  # the ensemble is of seeds 0 and 1, not of seed 1 counted twice.
+  trials = []
+  for index, (seed, source) in enumerate([(0, workdirs[0]), (1, workdirs[1]), (1, workdirs[1])]):
+    config = conftest.tiny()
+    config.seed = seed
+    trial = trials_lib.Trial(index, {'seed': seed}, config)
+    os.symlink(source, tmp_path / trial.name)
+    trials.append(trial)
+  lines = tables.ensemble_lines(str(tmp_path), trials)
+  assert len(lines) == 5 and lines[-1].startswith('| base | 0: ')
+  assert lines[-1].count(': ') == 2  # two seeds in the row
+  pair = ensembles.figures(np.stack([ensembles.read(w)[0] for w in workdirs[:2]]), labels)
+  assert lines[-1].endswith(f'| {metrics.show(metrics.ERROR, pair["error"])} |')

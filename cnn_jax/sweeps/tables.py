@@ -101,13 +101,17 @@ def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]],
 def ensemble_lines(workdir: str, trials: Sequence) -> list[str]:
   """A table of each configuration swept over several seeds: its seeds' test errors and
   the error of their ensemble (engine/ensembles.py: the mean of their probabilities, from
-  the predictions each finished run kept). Empty without such configurations."""
-  configurations: dict[str, list] = {}
+  the predictions each finished run kept). Empty without such configurations. A trial that
+  repeats another's configuration and seed (a search may queue one twice) is left out: it
+  is the same model again, not another member."""
+  configurations: dict[str, dict] = {}
   for trial in trials:
     others = {k: v for k, v in trial.overrides.items() if k != 'seed'}
-    configurations.setdefault(repr(sorted(others.items())), []).append(trial)
+    configurations.setdefault(repr(sorted(others.items())), {}).setdefault(
+        trial.config.seed, trial)
   lines = []
-  for members in configurations.values():
+  for by_seed in configurations.values():
+    members = list(by_seed.values())
     workdirs = [os.path.join(workdir, t.name) for t in members]
     figures = ensembles.of_runs(workdirs)
     if len(members) < 2 or figures is None:
