@@ -100,6 +100,9 @@ def test_sigterm_mid_epoch_checkpoints_and_the_same_command_resumes_bit_for_bit(
   assert f'at step {step}' in again.stderr  # "Resuming ... at step N"
   assert same_params(workdir, uninterrupted)
   assert results.read(workdir)['final']['test'] == results.read(uninterrupted)['final']['test']
+  # The train metrics too: the checkpoint kept the sums of the steps before it.
+  assert ([h['train'] for h in results.read(workdir)['history']]
+          == [h['train'] for h in results.read(uninterrupted)['history']])
 
 
 SWEEP = textwrap.dedent('''
@@ -205,3 +208,28 @@ def test_a_signal_during_the_steps_before_an_evaluation_stops_after_it(
   assert checkpoint.saved_step(workdir) == 4
   resumed = loop.train([tiny_config], [workdir])[0]
   assert [h['step'] for h in resumed['history']] == list(range(1, 13))
+
+
+def test_a_signal_between_log_steps_keeps_the_train_sums_so_far(
+    tmp_path, tiny_config, mock_mnist, monkeypatch):
+  """Stopped at step 6 (log steps 4, 8, 12; evaluations 8 and 12), the checkpoint keeps the
+  sums of steps 5-6 and of 1-4: the resumed run logs the train metrics of an uninterrupted
+  one, bit for bit."""
+  from cnn_jax import interrupts  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import loop  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import program as program_lib  # pylint: disable=g-import-not-at-top
+  whole = loop.train([tiny_config], [str(tmp_path / 'whole')])[0]
+  real_train = program_lib.Program.train
+
+  def train_then_signal(self, state, step, *args):
+    if step == 5:  # during the call that ends at step 6
+      os.kill(os.getpid(), signal.SIGTERM)
+    return real_train(self, state, step, *args)
+  workdir = str(tmp_path / 'run')
+  with monkeypatch.context() as patch:
+    patch.setattr(program_lib.Program, 'train', train_then_signal)
+    with pytest.raises(interrupts.Interrupted, match='at step 6 of 12'):
+      loop.train([tiny_config], [workdir])
+  resumed = loop.train([tiny_config], [workdir])[0]
+  assert [h['train'] for h in resumed['history']] == [h['train'] for h in whole['history']]
+  assert resumed['final'] == whole['final']

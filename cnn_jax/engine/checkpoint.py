@@ -3,9 +3,9 @@ last completed epoch.
 
 The training state of one member ({'step'} and engine/step.py's CHECKPOINTED: parameters,
 model state such as batch statistics, optimizer state, key) is serialised with flax's msgpack
-format; the run's own bookkeeping (per-epoch history, seconds spent) travels beside it as
-JSON. The shuffling order is derived from the seed and the step, so restoring the state is
-enough to continue bit-identically.
+format; the run's own bookkeeping (per-epoch history, seconds spent, the train sums of a
+log window a signal cut) travels beside it as JSON. The shuffling order is derived from the
+seed and the step, so restoring the state is enough to continue bit-identically.
 
 Checkpoints written before the state held the model state and the key ({'step', 'params',
 'opt_state'}) still load: those entries keep the template's values, which for such a run

@@ -158,7 +158,7 @@ def _restore(records, program, state) -> dict:
                       'train as one group; run them separately')
   if not any(f is not None for f in found):
     return state
-  return program.assemble(found)
+  return program.assemble(found, [r.resumed_window and r.resumed_window[1] for r in records])
 
 
 @dataclasses.dataclass
@@ -224,6 +224,10 @@ class _Loop:
     member's results.json record by its index."""
     order = self.members[0].order  # every member's epochs end at the same steps
     window_start, mark = step, time.time()
+    # The steps the first window's sums cover: from before the checkpoint if it cut a window
+    # (its steps and seconds before the checkpoint are left out of the timing, as counted).
+    resumed = self.members[0].record.resumed_window
+    sums_start = resumed[0] if resumed else step
     untimed = (0, 0.0)  # the steps and seconds of this window that the ETA leaves out
     while step < self.total_steps and self.members:
       count = min(self.chunk, batches.steps_to_next_boundary(
@@ -247,7 +251,7 @@ class _Loop:
       evaluation = epoch_end or bool(self.eval_every and step % self.eval_every == 0)
       if step % self.log_every and not evaluation:
         if stop:
-          self.interrupt(state, step, time.time() - mark, stop)
+          self.interrupt(state, step, time.time() - mark, stop, sums_start)
         continue
       window, state = self.program.take_sums(state)  # the only host syncs: log steps and
       # epoch ends
@@ -265,32 +269,35 @@ class _Loop:
           'eta_seconds': seconds_left(self.total_steps - step, self.timed_steps,
                                       self.timed_seconds)}
       for k, member in enumerate(self.members):
-        member.record.add_train_window(step, metrics.member(window, k), window_start, seconds, {
+        member.record.add_train_window(step, metrics.member(window, k), sums_start, seconds, {
             'learning_rate': float(member.schedule(step - 1)),
             'examples_per_second': (step - window_start) * self.batch_size / seconds}, progress)
-      window_start = step
+      window_start = sums_start = step
       if evaluation:
         self.evaluate(state, step, epoch_end)
       state = self.finish_stopped(state, step, done=step >= self.total_steps)
       mark = time.time()  # evaluation, checkpoints and re-packing are not training time
       if stop and self.members:  # (a run at its last step has finished instead)
-        self.interrupt(state, step, 0.0, stop)
+        self.interrupt(state, step, 0.0, stop, step)
     self.finish_stopped(state, step, done=True)
     return self.finished
 
-  def interrupt(self, state: dict, step: int, window_seconds: float, signum: int) -> None:
+  def interrupt(self, state: dict, step: int, window_seconds: float, signum: int,
+                window_start: int) -> None:
     """After a signal: every running member checkpointed at `step` (mid-epoch too: the
     batch order and the keys are functions of seed and step, so the same command resumes it
     bit for bit), then Interrupted. At a log step or an evaluation it comes after them (the
-    resumed run starts after that step and would miss them). What the checkpoint leaves
-    out: the train metric sums of the log window and epoch in progress (their first lines
-    after the resume average over the steps trained since)."""
+    resumed run starts after that step and would miss them). The checkpoint keeps the train
+    sums of the log window (from `window_start`) and of the steps since the last evaluation,
+    so the resumed run's train metrics are those of an uninterrupted run."""
     host_state = devices.get(state)
     for k, member in enumerate(self.members):
       if member.record.running:
         member.record.train_seconds += window_seconds
-        member.record.save_checkpoint({'step': np.int32(step),
-                                       **self.program.member_state(host_state, k)})
+        window = metrics.member(host_state['sums'], k)
+        member.record.save_checkpoint(
+            {'step': np.int32(step), **self.program.member_state(host_state, k)},
+            (window_start, window) if window[metrics.COUNT] else None)
         logging.info('%sCheckpoint at step %d (epoch %.2f) in %s', member.record.who, step,
                      step / self.steps_per_epoch, member.record.workdir)
     interrupts.raise_stopped(signum, f'at step {step} of {self.total_steps} (epoch '

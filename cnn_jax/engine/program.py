@@ -186,15 +186,20 @@ class Program:
     return self.assemble([self.functions.init(c, self.image_shape)
                           for c in (configs or self.configs)])
 
-  def assemble(self, member_states: Sequence[dict]) -> dict:
+  def assemble(self, member_states: Sequence[dict],
+               train_sums: Sequence[dict | None] | None = None) -> dict:
     """The program's state from each member's CHECKPOINTED state (host or device arrays):
-    stacked, with the traced hyperparameters and zero sums added, and placed. A state for
-    evaluation only may leave out the optimizer state and the key."""
+    stacked, with the traced hyperparameters and train sums added (each member's host sums
+    from `train_sums`, else zero), and placed. A state for evaluation only may leave out the
+    optimizer state and the key."""
     stacked = jax.tree_util.tree_map(lambda *leaves: np.stack([np.asarray(l) for l in leaves]),
                                      *[{k: s[k] for k in step_lib.CHECKPOINTED if k in s}
                                        for s in member_states])
     stacked['hparams'] = self.hparams
     stacked['sums'] = metrics.zero_sums(metrics.TRAIN, self.num_classes, self.size)
+    for k, sums in enumerate(train_sums or ()):
+      for name, value in (sums or {}).items():
+        stacked['sums'][name][k] = value  # (float32 sums, widened for the checkpoint: exact)
     return devices.put(stacked, self.placement.members)
 
   @staticmethod

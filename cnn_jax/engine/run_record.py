@@ -20,6 +20,8 @@ import time
 from typing import Any
 
 from absl import logging
+import numpy as np
+
 from cnn_jax import atomic_files
 from cnn_jax.data import datasets
 from cnn_jax.config import fields
@@ -58,6 +60,8 @@ class RunRecord:
     self.train_seconds, self.first_step_seconds = 0.0, None
     self._earlier_wall_seconds, self._opened = 0.0, started or time.time()
     self._epoch_sums = None
+    # (first step, this member's train sums) of the log window a checkpoint cut, or None.
+    self.resumed_window: tuple[int, dict] | None = None
     self._writer = None
 
   @property
@@ -105,6 +109,10 @@ class RunRecord:
     self.first_step_seconds = extra['first_step_seconds']
     self._earlier_wall_seconds = extra['wall_seconds']
     self.steps = int(state['step'])
+    # A checkpoint taken between log steps (a signal) holds the train sums in progress.
+    self._epoch_sums = _sums_from_json(extra.get('epoch_sums'))
+    window = extra.get('window')
+    self.resumed_window = window and (window['start'], _sums_from_json(window['sums']))
     logging.info('Resuming %s at step %d', checkpoint.path_in(self.workdir), self.steps)
     return state
 
@@ -158,12 +166,18 @@ class RunRecord:
     return self.running and bool(every) and (epochs_completed % every == 0
                                              or step == total_steps)
 
-  def save_checkpoint(self, member_state: dict) -> None:
+  def save_checkpoint(self, member_state: dict,
+                      window: tuple[int, dict] | None = None) -> None:
+    """`window`: (first step, this member's host train sums) of the log window in progress,
+    for a checkpoint between log steps; with the sums since the last evaluation, the resumed
+    run's train metrics then cover the same steps as an uninterrupted run's."""
     if not self.writes:
       return
     checkpoint.save(self.workdir, member_state, {
         'history': self.history, 'final': self.final, 'train_seconds': self.train_seconds,
-        'first_step_seconds': self.first_step_seconds, 'wall_seconds': self._wall_seconds()})
+        'first_step_seconds': self.first_step_seconds, 'wall_seconds': self._wall_seconds(),
+        'epoch_sums': _sums_to_json(self._epoch_sums),
+        'window': window and {'start': window[0], 'sums': _sums_to_json(window[1])}})
 
   def diverge(self, message: str, step: int) -> None:
     self.status, self.message, self.steps = 'diverged', message, step
@@ -218,3 +232,12 @@ def record_invalid(workdir: str, config, message: str) -> dict[str, Any]:
   results.write(workdir, record)
   return record
 
+
+
+def _sums_to_json(sums: dict | None) -> dict | None:
+  # float64 (host sums, and the device's float32 ones widened) survives JSON exactly.
+  return sums and {name: np.asarray(value, np.float64).tolist() for name, value in sums.items()}
+
+
+def _sums_from_json(saved: dict | None) -> dict | None:
+  return saved and {name: np.asarray(value, np.float64) for name, value in saved.items()}
