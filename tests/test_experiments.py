@@ -80,6 +80,7 @@ def test_experiment_runs_a_few_steps(spec, tmp_path, mock_mnist):
   config.train.num_train_steps = 2
   config.train.batch_size = min(config.train.batch_size, 64)
   config.train.eval_batch_size = 64
+  config.model.conv_impl = config.model.pool_impl = 'xla'  # (no layer timing: test_layers)
   if config.data.validation != 'none':
     config.data.num_validation = 32  # mock splits hold 256 images
   # Pictures cost seconds per run; drawn here for the models unlike T2 (test_pictures): no
