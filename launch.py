@@ -137,4 +137,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(cli.clean_errors(main))
+  app.run(cli.clean_errors(main), flags_parser=cli.parse_flags)

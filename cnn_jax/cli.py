@@ -1,15 +1,19 @@
 """What the command-line entry points share: a user's mistake is one line, not a traceback.
 
-    app.run(cli.clean_errors(main))
+    app.run(cli.clean_errors(main), flags_parser=cli.parse_flags)
 
 turns a cnn_jax.errors.UserError raised by `main` into `error: <message>` on stderr and exit
-status 2 (the usual status for a bad command line); `--verbose` keeps the traceback. Any other
+status 2 (the usual status for a bad command line), and so does `parse_flags` for a bad flag,
+a missing experiment file or a --config.X override that names no field or has the wrong type;
+`--verbose` keeps the traceback. Any other
 exception is a bug and propagates with its traceback. SIGTERM and SIGINT stop the command at
 the next train step with a checkpoint (interrupts.py): one line, and exit status 143 or 130.
 """
 from __future__ import annotations
 
+import ast
 import functools
+import os
 import sys
 
 from absl import flags
@@ -36,3 +40,43 @@ def clean_errors(main):
       print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
       sys.exit(2)
   return wrapped
+
+
+def parse_flags(argv):
+  """absl's parsing, with a missing config file or a misspelt --config.X override as one
+  line instead of ml_collections' traceback."""
+  for arg in argv[1:]:
+    if arg.startswith('--config='):
+      spec = arg.partition('=')[2]
+      if not os.path.isfile(spec.partition(':')[0]):
+        _fail(f'--config={spec}: no such experiment file', argv)
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as error:
+    _fail(str(error), argv, error)
+  except (KeyError, AttributeError) as error:  # ml_collections: an override names no field
+    _fail(_no_field(error, argv), argv, error)
+  except (TypeError, ValueError) as error:  # an override of the wrong type
+    _fail(f'a --config.X override cannot apply: {error}', argv, error)
+
+
+def _no_field(error: Exception, argv) -> str:
+  """'--config.model.conv_featurs: 'conv_featurs' is not a config field; Did you mean ...'"""
+  text = str(error.args[0]) if error.args else str(error)
+  try:  # an AttributeError wraps the KeyError's message as its repr
+    text = str(ast.literal_eval(text))
+  except (ValueError, SyntaxError):
+    pass
+  missing, *hint = text.split('\n')
+  missing = missing.strip("'\"")
+  named = [a.partition('=')[0] for a in argv[1:]
+           if a.startswith('--config.') and missing in a.partition('=')[0].split('.')]
+  return (f'{named[0] if named else "--config.X"}: {missing!r} is not a config field'
+          + (f'; {" ".join(hint)}' if hint else ''))
+
+
+def _fail(message: str, argv, error: Exception | None = None) -> None:
+  if error is not None and '--verbose' in argv:
+    raise error
+  print(f'error: {" ".join(message.split())}', file=sys.stderr)
+  sys.exit(2)

@@ -19,8 +19,6 @@ bad flag or config is one line, `error: ...`, exit status 2 (--verbose: the trac
 """
 from __future__ import annotations
 
-import ast
-import os
 import sys
 
 from absl import app
@@ -110,50 +108,10 @@ def _table(config, experiment, found, batch, members, path, machine_key, dropped
   return '\n'.join(lines)
 
 
-def parse_flags(argv):
-  """absl's parsing, with a missing config file or a misspelt --config.X override as one
-  line instead of ml_collections' traceback."""
-  for arg in argv[1:]:
-    if arg.startswith('--config='):
-      spec = arg.partition('=')[2]
-      if not os.path.isfile(spec.partition(':')[0]):
-        _fail(f'--config={spec}: no such experiment file', argv)
-  try:
-    return FLAGS(argv)
-  except flags.Error as error:
-    _fail(str(error), argv, error)
-  except (KeyError, AttributeError) as error:  # ml_collections: an override names no field
-    _fail(_no_field(error, argv), argv, error)
-  except (TypeError, ValueError) as error:  # an override of the wrong type
-    _fail(f'a --config.X override cannot apply: {error}', argv, error)
-
-
-def _no_field(error: Exception, argv) -> str:
-  """'--config.model.conv_featurs: 'conv_featurs' is not a config field; Did you mean ...'"""
-  text = str(error.args[0]) if error.args else str(error)
-  try:  # an AttributeError wraps the KeyError's message as its repr
-    text = str(ast.literal_eval(text))
-  except (ValueError, SyntaxError):
-    pass
-  missing, *hint = text.split('\n')
-  missing = missing.strip("'\"")
-  named = [a.partition('=')[0] for a in argv[1:]
-           if a.startswith('--config.') and missing in a.partition('=')[0].split('.')]
-  return (f'{named[0] if named else "--config.X"}: {missing!r} is not a config field'
-          + (f'; {" ".join(hint)}' if hint else ''))
-
-
-def _fail(message: str, argv, error: Exception | None = None) -> None:
-  if error is not None and '--verbose' in argv:
-    raise error
-  print(f'error: {" ".join(message.split())}', file=sys.stderr)
-  sys.exit(2)
-
-
 if __name__ == '__main__':
   # allocator re-executes `[python] + sys.argv`, and under -m sys.argv[0] is this file's path,
   # which would run it as a script outside its package: re-execute it as a module instead.
   sys.argv[0:1] = ['-m', 'cnn_jax.layer_choice']
   startup.before_jax()  # as in launch.py's runs, whose choice this measures
   sys.argv[0:2] = [__file__]
-  app.run(cli.clean_errors(main), flags_parser=parse_flags)
+  app.run(cli.clean_errors(main), flags_parser=cli.parse_flags)

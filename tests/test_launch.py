@@ -82,12 +82,28 @@ def test_a_run_called_from_python_shows_its_progress_on_stderr(tmp_path, mock_da
   assert proc.stdout.strip().splitlines()[-1] == 'absl restored: True'
 
 
-def test_misspelt_override_fails_loudly(tmp_path, mock_data):
-  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
-              '--config.model.activaton=sigmoid'], mock_data)
-  assert proc.returncode != 0
-  assert 'activaton' in proc.stderr
+@pytest.mark.parametrize('args, message', [
+    (['--config.model.activaton=sigmoid'],
+     "error: --config.model.activaton: 'activaton' is not a config field; Did you mean "
+     '"activation" instead of "activaton"?'),
+    (['--config.train.batch_size=many'],
+     "error: flag --config.train.batch_size=many: invalid literal for int() with base 10: "
+     "'many'"),
+])
+def test_a_misspelt_or_mistyped_override_is_one_line_and_status_2(tmp_path, mock_data, args,
+                                                                  message):
+  proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}', *args], mock_data)
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1] == message
+  assert 'Traceback' not in proc.stderr
   assert not os.path.exists(tmp_path / 'results.json')
+
+
+def test_a_missing_experiment_file_is_one_line_and_status_2(tmp_path):
+  proc = run(['--config=experiments/nowhere.py:sweep=search', f'--workdir={tmp_path}'])
+  assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1] == (
+      'error: --config=experiments/nowhere.py:sweep=search: no such experiment file')
 
 
 def test_bad_value_fails_before_training_with_the_field_named(tmp_path, mock_data):
