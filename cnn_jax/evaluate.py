@@ -18,6 +18,12 @@ with).
 """
 from __future__ import annotations
 
+from cnn_jax import startup
+
+if __name__ == '__main__':
+  startup.before_jax()  # before JAX loads; see startup.py
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 import numpy as np

@@ -187,14 +187,17 @@ def test_load_refuses_what_is_not_a_trained_run(tmp_path, xla_run):
     trained.load(str(tmp_path))
 
 
-def evaluate_command(args, data_dir):
-  env = dict(os.environ, TFDS_DATA_DIR=data_dir)
+def evaluate_command(args, data_dir, **env):
+  env = dict(os.environ, TFDS_DATA_DIR=data_dir, **env)
   return subprocess.run([sys.executable, '-m', 'cnn_jax.evaluate', *args], cwd=ROOT,
                         capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_the_evaluate_command_prints_the_run_s_test_error(shifted_run, mock_mnist_files):
-  proc = evaluate_command([f'--workdir={shifted_run}'], mock_mnist_files[0])
+  # Under forced CPU devices too: the command sizes XLA's thread pools before JAX starts, as
+  # every entry point does (startup.py), or JAX's start refuses to run.
+  proc = evaluate_command([f'--workdir={shifted_run}'], mock_mnist_files[0],
+                          XLA_FLAGS='--xla_force_host_platform_device_count=4')
   assert proc.returncode == 0, proc.stderr[-3000:]
   final = results.read(shifted_run)['final']['test']
   test_line = next(line for line in proc.stdout.splitlines() if line.startswith('test: '))
