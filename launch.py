@@ -39,7 +39,7 @@ flags.DEFINE_string('storage', '', "Where the sweep's study lives (an SQLAlchemy
                     'the same command on another machine joins it. Default: an SQLite file '
                     'in --workdir, for the workers of this machine.')
 flags.DEFINE_integer('workers', 1, 'Sweep workers to start here (0: one per CPU core, or one '
-                     'per accelerator); 1 works in this process.')
+                     'per GPU that $CUDA_VISIBLE_DEVICES lists); 1 works in this process.')
 flags.DEFINE_integer('trial', None, 'Run only this trial of the sweep (for array jobs).')
 flags.DEFINE_bool('list_trials', False, 'Print the sweep\'s trials and exit.')
 flags.DEFINE_enum('distributed', 'off', ['off', 'auto', 'explicit'],
@@ -82,8 +82,8 @@ def main(argv):
   distributed.initialize(FLAGS.distributed, FLAGS.coordinator, FLAGS.num_processes,
                          FLAGS.process_id, FLAGS.distributed_timeout)
   if FLAGS.workers < 0:
-    raise InputError(f'--workers={FLAGS.workers}: allowed are 0 (one per CPU core or '
-                     'accelerator) or a positive count')
+    raise InputError(f'--workers={FLAGS.workers}: allowed are 0 (one per CPU core, or '
+                     'per GPU that $CUDA_VISIBLE_DEVICES lists) or a positive count')
   if not sweeping and (FLAGS.workers != 1 or FLAGS.storage):
     raise InputError('--workers and --storage are for sweeps: add --sweep (or --trial=N)')
   if FLAGS.list_trials:

@@ -161,9 +161,9 @@ FIELDS = (
        choices=PICTURES),
     _f('train.steps_per_call', 0, EXECUTION, 'an integer >= 0',
        'train steps per jitted call; 0 = the backend\'s measured best (1 on CPU); K > 1 scans'),
-    _f('train.num_devices', 0, EXECUTION, 'an integer >= 0, at most the local devices',
-       'local devices to use (0: all): a run splits its batch over them, a vmapped group its '
-       'members'),
+    _f('train.num_devices', 0, EXECUTION, 'an integer >= 0, at most the devices',
+       'devices to use (0: all; over several processes, every process\'s): a run splits its '
+       'batch over them, a vmapped group its members'),
     # ---- augment (cnn_jax/data/augment.py; every example of every member its own draw) ----
     _f('augment.translate', 0.0, TRACED, 'pixels in [0, min(height, width))',
        'shift along each axis uniform in [-translate, translate]', off_at_zero=True),

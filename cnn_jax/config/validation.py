@@ -182,7 +182,7 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
            why='(0 turns checkpoints off)')
   _integer('train.steps_per_call', train_cfg.steps_per_call, low=0,
            why='(0 chooses per backend)')
-  _integer('train.num_devices', train_cfg.num_devices, low=0, why='(0: every local device)')
+  _integer('train.num_devices', train_cfg.num_devices, low=0, why='(0: every device)')
   _chosen('train.pictures', train_cfg.pictures)
   if train_cfg.pictures != 'none' and importlib.util.find_spec('matplotlib') is None:
     raise ConfigError(f'train.pictures={train_cfg.pictures!r} needs matplotlib, which is not '

@@ -1,5 +1,5 @@
 """One checkpoint per run directory, written atomically, so an interrupted run resumes at its
-last completed epoch.
+last checkpointed epoch, or at the step where a signal stopped it.
 
 The training state of one member ({'step'} and engine/step.py's CHECKPOINTED: parameters,
 model state such as batch statistics, optimizer state, key) is serialised with flax's msgpack

@@ -3,7 +3,7 @@
 One mesh axis, 'devices'. A vmapped group splits its member axis over it (each device trains
 its own members; nothing is communicated); a single run splits its batch axis (data
 parallel: parameters replicated, XLA adds the gradient all-reduce). The dataset is
-replicated. `train.num_devices` chooses how many devices (0: all local devices); when a
+replicated. `train.num_devices` chooses how many devices (0: all); when a
 member count or batch does not divide over them, 0 takes the largest count that divides, and
 an explicit count is a config error (config/validation.py).
 
