@@ -56,6 +56,8 @@ def test_hyper_helpers():
       {'a': 1, 'b': 'x'}, {'a': 2, 'b': 'x'}]
   assert h.zip([h.sweep('a', [1, 2]), h.sweep('b', [3, 4])]) == [{'a': 1, 'b': 3}, {'a': 2, 'b': 4}]
   assert h.chain([h.sweep('a', [1]), h.sweep('b', [2])]) == [{'a': 1}, {'b': 2}]
+  assert h.product([h.sweep('a', [1, 2]), h.fixed('b', 0)]) == [{'a': 1, 'b': 0},
+                                                                 {'a': 2, 'b': 0}]
   with pytest.raises(ValueError, match='equal length'):
     h.zip([h.sweep('a', [1, 2]), h.sweep('b', [3])])
   with pytest.raises(ValueError, match=r"swept twice in one trial: \['a'\]"):
@@ -87,12 +89,12 @@ def test_every_experiment_sweep_is_well_formed(spec, mnist_described):
 
 
 def test_pool_sweeps_ask_the_tutorial_questions():
-  questions = trials_lib.load_trials(os.path.join(REPO, 'experiments/pool.py'))
+  questions = declaration.load(os.path.join(REPO, 'experiments/pool.py')).grid
   assert {t.overrides['model.activation'] for t in questions} == {
       'relu', 'sigmoid', 'leaky_relu', 'tanh'}
   assert {t.overrides['model.pool_type'] for t in questions} == {('max', 'max'), ('avg', 'avg')}
   assert len(questions) == 16
-  arch = trials_lib.load_trials(os.path.join(REPO, 'experiments/pool.py:sweep=arch'))
+  arch = declaration.load(os.path.join(REPO, 'experiments/pool.py:sweep=arch')).grid
   assert {t.config.model.conv_strides for t in arch} == {(1, 1), (2, 1)}
   assert len({t.config.model.conv_features for t in arch}) == 2
   assert all(t.config.optimizer.learning_rate == 0.2 for t in questions + arch)  # the recipe
@@ -221,7 +223,7 @@ def test_sweep_trains_same_program_trials_as_vmapped_groups(toy_experiment, tmp_
 
 def test_a_trial_locked_by_another_process_is_skipped(toy_experiment, tmp_path, mock_mnist):
   import fcntl  # pylint: disable=g-import-not-at-top
-  trial = trials_lib.load_trials(toy_experiment)[0]
+  trial = declaration.load(toy_experiment).grid[0]
   run_dir = tmp_path / trial.name
   run_dir.mkdir()
   with open(run_dir / '.lock', 'w') as lock:

@@ -27,7 +27,6 @@ from cnn_jax.model import layer_choice
 from cnn_jax.model import layers
 from cnn_jax.model import shapes
 
-SWEEP_STRATEGIES = fields.SWEEP_STRATEGIES
 MAX_SEED = 2**32 - 1  # seeds become uint32 PRNG keys and numpy seed sequences
 
 # Optimizer slots per parameter (momentum, second moments ...), for the memory estimate.

@@ -27,12 +27,11 @@ from absl import logging
 import numpy as np
 
 from cnn_jax import atomic_files
-from cnn_jax.config import fields
+from cnn_jax import trained
 from cnn_jax.data import augment
 from cnn_jax.engine import observers
 from cnn_jax.reports import pictures
 
-WHEN = fields.PICTURES  # train.pictures
 DIRECTORY = 'pictures'
 TAG_PREFIX = 'pictures/'
 ACTIVATION_DIGIT = 0  # the test image whose activation maps are drawn: the first
@@ -190,8 +189,6 @@ class PictureObserver(observers.Observer):
       draw = lambda title: {**epoch_figures(history, final, title),
                             **augmented_figures(event.config, event.splits.train, title)}
     else:
-      # Imported here: trained.py reads config/validation.py, which reads WHEN above.
-      from cnn_jax import trained  # pylint: disable=g-import-not-at-top
       run = trained.TrainedRun.from_params(event.config, event.params,
                                            event.splits.image_shape,
                                            model_state=event.model_state)

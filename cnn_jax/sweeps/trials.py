@@ -32,22 +32,6 @@ class Trial:
     return f'{self.index:03d}-{readable}'
 
 
-def load_trials(experiment: str,
-                base: ml_collections.ConfigDict | None = None) -> list[Trial]:
-  """'experiments/pool.py:sweep=arch' -> its grid's trials, each with a checked full config.
-
-  `base` (default: the file's get_config) is the config every trial starts from; launch.py
-  passes the one with the command-line overrides. Raises ConfigError before anything runs if
-  a key is not a config field or a value has the wrong type for it, or if the sweep is a
-  search (sweeps/declaration.py reads both kinds).
-  """
-  declared, base = read_declaration(experiment, base)
-  if not isinstance(declared, list):
-    raise ConfigError(f'{experiment} declares a search, not a grid: it has no fixed list of '
-                      'trials')
-  return grid_trials(experiment, declared, base)
-
-
 def read_declaration(experiment: str, base: ml_collections.ConfigDict | None = None):
   """(what get_sweep returned: a list of overrides or an h.search, the base config)."""
   path, _, arg = experiment.partition(':')
