@@ -12,6 +12,7 @@ import statistics
 
 from absl import logging
 
+from cnn_jax import machine
 from cnn_jax.config import files
 from cnn_jax.engine import metrics
 from cnn_jax.engine import results
@@ -171,16 +172,10 @@ def collect(archive: str, seeds: int) -> list[RowFigures]:
 
 
 def machine_description() -> str:
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      names = [l.split(':', 1)[1].strip() for l in f if l.startswith('model name')]
-    cpu = f'{names[0]} x{len(names)}' if names else cpu
-  except OSError:
-    pass
   import jax  # pylint: disable=g-import-not-at-top
   malloc = 'tcmalloc' if 'tcmalloc' in os.environ.get('LD_PRELOAD', '') else 'glibc malloc'
-  return (f'{cpu} ({os.cpu_count()} cores visible), backend {jax.default_backend()}, '
+  return (f'{machine.cpu_model()} ({len(os.sched_getaffinity(0))} cores visible), '
+          f'backend {jax.default_backend()}, '
           f'jax {jax.__version__}, Python {platform.python_version()}, {malloc}')
 
 
