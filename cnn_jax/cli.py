@@ -53,11 +53,22 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except flags.Error as error:
-    _fail(str(error), argv, error)
+    _fail(_config_file_error(str(error)) or str(error), argv, error)
   except (KeyError, AttributeError) as error:  # ml_collections: an override names no field
     _fail(_no_field(error, argv), argv, error)
   except (TypeError, ValueError) as error:  # an override of the wrong type
     _fail(f'a --config.X override cannot apply: {error}', argv, error)
+
+
+def _config_file_error(text: str) -> str | None:
+  """'--config=pool.py:variant=huge: config argument variant=...' for an experiment file
+  whose get_config raised (ml_collections wraps its traceback into the flag's error): the
+  exception's own line, the file named."""
+  flag, found, traceback = text.partition(': Error whilst parsing config file')
+  if not found:
+    return None
+  last = traceback.strip().splitlines()[-1]
+  return f'{flag.removeprefix("flag ")}: {last.removeprefix("ValueError: ")}'
 
 
 def _no_field(error: Exception, argv) -> str:

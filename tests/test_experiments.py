@@ -104,3 +104,14 @@ def test_unknown_variant_is_refused():
     experiment_files.load_config('experiments/pool.py:variant=huge')
   with pytest.raises(ValueError, match=r"config argument 'size=3' is not understood; allowed: variant=..."):
     experiment_files.load_config('experiments/pool.py:size=3')
+
+
+def test_config_arguments_take_their_default_s_type_or_name_it():
+  from cnn_jax.config import arguments  # pylint: disable=g-import-not-at-top
+  parsed = arguments.parse('trials=8,fast=no,rate=0.5', trials=24, fast=True, rate=1.0)
+  assert (parsed.trials, parsed.fast, parsed.rate) == (8, False, 0.5)
+  with pytest.raises(ValueError, match=r"fast='ya' is not understood; allowed values: true, "
+                     'false'):
+    arguments.parse('fast=ya', fast=True)  # not silently False
+  with pytest.raises(ValueError, match=r"rate='x' is not understood; allowed values: a number"):
+    arguments.parse('rate=x', rate=1.0)

@@ -89,6 +89,9 @@ def test_a_run_called_from_python_shows_its_progress_on_stderr(tmp_path, mock_da
     (['--config.train.batch_size=many'],
      "error: flag --config.train.batch_size=many: invalid literal for int() with base 10: "
      "'many'"),
+    (['--config=experiments/pool.py:sweep=search,trials=many'],  # get_config's own error
+     "error: --config=experiments/pool.py:sweep=search,trials=many: config argument "
+     "trials='many' is not understood; allowed values: an integer"),
 ])
 def test_a_misspelt_or_mistyped_override_is_one_line_and_status_2(tmp_path, mock_data, args,
                                                                   message):

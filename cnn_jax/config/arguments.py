@@ -17,12 +17,22 @@ def parse(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     if not sep or key not in defaults:
       allowed = ', '.join(f'{k}=...' for k in defaults) or 'none'
       raise ValueError(f'config argument {item!r} is not understood; allowed: {allowed}')
-    kind = type(defaults[key])
-    if kind is bool:
-      parsed[key] = value.strip().lower() in ('1', 'true', 'yes')
-    else:
-      parsed[key] = kind(value.strip())
+    parsed[key] = _typed(key, value.strip(), type(defaults[key]))
   return parsed
+
+
+def _typed(key: str, value: str, kind: type):
+  if kind is bool:
+    if value.lower() not in ('true', 'false', '1', '0', 'yes', 'no'):
+      raise ValueError(f'config argument {key}={value!r} is not understood; allowed values: '
+                       'true, false')
+    return value.lower() in ('true', '1', 'yes')
+  try:
+    return kind(value)
+  except ValueError:
+    wanted = {int: 'an integer', float: 'a number'}.get(kind, kind.__name__)
+    raise ValueError(f'config argument {key}={value!r} is not understood; allowed values: '
+                     f'{wanted}') from None
 
 
 def choose(parsed_value: str, field: str, allowed) -> str:
