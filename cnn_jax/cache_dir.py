@@ -1,8 +1,9 @@
 """Where cnn_jax keeps what it can rebuild: $CNN_JAX_CACHE, default ~/.cache/cnn_jax.
 
 Holds the decoded dataset arrays (data/datasets.py), JAX's compiled programs
-(engine/compilation_cache.py) and the sweep benchmark's measurements (sweeps/planning.py).
-Deleting it costs only time.
+(engine/compilation_cache.py), the sweep benchmark's measurements (sweeps/planning.py) and
+the layer timings that 'auto' chooses by (model/layer_choice.py, layer_choices.json).
+Deleting it costs only time (and a deleted layer choice may be measured otherwise).
 """
 import os
 
