@@ -151,3 +151,17 @@ def test_report_command_line_refuses_a_directory_without_a_run(tmp_path):
   bad = run_report_command(str(tmp_path / 'nowhere'))
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1].startswith('error: --workdir=')
+
+
+def test_a_config_json_from_before_newer_fields_differs_in_nothing_it_did_not_set(tmp_path):
+  """docs/examples/pool-seed0 ran experiments/pool.py as it is; its config.json predates the
+  augment, precision and other fields, and holds fields that have since gone."""
+  import json  # pylint: disable=g-import-not-at-top
+  example = os.path.join(REPO, 'docs', 'examples', 'pool-seed0')
+  with open(os.path.join(example, 'config.json')) as f:
+    saved = json.load(f)
+  assert 'augment' not in saved  # (what makes this example a test of old files)
+  assert run_report.config_differences(example, saved) == ('experiments/pool.py', [])
+  saved['model']['activation'] = 'tanh'
+  assert run_report.config_differences(example, saved)[1] == [
+      ('model.activation', 'relu', 'tanh')]

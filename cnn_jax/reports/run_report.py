@@ -17,6 +17,7 @@ from typing import Any
 
 from cnn_jax import atomic_files
 from cnn_jax import trained
+from cnn_jax.config import fields
 from cnn_jax.config import files
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import metrics
@@ -47,14 +48,15 @@ def _experiment_defaults(workdir: str) -> tuple[str, dict | None]:
 
 def config_differences(workdir: str, config_json: dict) -> tuple[str, list[tuple] | None]:
   """(experiment, [(field, default, value)]) for the fields that differ from its defaults;
-  None instead of the list when the experiment file is not found."""
+  None instead of the list when the experiment file is not found. A config.json written
+  before a field existed ran with its default (fields.with_defaults); one a field has since
+  left is not compared on it."""
   spec, defaults = _experiment_defaults(workdir)
   if defaults is None:
     return spec, None
-  flat = program.flatten(config_json)
-  return spec, [(key, defaults.get(key, '(absent)'), flat.get(key, '(absent)'))
-                for key in sorted(set(defaults) | set(flat))
-                if defaults.get(key) != flat.get(key)]
+  flat = program.flatten(fields.with_defaults(config_json))
+  return spec, [(key, defaults[key], flat.get(key, '(absent)'))
+                for key in sorted(defaults) if defaults[key] != flat.get(key)]
 
 
 def _summary_lines(run) -> list[str]:
