@@ -6,7 +6,7 @@
     python launch.py --config=... --workdir=D --sweep --storage=postgresql://USER@HOST/DB
     python launch.py --config=experiments/pool.py --workdir=D --trial=3     # one trial
     python launch.py --config=experiments/pool.py --list_trials
-    python launch.py --config=... --distributed=explicit --coordinator=HOST:PORT \
+    python launch.py --config=... --distributed=explicit --coordinator=HOST:PORT \\
         --num_processes=N --process_id=I [--sweep]   # over N processes (docs/DISTRIBUTED.md)
 
 Flags only; the work happens in cnn_jax.train and cnn_jax.sweeps. Command-line overrides

@@ -88,17 +88,20 @@ def test_report_says_what_is_missing(tmp_path, tiny_config, mock_mnist):
   path = run_report.write(no_checkpoint)
   with open(path) as f:
     text = f.read()
-  assert 'Missing: the checkpoint' in text and '## Model' not in text
+  assert 'Missing: the checkpoint (train.checkpoint_every_epochs=0)' in text
+  assert '## Model' not in text
   assert 'Final figures' in text  # results.json has them
   assert 'pictures/predictions.png' in text  # the run drew its own
   links_of(path)
 
   diverged = str(tmp_path / 'diverged')
   tiny_config.optimizer.learning_rate = 1e30
+  tiny_config.train.checkpoint_every_epochs = 1  # (it diverges at step 4, before epoch 1 ends)
   train.train_and_evaluate(tiny_config, diverged)
   with open(run_report.write(diverged)) as f:
     text = f.read()
   assert 'Status: **diverged**' in text and 'final figures: the run is diverged: train/loss' in text
+  assert 'the checkpoint (the run diverged before its first)' in text
   assert 'Final figures' not in text and 'pictures/predictions.png' not in text
 
   with pytest.raises(errors.UserError, match='holds no run'):

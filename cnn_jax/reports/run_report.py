@@ -128,8 +128,13 @@ def write(workdir: str) -> str:
   if os.path.exists(checkpoint.path_in(workdir)):
     run = trained.load(workdir)
   else:
-    missing.append('the checkpoint (train.checkpoint_every_epochs=0, or not started): no '
-                   'model summary, and only the pictures the run drew itself')
+    every = fields.with_defaults(config_json)['train']['checkpoint_every_epochs']
+    ended = {'diverged': 'diverged', 'pruned': 'was pruned'}.get(
+        record and record['status'], 'ended')
+    why = ('train.checkpoint_every_epochs=0' if not every
+           else f'the run {ended} before its first' if record else 'none written yet')
+    missing.append(f'the checkpoint ({why}): no model summary, and only the pictures the run '
+                   'drew itself')
   status = record['status'] if record else 'unfinished'
   status_line = len(lines)
   lines.append(f'Status: **{status}**.' + (' Missing: ' + '; '.join(missing) + '.'
