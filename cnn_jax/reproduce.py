@@ -37,7 +37,9 @@ flags.DEFINE_string('archive', 'docs/reproduction_results',
 flags.DEFINE_string('output', 'docs/REPRODUCTION.md', 'The table.')
 flags.DEFINE_string('remark', '', 'A sentence for the report on how it was run (e.g. '
                     'whether other work shared the machine while timings were taken).')
-flags.DEFINE_bool('report_only', False, 'Write the table from existing runs; train nothing.')
+flags.DEFINE_bool('report_only', False, 'Write the table from existing runs; train nothing. '
+                  "Without --remark it keeps the earlier report's machine line (where the "
+                  'runs ran).')
 FLAGS = flags.FLAGS
 
 
@@ -52,9 +54,11 @@ def main(argv):
     for row in ROWS:
       if not FLAGS.only or row.key in FLAGS.only:
         reproduction.run_row(row, FLAGS.seeds, FLAGS.workdir, FLAGS.archive)
+  kept = (reproduction.recorded_machine(FLAGS.output)
+          if FLAGS.report_only and not FLAGS.remark else None)
   report = reproduction.format_report(
       reproduction.collect(FLAGS.archive, FLAGS.seeds), FLAGS.seeds,
-      reproduction.machine_description(), FLAGS.remark)
+      kept or reproduction.machine_description(), '' if kept else FLAGS.remark)
   os.makedirs(os.path.dirname(FLAGS.output) or '.', exist_ok=True)
   atomic_files.write_text(FLAGS.output, report)
   print(report)

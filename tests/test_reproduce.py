@@ -46,6 +46,13 @@ def test_report_from_the_archive(tmp_path, monkeypatch):
   assert ('| Toy model | `experiments/toy.py` | 1.0 | 1.10 | 0.10 | 1.00 | 1.20 | 3 | 5,994 | 12 |'
           in report)
   assert 'Machine: test machine.' in report
+  # A rewrite from the archive alone keeps the machine line (and remark) of the runs.
+  path = tmp_path / 'REPRODUCTION.md'
+  path.write_text(reproduce.format_report(figures, 5, 'a machine', 'Run alone. On Tuesday.'))
+  assert reproduce.recorded_machine(str(path)) == 'a machine. Run alone. On Tuesday'
+  assert reproduce.format_report(figures, 5, reproduce.recorded_machine(str(path))) == (
+      path.read_text())
+  assert reproduce.recorded_machine(str(tmp_path / 'none.md')) is None
   header = [c.strip() for c in report.split('\n| model')[1].split('\n')[0].split('|')]
   assert header[1:-1] == ['config', 'reported error %', 'ours mean %', 'ours std %', 'ours min %',
                           'ours max %', 'seeds', 'params', 'seconds per run']

@@ -179,6 +179,19 @@ def machine_description() -> str:
           f'jax {jax.__version__}, Python {platform.python_version()}, {malloc}')
 
 
+def recorded_machine(report_path: str) -> str | None:
+  """The machine and remark an earlier report gives its figures (its 'Machine: ...' line,
+  without the line's final period), or None: a report rewritten from the archive alone
+  (--report_only) keeps where its runs ran, not where the rewrite ran."""
+  if not os.path.exists(report_path):
+    return None
+  with open(report_path) as f:
+    for line in f:
+      if line.startswith('Machine: '):
+        return line.strip().removeprefix('Machine: ').removesuffix('.')
+  return None
+
+
 def format_report(figures: list[RowFigures], seeds: int, machine: str, remark: str = '') -> str:
   lines = [
       '# Reproducing the tutorials',
