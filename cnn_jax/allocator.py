@@ -7,6 +7,9 @@ side by side on an AMD EPYC on 2026-11-23 with benchmarks/train_loop.py: no gain
 against 73.6 steps/s). The allocator can only be swapped before the process starts, so
 this re-executes the interpreter once with LD_PRELOAD set. Install it with
 `apt-get install libtcmalloc-minimal4`; set CNN_JAX_NO_TCMALLOC=1 to opt out.
+
+It is optional, so its absence prints nothing here: a command's stderr stays its own (a bad
+input is one line), and a run's log says which allocator it ran under (`described`).
 """
 import ctypes.util
 import glob
@@ -31,9 +34,21 @@ def use_tcmalloc_if_available() -> None:
     return
   library = find_tcmalloc()
   if library is None:
-    print('cnn_jax: tcmalloc not found; on some CPUs glibc malloc slows JAX runs (0-6% '
-          'measured on this project\'s machines, far more once): apt-get install '
-          'libtcmalloc-minimal4', file=sys.stderr)
     return
   env = dict(os.environ, LD_PRELOAD=':'.join(filter(None, [library, os.environ.get('LD_PRELOAD')])))
   os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+def name() -> str:
+  """'tcmalloc' or 'glibc malloc': the allocator this process runs under."""
+  return 'tcmalloc' if 'tcmalloc' in os.environ.get('LD_PRELOAD', '') else 'glibc malloc'
+
+
+def described() -> str:
+  """name(), and for glibc malloc why, for a CPU run's log."""
+  if name() == 'tcmalloc':
+    return 'tcmalloc'
+  if os.environ.get('CNN_JAX_NO_TCMALLOC'):
+    return 'glibc malloc (CNN_JAX_NO_TCMALLOC set)'
+  return ('glibc malloc (optional: apt-get install libtcmalloc-minimal4, '
+          'docs/PERFORMANCE.md)')

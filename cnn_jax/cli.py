@@ -20,6 +20,7 @@ from absl import flags
 
 from cnn_jax import errors
 from cnn_jax import interrupts
+from cnn_jax.engine import distributed
 
 flags.DEFINE_bool('verbose', False, 'On a config or usage error, show the Python traceback '
                   'instead of the one-line message.')
@@ -39,6 +40,15 @@ def clean_errors(main):
         raise
       print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
       sys.exit(2)
+    except Exception as error:  # pylint: disable=broad-except
+      # A distributed run's failed collective is the other processes' news, not a bug here.
+      failure = (None if flags.FLAGS.verbose or 'jax' not in sys.modules
+                 or distributed.process_count() == 1
+                 else distributed.collective_failure(error))
+      if failure is None:
+        raise
+      print(f'error: process {distributed.process_index()} stopped: {failure}', file=sys.stderr)
+      sys.exit(1)
   return wrapped
 
 

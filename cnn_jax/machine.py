@@ -23,3 +23,20 @@ def cpu_model() -> str:
   except OSError:
     pass
   return platform.processor() or platform.machine()
+
+
+def busy_factor() -> float:
+  """How much slower than idle this machine runs now: the last minute's load average per
+  core this process may use, at least 1."""
+  try:
+    load = os.getloadavg()[0]
+  except OSError:  # no load average on this platform
+    return 1.0
+  return max(1.0, load / len(os.sched_getaffinity(0)))
+
+
+def patience(seconds: float) -> float:
+  """`seconds` of waiting on an idle machine, scaled by busy_factor: the one place that
+  timeouts (the tests', a distributed join's) take their length from, so that a machine
+  whose cores are shared waits longer instead of failing."""
+  return seconds * busy_factor()

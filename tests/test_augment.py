@@ -19,6 +19,7 @@ from cnn_jax.data import datasets
 from cnn_jax.errors import ConfigError
 from cnn_jax.reports import pictures
 from cnn_jax.reports import run_pictures
+from cnn_jax.machine import patience
 from experiments import default
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -356,10 +357,10 @@ def test_strong_settings_and_the_default_validate():
 
 
 def test_a_bad_value_on_the_command_line_is_one_line_and_exit_status_2(tmp_path):
-  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='')
+  env = dict(os.environ)
   proc = subprocess.run([sys.executable, 'launch.py', '--config=experiments/pool.py',
                          f'--workdir={tmp_path}', '--config.augment.rotate=200'],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+                        cwd=ROOT, capture_output=True, text=True, timeout=patience(300), env=env)
   assert proc.returncode == 2, proc.stderr[-3000:]
   errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
   assert errors == ['error: augment.rotate=200.0 must lie in [0, 180] (degrees)'], proc.stderr

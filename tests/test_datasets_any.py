@@ -21,6 +21,7 @@ from cnn_jax.data import datasets
 from cnn_jax.engine import results
 from cnn_jax.reports import run_pictures
 from cnn_jax.reports import run_report
+from cnn_jax.machine import patience
 from experiments import default
 from tests import prepared_data
 
@@ -179,7 +180,7 @@ def test_launch_with_a_dataset_that_is_not_image_and_label_exits_2(tmp_path):
   proc = subprocess.run(
       [sys.executable, 'launch.py', '--config=experiments/pool.py', f'--workdir={tmp_path / "run"}',
        '--config.data.name=odd', f'--config.data.data_dir={tmp_path / "tfds"}'],
-      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      cwd=ROOT, capture_output=True, text=True, timeout=patience(300),
       env=dict(os.environ, CNN_JAX_NO_TCMALLOC='1'))
   assert proc.returncode == 2, proc.stderr[-3000:]
   assert proc.stderr.strip().splitlines()[-1] == (
@@ -267,7 +268,7 @@ def test_the_evaluate_command_and_the_report(trained_runs, monkeypatch):
   name, data_dir, _, single, _ = trained_runs
   shape, classes = DATASETS[name]
   proc = subprocess.run([sys.executable, '-m', 'cnn_jax.evaluate', f'--workdir={single}'],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300,
+                        cwd=ROOT, capture_output=True, text=True, timeout=patience(300),
                         env=dict(os.environ, TFDS_DATA_DIR=data_dir))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert f'the test split of {name} ({SIZES["test"]} images)' in proc.stdout

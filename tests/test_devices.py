@@ -17,6 +17,7 @@ from cnn_jax.config import files
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import loop
 from cnn_jax.errors import ConfigError
+from cnn_jax.machine import patience
 from tests.conftest import real_data_or_skip
 from tests.test_batch_norm import read_state
 from tests.test_train import read_params
@@ -35,7 +36,7 @@ def test_on_four_devices():
   cpu_threads.size_pools_before_jax(env)  # as launch.py does: see test_t2_on_four_devices
   proc = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
                          os.path.abspath(__file__), '-k', 'not test_on_four_devices'],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=patience(900))
   assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
   assert '5 passed' in proc.stdout, proc.stdout[-3000:]
 

@@ -18,6 +18,7 @@ from cnn_jax.model import architectures
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 from cnn_jax.model import layer_list
+from cnn_jax.machine import patience
 from experiments import default
 from tests.conftest import train_until_first_checkpoint
 
@@ -70,7 +71,7 @@ def test_docs_config_md_is_the_table():
   with open(os.path.join(ROOT, 'docs', 'CONFIG.md')) as f:
     assert f.read() == fields.markdown(), 'run: python -m cnn_jax.config.fields > docs/CONFIG.md'
   proc = subprocess.run([sys.executable, '-m', 'cnn_jax.config.fields'], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120)
+                        capture_output=True, text=True, timeout=patience(120))
   assert proc.returncode == 0 and proc.stdout == fields.markdown()
 
 

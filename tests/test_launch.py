@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from cnn_jax.engine import results
+from cnn_jax.machine import patience
 from tests import prepared_data
 from tests.conftest import real_data_or_skip
 
@@ -22,12 +23,11 @@ def mock_data(tmp_path_factory):
 
 
 def run(args, data_dir=None, timeout=300):
-  """launch.py with `args`, reading the dataset prepared in data_dir (if given), tcmalloc
-  included as for a user."""
-  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='',
-             **({'TFDS_DATA_DIR': data_dir} if data_dir else {}))
+  """launch.py with `args`, reading the dataset prepared in data_dir (if given), in the
+  tests' environment (.ci/run's has no tcmalloc, as a fresh machine)."""
+  env = dict(os.environ, **({'TFDS_DATA_DIR': data_dir} if data_dir else {}))
   return subprocess.run([sys.executable, 'launch.py', *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=timeout, env=env)
+                        text=True, timeout=patience(timeout), env=env)
 
 
 def test_launch_with_overrides(tmp_path, mock_data):
@@ -71,7 +71,7 @@ print('absl restored:', (logging.get_verbosity(), logging.get_absl_logger().leve
 def test_a_run_called_from_python_shows_its_progress_on_stderr(tmp_path, mock_data):
   """As from a notebook: no app.run, so absl's flags are never parsed."""
   proc = subprocess.run([sys.executable, '-c', FROM_PYTHON, str(tmp_path)], cwd=ROOT,
-                        capture_output=True, text=True, timeout=300,
+                        capture_output=True, text=True, timeout=patience(300),
                         env=dict(os.environ, TFDS_DATA_DIR=mock_data))
   assert proc.returncode == 0, proc.stderr[-3000:]
   # 96 images, 6 steps an epoch, 12 steps: progress at 2, 4, 8, 10; epochs end at 6 and 12.
@@ -118,7 +118,7 @@ def test_bad_value_fails_before_training_with_the_field_named(tmp_path, mock_dat
 
 @pytest.mark.realdata
 def test_pool_one_epoch_on_real_mnist(tmp_path):
-  """T2 for one pass over the real training set, through launch.py (tcmalloc included)."""
+  """T2 for one pass over the real training set, through launch.py."""
   data_dir = real_data_or_skip()
   proc = run(['--config=experiments/pool.py', f'--workdir={tmp_path}',
               '--config.train.num_epochs=1'], data_dir)
@@ -241,7 +241,7 @@ def test_a_run_without_tensorflow_reads_prepared_files_and_writes_events(tmp_pat
       [sys.executable, '-c', WITHOUT_TENSORFLOW, '--config=experiments/pool.py',
        f'--workdir={run_dir}', '--config.train.num_train_steps=3',
        '--config.train.batch_size=16', '--config.train.eval_batch_size=32'],
-      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      cwd=ROOT, capture_output=True, text=True, timeout=patience(300),
       env=dict(os.environ, CNN_JAX_NO_TCMALLOC='1', CNN_JAX_CACHE=str(cache),
                TFDS_DATA_DIR=str(tmp_path / 'tfds')))
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -22,6 +22,7 @@ from cnn_jax.model import architectures
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 from cnn_jax.model import layers
+from cnn_jax.machine import patience
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = dict(rtol=2e-5, atol=2e-5)
@@ -292,7 +293,7 @@ def get_config():
 def _layer_choice_command(args, cache):
   env = dict(os.environ, CNN_JAX_CACHE=str(cache))
   return subprocess.run([sys.executable, '-m', 'cnn_jax.layer_choice', *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=300, env=env)
+                        capture_output=True, text=True, timeout=patience(300), env=env)
 
 
 def test_the_command_measures_a_config_s_layers_again(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import runner
 from cnn_jax.sweeps import tables
 from cnn_jax.sweeps import study as study_lib
+from cnn_jax.machine import patience
 from tests.test_groups import assert_close_params
 from tests.test_train import read_params
 
@@ -116,12 +117,12 @@ def test_a_search_with_two_workers_settles_each_trial_once(tmp_path, learnable):
 
 
 def launch(args, timeout=300, wait=True):
-  env = dict(os.environ, CNN_JAX_NO_TCMALLOC='')
+  env = dict(os.environ)
   command = [sys.executable, 'launch.py', *args]
   if not wait:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-  return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+  return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=patience(timeout),
                         env=env)
 
 
@@ -286,7 +287,7 @@ def test_two_commands_share_a_study_in_postgresql(tmp_path, learnable, postgres_
   machines = [tmp_path / name / 'search' for name in ('a', 'b')]
   commands = [launch([f'--config={experiment}', f'--workdir={workdir}', '--sweep',
                       f'--storage={postgres_url}'], wait=False) for workdir in machines]
-  outputs = [proc.communicate(timeout=600)[0] for proc in commands]
+  outputs = [proc.communicate(timeout=patience(600))[0] for proc in commands]
   assert [proc.returncode for proc in commands] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
   sweep = declaration.load(experiment)
   study = declaration.open_study(sweep, str(machines[0]), postgres_url)
@@ -368,7 +369,7 @@ def test_a_worker_that_loses_its_storage_stops_in_one_line_and_the_run_resumes(
       assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
       time.sleep(0.05)
     server.stop()
-    out = proc.communicate(timeout=240)[0]
+    out = proc.communicate(timeout=patience(240))[0]
     assert proc.returncode == 2, out[-3000:]
     last = out.strip().splitlines()[-1]
     assert last.startswith("error: worker 0 lost the study's storage postgresql://cnn_jax:***@")
@@ -409,7 +410,7 @@ def test_commands_starting_at_once_on_a_fresh_database_all_open_it():
     for process in processes:
       process.start()
     for process in processes:
-      process.join(timeout=120)
+      process.join(timeout=patience(120))
     assert [p.exitcode for p in processes] == [0, 0, 0, 0]
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import results
+from cnn_jax.machine import patience
 from tests.conftest import real_data_or_skip
 from tests.test_train import read_params
 
@@ -43,7 +44,7 @@ def launch(args, env, log_path):
 
 def signal_at(proc, log_path, signum, line='step 100/300', count=1, timeout=240):
   """Sends `signum` once `line` is in the log `count` times; returns the exit status."""
-  deadline = time.time() + timeout
+  deadline = time.time() + patience(timeout)
   while time.time() < deadline and proc.poll() is None:
     with open(log_path) as f:
       if f.read().count(line) >= count:
@@ -51,7 +52,7 @@ def signal_at(proc, log_path, signum, line='step 100/300', count=1, timeout=240)
     time.sleep(0.2)
   assert proc.poll() is None, open(log_path).read()[-3000:]
   proc.send_signal(signum)
-  return proc.wait(timeout=120)
+  return proc.wait(timeout=patience(120))
 
 
 def same_params(a, b):
@@ -61,7 +62,7 @@ def same_params(a, b):
 
 def run_whole(workdir, env):
   proc = subprocess.run([sys.executable, 'launch.py', *T2, f'--workdir={workdir}'], cwd=ROOT,
-                        env=env, capture_output=True, text=True, timeout=600)
+                        env=env, capture_output=True, text=True, timeout=patience(600))
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir
 
@@ -95,7 +96,7 @@ def test_sigterm_mid_epoch_checkpoints_and_the_same_command_resumes_bit_for_bit(
     tmp_path, env, uninterrupted):
   workdir, args, step = interrupt(tmp_path, env, signal.SIGTERM, 143)
   again = subprocess.run([sys.executable, 'launch.py', *args], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=patience(600))
   assert again.returncode == 0, again.stderr[-3000:]
   assert f'at step {step}' in again.stderr  # "Resuming ... at step N"
   assert same_params(workdir, uninterrupted)
@@ -135,7 +136,7 @@ def test_sigterm_to_a_sweep_with_two_worker_processes(tmp_path, env):
   for run in runs:
     assert 100 <= checkpoint.saved_step(run) < 900 and results.read(run) is None
   again = subprocess.run([sys.executable, 'launch.py', *args], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=patience(600))
   assert again.returncode == 0, again.stderr[-3000:]
   assert all(results.read(run)['status'] == 'ok' for run in runs)
   # Each from its checkpoint (that this resumes bit for bit is the single run's test above:
@@ -154,7 +155,8 @@ def test_a_full_disk_is_one_line_and_the_same_command_finishes_once_there_is_roo
     small_disk, env, uninterrupted):
   workdir = str(small_disk / 'run')
   args = [sys.executable, 'launch.py', *T2, f'--workdir={workdir}']
-  full = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  full = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=patience(600))
   assert full.returncode == 2
   assert 'Traceback' not in full.stderr
   lines = [l for l in full.stderr.splitlines() if l.startswith('error:')]
@@ -164,7 +166,8 @@ def test_a_full_disk_is_one_line_and_the_same_command_finishes_once_there_is_roo
   assert checkpoint.saved_step(workdir) == 300  # the last good checkpoint, whole
   assert results.read(workdir) is None
   subprocess.run(['mount', '-o', 'remount,size=20m', str(small_disk)], check=True)
-  again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=patience(600))
   assert again.returncode == 0, again.stderr[-3000:]
   assert same_params(workdir, uninterrupted)
   assert results.read(workdir)['final']['test'] == results.read(uninterrupted)['final']['test']

@@ -20,6 +20,7 @@ from cnn_jax.engine import checkpoint
 from cnn_jax.engine import metrics
 from cnn_jax.engine import results
 from cnn_jax.model import shapes
+from cnn_jax.machine import patience
 from experiments import default
 from tests import conftest
 
@@ -190,7 +191,7 @@ def test_load_refuses_what_is_not_a_trained_run(tmp_path, xla_run):
 def evaluate_command(args, data_dir, **env):
   env = dict(os.environ, TFDS_DATA_DIR=data_dir, **env)
   return subprocess.run([sys.executable, '-m', 'cnn_jax.evaluate', *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=300, env=env)
+                        capture_output=True, text=True, timeout=patience(300), env=env)
 
 
 def test_the_evaluate_command_prints_the_run_s_test_error(shifted_run, mock_mnist_files):

@@ -36,9 +36,11 @@ import time
 from absl import logging
 import numpy as np
 
+from cnn_jax import machine
 from cnn_jax.errors import InputError
 
 MODES = ('off', 'auto', 'explicit')
+DEFAULT_TIMEOUT = 60  # seconds on an idle machine
 
 
 class JoinError(InputError):
@@ -46,8 +48,11 @@ class JoinError(InputError):
 
 
 def initialize(mode: str, coordinator: str = '', num_processes: int = 0, process_id: int = -1,
-               timeout: int = 60) -> None:
-  """Joins this process to the others (before JAX computes anything)."""
+               timeout: int | None = None) -> None:
+  """Joins this process to the others (before JAX computes anything). timeout: seconds, by
+  default 60 scaled by how busy this machine is (machine.patience)."""
+  if timeout is None:
+    timeout = round(machine.patience(DEFAULT_TIMEOUT))
   if mode not in MODES:
     raise InputError(f'--distributed={mode}: allowed are {", ".join(MODES)}')
   if mode == 'off':
@@ -69,10 +74,45 @@ def initialize(mode: str, coordinator: str = '', num_processes: int = 0, process
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(**kwargs, initialization_timeout=timeout,
                              heartbeat_timeout_seconds=timeout)
+  _connect_collectives()
   if jax.process_index() != 0:
     logging.set_verbosity(logging.WARNING)  # one console: process 0's
   logging.info('Process %d of %d: %d of %d devices here', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+def _connect_collectives() -> None:
+  """Makes the collectives' connections between the processes now, while they are in step.
+
+  On CPUs, gloo connects a set of devices at their first collective and gives up if a process
+  is 30 s late (a fixed deadline, not --distributed_timeout; jax-ml/jax#40831), which a
+  process that opens a study, or compiles what another read from its cache, can be on a busy
+  machine. Once connected, a collective waits as long as XLA lets it. So right after joining,
+  one tiny collective over every device (the set a run's program spans) and one over a device
+  of each process (multihost_utils' set) connect both."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_count() == 1 or jax.default_backend() != 'cpu':
+    return
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  mesh = jax.make_mesh((jax.device_count(),), ('all',))
+  ones = multihost_utils.host_local_array_to_global_array(
+      np.ones(jax.local_device_count(), np.float32), mesh, jax.sharding.PartitionSpec('all'))
+  jax.block_until_ready(jax.jit(lambda x: x.sum())(ones))
+  multihost_utils.sync_global_devices('cnn_jax: collectives connected')
+
+
+def collective_failure(error: BaseException) -> str | None:
+  """One line for a failed collective or coordination call raised into Python in a
+  distributed run (another process died or fell too far behind), else None."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if not isinstance(error, jax.errors.JaxRuntimeError):
+    return None
+  text = ' '.join(str(error).split())
+  if not re.search(r'Gloo|DEADLINE_EXCEEDED|coordination|heartbeat|Barrier', text, re.I):
+    return None
+  text = re.sub(r' \[type\.googleapis\.com/[^\]]*\]', '', text)
+  return ('a collective with the other processes failed, most likely because one of them died '
+          f'or fell behind ({text[:300]})')
 
 
 def _check_everyone_joins(host: str, port: int, count: int, process_id: int,

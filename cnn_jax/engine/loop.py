@@ -25,6 +25,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from cnn_jax import allocator
 from cnn_jax import interrupts
 from cnn_jax.config import validation
 from cnn_jax.data import batches
@@ -114,11 +115,13 @@ def train(configs: Sequence, workdirs: Sequence[str],
     step = records[0].steps
     differing = program_lib.differing_values(configs)
     logging.info('Training %s%s: %d parameters, %d steps of %d (%.2f epochs of %d), on %d %s '
-                 'device(s)', first.model.name,
+                 'device(s)%s', first.model.name,
                  f' as a vmapped group of {len(configs)} ({differing})' if len(configs) > 1
                  else '', num_params, total_steps, first.train.batch_size,
                  total_steps * first.train.batch_size / num_train, num_train, placement.count,
-                 jax.default_backend())
+                 jax.default_backend(),
+                 # The host allocator matters to CPU runs only (docs/PERFORMANCE.md).
+                 f', {allocator.described()}' if jax.default_backend() == 'cpu' else '')
     facts = {
         'params': num_params,
         'num_examples': {'train': num_train,

@@ -12,6 +12,7 @@ import statistics
 
 from absl import logging
 
+from cnn_jax import allocator
 from cnn_jax import machine
 from cnn_jax.config import files
 from cnn_jax.engine import metrics
@@ -173,7 +174,7 @@ def collect(archive: str, seeds: int) -> list[RowFigures]:
 
 def machine_description() -> str:
   import jax  # pylint: disable=g-import-not-at-top
-  malloc = 'tcmalloc' if 'tcmalloc' in os.environ.get('LD_PRELOAD', '') else 'glibc malloc'
+  malloc = allocator.name()
   return (f'{machine.cpu_model()} ({len(os.sched_getaffinity(0))} cores visible), '
           f'backend {jax.default_backend()}, '
           f'jax {jax.__version__}, Python {platform.python_version()}, {malloc}')
