@@ -38,8 +38,8 @@ flags.DEFINE_string('storage', '', "Where the sweep's study lives (an SQLAlchemy
                     'postgresql://USER@HOST/DB, the password from ~/.pgpass or $PGPASSWORD): '
                     'the same command on another machine joins it. Default: an SQLite file '
                     'in --workdir, for the workers of this machine.')
-flags.DEFINE_integer('workers', 1, 'Sweep workers to start here (0: one per CPU core, or one '
-                     'per GPU that $CUDA_VISIBLE_DEVICES lists); 1 works in this process.')
+flags.DEFINE_integer('workers', 1, 'Sweep workers to start here (0: one per GPU, else one per '
+                     'CPU core; docs/SWEEPS.md); 1 works in this process.')
 flags.DEFINE_integer('trial', None, 'Run only this trial of the sweep (for array jobs).')
 flags.DEFINE_bool('list_trials', False, 'Print the sweep\'s trials and exit.')
 flags.DEFINE_enum('distributed', 'off', ['off', 'auto', 'explicit'],
@@ -79,11 +79,13 @@ def main(argv):
   if FLAGS.distributed != 'off':
     distributed.supervise(f'process {FLAGS.process_id}' if FLAGS.distributed == 'explicit'
                           else 'this process')
+  # Before anything starts JAX's backends (a sweep's base config: its workers inherit it).
+  startup.use_deterministic_ops(bool(config.train.get('deterministic', False)))
   distributed.initialize(FLAGS.distributed, FLAGS.coordinator, FLAGS.num_processes,
                          FLAGS.process_id, FLAGS.distributed_timeout)
   if FLAGS.workers < 0:
-    raise InputError(f'--workers={FLAGS.workers}: allowed are 0 (one per CPU core, or '
-                     'per GPU that $CUDA_VISIBLE_DEVICES lists) or a positive count')
+    raise InputError(f'--workers={FLAGS.workers}: allowed are 0 (one per GPU, or per CPU '
+                     'core without GPUs) or a positive count')
   if not sweeping and (FLAGS.workers != 1 or FLAGS.storage):
     raise InputError('--workers and --storage are for sweeps: add --sweep (or --trial=N)')
   if FLAGS.list_trials:

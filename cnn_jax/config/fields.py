@@ -161,6 +161,11 @@ FIELDS = (
        choices=PICTURES),
     _f('train.steps_per_call', 0, EXECUTION, 'an integer >= 0',
        'train steps per jitted call; 0 = the backend\'s measured best (1 on CPU); K > 1 scans'),
+    _f('train.deterministic', False, EXECUTION, 'True or False',
+       "on GPUs, XLA's deterministic ops (--xla_gpu_deterministic_ops, set when the run's "
+       "process starts): the same command gives the same bits; max pooling then runs as "
+       "'reshape', whose gradient XLA compiles under them (its own select-and-scatter it "
+       'refuses), so max pools need window == stride. CPUs are deterministic without it'),
     _f('train.num_devices', 0, EXECUTION, 'an integer >= 0, at most the devices',
        'devices to use (0: all; over several processes, every process\'s): a run splits its '
        'batch over them, a vmapped group its members'),

@@ -50,7 +50,27 @@ def validate(config, members: int = 1) -> None:
                       'experiments/default.py, which has one (every strength 0: off)')
   validate_augment(config.augment, dataset.image_shape)
   validate_train(config.train, config.data, dataset)
+  validate_determinism(config.train, config.model)
   check_fits_in_memory(config, members, dataset)
+
+
+def validate_determinism(train_cfg, model_cfg) -> None:
+  """train.deterministic runs max pooling as 'reshape' (XLA's deterministic ops refuse its
+  own max-pool gradient, select-and-scatter), which computes only window == stride."""
+  _of_type('train.deterministic', train_cfg.deterministic, bool)
+  if not train_cfg.deterministic:
+    return
+  for i, pool in enumerate(model_cfg.pool_type):
+    if pool != 'max':
+      continue
+    if model_cfg.pool_window[i] != model_cfg.pool_strides[i]:
+      raise ConfigError(
+          f'train.deterministic=True needs max pools with window == stride (pool{i}: window '
+          f'{model_cfg.pool_window[i]}, stride {model_cfg.pool_strides[i]}): XLA\'s '
+          "deterministic ops refuse XLA's own max-pool gradient")
+    if model_cfg.pool_impl not in (layer_choice.AUTO, 'reshape'):
+      raise ConfigError(f'train.deterministic=True runs max pools as \'reshape\'; '
+                        f'model.pool_impl={model_cfg.pool_impl!r}: allowed values auto, reshape')
 
 
 def validate_data(data_cfg, dataset: datasets.DatasetInfo | None = None

@@ -27,6 +27,7 @@ import numpy as np
 
 from cnn_jax import allocator
 from cnn_jax import interrupts
+from cnn_jax import startup
 from cnn_jax.config import validation
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
@@ -83,6 +84,7 @@ def train(configs: Sequence, workdirs: Sequence[str],
     validation.validate(config, members=len(configs))
   program_lib.check_shared(configs)
   first = configs[0]
+  startup.use_deterministic_ops(first.train.deterministic)
   splits = datasets.load_splits(first.data)
   num_train = len(splits.train)
   program = program_lib.build(configs, splits.image_shape, num_train)

@@ -142,7 +142,8 @@ class Program:
     self.placement = placement
     members, batch = placement.per_device(self.size, configs[0].train.batch_size)
     self.layer_impls = (layer_impls if layer_impls is not None else
-                        layer_choice.resolve(configs[0].model, image_shape, batch, members))
+                        layer_choice.resolve(configs[0].model, image_shape, batch, members,
+                                             deterministic=configs[0].train.deterministic))
     self.functions = step_lib.MemberFunctions(configs[0], total_steps, self.layer_impls)
     self.num_classes = configs[0].model.num_classes
     hparams = {section: {} for section in step_lib.NO_HPARAMS}

@@ -234,11 +234,17 @@ def named_layers(model_cfg, image_shape, only_auto: bool = True) -> dict[str, _C
 
 
 def resolve(model_cfg, image_shape, batch: int, members: int = 1,
-            path: str | None = None) -> LayerImpls:
+            path: str | None = None, deterministic: bool = False) -> LayerImpls:
   """The implementations a model runs: forced by the config, or measured (see the module
-  docstring). `batch` is the per-device batch; `members` the size of a vmapped group."""
+  docstring). `batch` is the per-device batch; `members` the size of a vmapped group.
+  `deterministic` (train.deterministic): max pools run as 'reshape', whose gradient compiles
+  under XLA's deterministic ops (validation checks that each can)."""
   path = path or cache_dir.cache_dir(MEASUREMENTS)
-  found = measure(named_layers(model_cfg, image_shape), batch, members, path)
+  named = named_layers(model_cfg, image_shape)
+  if deterministic:
+    named = {name: layer for name, layer in named.items()
+             if not (isinstance(layer, _Pool) and layer.kind == 'max')}
+  found = measure(named, batch, members, path)
   log(found, batch, members, path)
   convs, pools = [], []
   for i, (_, pool) in enumerate(conv_and_pool_layers(model_cfg, image_shape)):
@@ -246,6 +252,8 @@ def resolve(model_cfg, image_shape, batch: int, members: int = 1,
                  else layers.ConvImpl.everywhere(model_cfg.conv_impl))
     if pool is None:
       pools.append(XLA)
+    elif deterministic and pool.kind == 'max':
+      pools.append('reshape')
     else:
       pools.append(found[f'pool{i}'].chosen()['train'] if f'pool{i}' in found
                    else model_cfg.pool_impl)

@@ -25,25 +25,62 @@ def available_cores() -> list[int]:
   return sorted(os.sched_getaffinity(0))
 
 
+NVIDIA_GPUS = '/proc/driver/nvidia/gpus'  # one entry per GPU, while the driver is loaded
+
+
+def visible_gpus(environ=os.environ, driver_list: str = NVIDIA_GPUS) -> list[str]:
+  """The GPUs that workers are spread over, found without starting JAX (which would take
+  their memory before the workers): those $CUDA_VISIBLE_DEVICES names (empty: none), else
+  every GPU the NVIDIA driver lists."""
+  visible = environ.get('CUDA_VISIBLE_DEVICES')
+  if visible is not None:
+    return [device.strip() for device in visible.split(',') if device.strip()]
+  try:
+    return [str(i) for i in range(len(os.listdir(driver_list)))]
+  except OSError:
+    return []
+
+
 def default_count() -> int:
-  """--workers=0: one per GPU named in $CUDA_VISIBLE_DEVICES (each worker gets its own),
-  else one per CPU core. (JAX is not started in the parent to count devices: it would take
-  the GPUs' memory before the workers.)"""
-  visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-  return len(visible.split(',')) if visible else len(available_cores())
+  """--workers=0: one per GPU (visible_gpus; each worker gets its own), else one per CPU
+  core."""
+  return len(visible_gpus()) or len(available_cores())
 
 
-def _start(function: Callable, arguments: tuple, core: int, device: str | None,
+# What each worker may preallocate of a GPU it shares with others: JAX's default is 75% for
+# every process, so the second worker on a GPU failed to start.
+SHARED_GPU_MEMORY = 0.9
+
+
+def gpu_environment(worker: int, count: int, gpus: list[str], environ=os.environ) -> dict:
+  """The environment variables worker `worker` of `count` sets before JAX starts: its GPU
+  (round robin over `gpus`), and, where several workers share that GPU, a share of its
+  memory each (unless the user set JAX's memory variables)."""
+  if not gpus:
+    return {}
+  device = gpus[worker % len(gpus)]
+  sharing = len(range(worker % len(gpus), count, len(gpus)))
+  settings = {'CUDA_VISIBLE_DEVICES': device}
+  if sharing > 1 and not any(name in environ for name in (
+      'XLA_PYTHON_CLIENT_MEM_FRACTION', 'XLA_PYTHON_CLIENT_PREALLOCATE',
+      'XLA_PYTHON_CLIENT_ALLOCATOR')):
+    settings['XLA_PYTHON_CLIENT_MEM_FRACTION'] = f'{SHARED_GPU_MEMORY / sharing:.3f}'
+  return settings
+
+
+def _start(function: Callable, arguments: tuple, core: int, settings: dict,
            verbosity: int) -> None:
   # Before JAX starts in this worker, so XLA sizes its thread pool to the one core (and a
-  # GPU worker sees its one device).
+  # GPU worker sees its one device, and preallocates only its share of a shared one).
   os.sched_setaffinity(0, {core})
-  if device is not None:
-    os.environ['CUDA_VISIBLE_DEVICES'] = device
+  os.environ.update(settings)
   # A spawned worker never runs absl's app.run: give it the parent's level and absl's line
   # format, so its trials log to the console ("Resuming ... at step ...") as in the parent.
   logging.use_absl_handler()
   logging.set_verbosity(verbosity)
+  if settings:
+    logging.info('%s: %s', multiprocessing.current_process().name,
+                 ' '.join(f'{name}={value}' for name, value in settings.items()))
   try:
     with interrupts.catching():
       function(*arguments)
@@ -57,15 +94,13 @@ def run_workers(function: Callable, arguments: Callable[[int], tuple], count: in
   (negative: the signal that ended one). `function` must be importable by name (a
   module-level function): workers are spawned, a fresh interpreter each (no forked JAX
   state)."""
-  cores = available_cores()
-  visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-  devices = visible.split(',') if visible else None
+  cores, gpus = available_cores(), visible_gpus()
   context = multiprocessing.get_context('spawn')
   processes = []
   for i in range(count):
-    device = devices[i % len(devices)] if devices else None
     process = context.Process(target=_start, name=f'sweep-worker-{i}', args=(
-        function, arguments(i), cores[i % len(cores)], device, logging.get_verbosity()))
+        function, arguments(i), cores[i % len(cores)], gpu_environment(i, count, gpus),
+        logging.get_verbosity()))
     process.start()
     processes.append(process)
   with interrupts.catching():

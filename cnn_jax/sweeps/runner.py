@@ -27,8 +27,8 @@ from cnn_jax.sweeps import tables
 def run(experiment: str, workdir: str, trial_index: int | None = None,
         base: ml_collections.ConfigDict | None = None, storage: str = '',
         workers: int = 1) -> list[dict[str, Any]]:
-  """Runs the sweep's unfinished trials with `workers` workers (0: one per CPU core or per
-  listed GPU, process_pool.default_count; 1: in this process, or, over several processes
+  """Runs the sweep's unfinished trials with `workers` workers (0: one per GPU, else per CPU
+  core, process_pool.default_count; 1: in this process, or, over several processes
   (engine/distributed.py), all of them as one worker), or only grid trial `trial_index` (for
   array jobs); returns the table rows (process 0's; the others return none). Called from
   plain Python, it prints its progress to stderr."""
