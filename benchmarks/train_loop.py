@@ -25,7 +25,8 @@ from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,w
 config_flags.DEFINE_config_file('config', 'experiments/pool.py', 'Experiment to time.',
                                 lock_config=True)
 flags.DEFINE_integer('steps', 1000, 'Train steps per strategy.')
-flags.DEFINE_list('steps_per_call', ['1', '10', '100'], 'Strategies to compare.')
+flags.DEFINE_list('steps_per_call', ['1', '10', '100'], 'Strategies to compare (epoch: '
+                  'the steps of one epoch).')
 FLAGS = flags.FLAGS
 
 
@@ -35,7 +36,11 @@ def main(_):
   logging.set_verbosity(logging.WARNING)
   config = FLAGS.config
   rows = []
-  for k in map(int, FLAGS.steps_per_call):
+  for k in FLAGS.steps_per_call:
+    if k == 'epoch':  # a whole epoch per call: the loop scanned over the epoch
+      from cnn_jax.data import datasets  # pylint: disable=g-import-not-at-top
+      k = datasets.info(config.data).split_sizes['train'] // config.train.batch_size
+    k = int(k)
     with config.unlocked():
       config.train.num_train_steps = FLAGS.steps
       config.train.steps_per_call = k

@@ -44,8 +44,8 @@ echo "fresh clone of $(git -C "$repo" rev-parse --short HEAD) in $root/main;" \
   "$("$python" --version); $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
 
 # The two commands, read from the README so that this checks what a user copies.
-mapfile -t commands < <(grep -E '^    pip install -e ' "$repo/README.md")
-[ "${#commands[@]}" = 2 ] || { echo "error: the README no longer has two 'pip install -e' lines" >&2; exit 2; }
+mapfile -t commands < <(grep -E '^    pip install -e .* && ' "$repo/README.md")
+[ "${#commands[@]}" = 2 ] || { echo "error: the README no longer has its two 'pip install -e ... && ...' commands" >&2; exit 2; }
 
 run_in_fresh_env() {  # a login-free shell: the venv first on PATH, an empty home
   env -i PATH="$root/venv/bin:/usr/local/bin:/usr/bin:/bin" HOME="$root/home" \

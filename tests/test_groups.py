@@ -172,19 +172,20 @@ def test_calibration_times_both_and_answers(tiny_config, mock_mnist):
   assert planning.vmap_is_faster(configs, steps=2) in (True, False)
 
 
+@pytest.mark.parametrize('seeds', [[0], [0, 1]], ids=['run alone', 'group of 2'])
 def test_a_group_scans_several_steps_per_call_as_it_steps_one(tmp_path, tiny_config,
-                                                               mock_mnist):
+                                                               mock_mnist, seeds):
   # Two differently compiled programs agree to float tolerance per step, but a layer that
   # XLA recomputes in several fusions (shifted slices) can round a near-tie of max pooling
   # differently in each, and such a flip grows over 12 steps; XLA's own layers are computed
   # once, so the comparison is of the scan, not of the layers (tests/test_layers.py).
   tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'
-  configs = member_configs(tiny_config, seed=[0, 1])
-  one = loop.train(configs, [str(tmp_path / f'one{k}') for k in range(2)])
+  configs = member_configs(tiny_config, seed=seeds)
+  one = loop.train(configs, [str(tmp_path / f'one{k}') for k in range(len(seeds))])
   for config in configs:
     config.train.steps_per_call = 3  # chunks of 3 must still stop at every boundary
-  scanned = loop.train(configs, [str(tmp_path / f'scan{k}') for k in range(2)])
-  for k in range(2):
+  scanned = loop.train(configs, [str(tmp_path / f'scan{k}') for k in range(len(seeds))])
+  for k in range(len(seeds)):
     assert scanned[k]['executor']['steps_per_call'] == 3
     assert [h['step'] for h in scanned[k]['history']] == [h['step'] for h in one[k]['history']]
     assert_close_params(read_params(str(tmp_path / f'scan{k}')),
