@@ -18,6 +18,7 @@ import sys
 
 from absl import flags
 
+from cnn_jax import credentials
 from cnn_jax import errors
 from cnn_jax import interrupts
 from cnn_jax.engine import distributed
@@ -33,12 +34,15 @@ def clean_errors(main):
       with interrupts.catching():
         return main(argv)
     except interrupts.Interrupted as stopped:
-      print(stopped.message, file=sys.stderr)
+      # Every process of a distributed run stops at the same step; under SLURM their
+      # output is one log, where process 0's line is enough.
+      if 'jax' not in sys.modules or distributed.process_index() == 0:
+        print(credentials.masked(stopped.message), file=sys.stderr)
       sys.exit(stopped.exit_status)
     except errors.UserError as error:
       if flags.FLAGS.verbose:
         raise
-      print(f'error: {" ".join(str(error).split())}', file=sys.stderr)
+      print(credentials.masked(f'error: {" ".join(str(error).split())}'), file=sys.stderr)
       sys.exit(2)
     except Exception as error:  # pylint: disable=broad-except
       # A distributed run's failed collective is the other processes' news, not a bug here.
@@ -47,7 +51,8 @@ def clean_errors(main):
                  else distributed.collective_failure(error))
       if failure is None:
         raise
-      print(f'error: process {distributed.process_index()} stopped: {failure}', file=sys.stderr)
+      print(credentials.masked(f'error: process {distributed.process_index()} stopped: '
+                               f'{failure}'), file=sys.stderr)
       sys.exit(1)
   return wrapped
 
@@ -99,5 +104,5 @@ def _no_field(error: Exception, argv) -> str:
 def _fail(message: str, argv, error: Exception | None = None) -> None:
   if error is not None and '--verbose' in argv:
     raise error
-  print(f'error: {" ".join(message.split())}', file=sys.stderr)
+  print(credentials.masked(f'error: {" ".join(message.split())}'), file=sys.stderr)
   sys.exit(2)

@@ -21,6 +21,8 @@ import signal
 import sys
 import threading
 
+from cnn_jax import credentials
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 FORCE_AFTER = 3  # signals
 
@@ -32,9 +34,9 @@ class Interrupted(BaseException):
   """Raised at a step boundary after a signal; BaseException so that no `except Exception`
   on the way takes it for a failed trial."""
 
-  def __init__(self, signum: int, message: str):
+  def __init__(self, signum: int, message: str, where: str = ''):
     super().__init__(message)
-    self.signum, self.message = signum, message
+    self.signum, self.message, self.where = signum, message, where
 
   @property
   def exit_status(self) -> int:
@@ -51,8 +53,16 @@ def pending() -> int | None:
 
 
 def resume_command() -> str:
-  """The command this process runs, to run again to resume."""
-  return shlex.join(['python', *sys.argv])
+  """The command this process runs, to run again to resume (a password in it masked)."""
+  command = shlex.join(['python', *sys.argv])
+  shown = credentials.masked(command)
+  if shown != command:
+    shown += (' (with the password where it shows ***; better, put it in ~/.pgpass or '
+              '$PGPASSWORD and leave it out of the URL: docs/SWEEPS.md)')
+  if os.environ.get('SLURM_STEP_ID') is not None:  # one of srun's tasks: not on its own
+    shown = (f'srun {shown} (in a job of the same shape; docs/launch/slurm.sbatch requeues '
+             'itself instead)')
+  return shown
 
 
 def raise_if_pending(where: str) -> None:
@@ -65,7 +75,14 @@ def raise_if_pending(where: str) -> None:
 def raise_stopped(signum: int, where: str) -> None:
   """Raises Interrupted for `signum` (this process's, or another process's of the run)."""
   raise Interrupted(signum, f'stopped by {name(signum)} {where}; to resume, run the same '
-                    f'command again: {resume_command()}')
+                    f'command again: {resume_command()}', where)
+
+
+def request_stop() -> None:
+  """Stops the loop at its next step with a checkpoint, as a SIGTERM would but without one:
+  for a failure a thread notices (a sweep worker's lost storage, which then says so itself)."""
+  if not _received:
+    _received.append(signal.SIGTERM)
 
 
 def add_listener(function) -> None:

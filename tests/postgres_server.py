@@ -56,6 +56,10 @@ class Server:
   def __init__(self, url, pg_ctl):
     self.url, self._pg_ctl = url, pg_ctl
 
+  def url_at(self, host):
+    """The URL through another of the addresses it listens on (running_server's `listen`)."""
+    return self.url.replace('@127.0.0.1:', f'@{host}:')
+
   def stop(self):
     self._pg_ctl('-m', 'immediate', '-w', 'stop')
 
@@ -64,8 +68,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server():
-  """A throwaway server (see postgres_url), as a Server."""
+def running_server(listen=()):
+  """A throwaway server (see postgres_url), as a Server; on 127.0.0.1 and the addresses in
+  `listen` (a network namespace's, tests/netns.py)."""
   bin_dir = _bin_dir()
   # initdb and postgres refuse to run as root: as root, run them as the `postgres` user.
   as_root = os.geteuid() == 0
@@ -108,10 +113,13 @@ def running_server():
     run('initdb', '-D', data, '-U', 'postgres', '--auth-local=trust',
         '--auth-host=scram-sha-256', '--encoding=UTF8', '--locale=C', '--no-sync')
     with open(os.path.join(data, 'postgresql.conf'), 'a') as conf:  # stays postgres's file
-      conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {port}\n"
+      conf.write(f"\nlisten_addresses = '{','.join(('127.0.0.1', *listen))}'\nport = {port}\n"
                  f"unix_socket_directories = '{root}'\n"
                  # Throwaway data: durability only costs time.
                  'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n')
+    if listen:  # initdb's pg_hba.conf admits 127.0.0.1 and ::1 only; these: their subnets
+      with open(os.path.join(data, 'pg_hba.conf'), 'a') as hba:
+        hba.write('host all all samenet scram-sha-256\n')
     started = True  # from here on, teardown stops whatever pg_ctl may have started
     # -w: returns once the server accepts connections (or fails after -t seconds).
     run('pg_ctl', '-D', data, '-l', log, '-w', '-t', '60', 'start')

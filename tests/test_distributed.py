@@ -106,6 +106,34 @@ def test_two_processes_train_t2_as_one_process_with_four_devices(tmp_path):
   assert '"status": "ok"' not in open(logs[1]).read()
 
 
+AGREE = """
+import sys
+from cnn_jax import startup
+startup.before_jax()
+from cnn_jax.engine import distributed, program
+from cnn_jax.model import layer_choice, layers
+port, process = sys.argv[1], int(sys.argv[2])
+distributed.initialize('explicit', f'localhost:{port}', 2, process)
+# What each process's own machine would choose ('auto' reads its own cache): they differ.
+own = layer_choice.LayerImpls((layers.ConvImpl.everywhere(['xla', 'im2col'][process]),),
+                              (['xla', 'reshape'][process],))
+print('runs', program.agreed_layers(lambda: own).describe(), flush=True)
+"""
+
+
+def test_every_process_runs_the_layers_process_0_chose(tmp_path):
+  """Each process of a run reads (or measures) 'auto's choices on its own machine; the run's
+  one program needs one choice: process 0's, on every process."""
+  port = free_port()
+  procs = [subprocess.Popen([sys.executable, '-c', AGREE, str(port), str(i)], cwd=ROOT,
+                            env=environment(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True) for i in range(2)]
+  outputs = [p.communicate(timeout=patience(120))[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outputs
+  for text in outputs:
+    assert "runs {'conv0': 'xla', 'pool0': 'xla'}" in text, text[-2000:]
+
+
 def test_a_diverging_run_stops_every_process_at_the_same_step(tmp_path):
   workdir = str(tmp_path / 'run')
   procs, logs = start(tmp_path, workdir, ['--config.train.num_train_steps=300',
@@ -206,9 +234,10 @@ def test_a_search_over_two_processes_survives_sigterm_and_resumes_in_one(tmp_pat
   for p in procs:
     p.send_signal(signal.SIGTERM)
   assert [p.wait(timeout=patience(120)) for p in procs] == [143, 143], open(logs[0]).read()[-3000:]
-  for log in logs:
+  for process, log in enumerate(logs):  # the stop line once, by process 0 (SLURM: one log)
     text = open(log).read()
-    assert 'Traceback' not in text and text.count('stopped by SIGTERM') == 1, text[-2000:]
+    assert 'Traceback' not in text, text[-2000:]
+    assert text.count('stopped by SIGTERM') == (1 if process == 0 else 0), text[-2000:]
   runs = sorted(d for d in os.listdir(workdir) if d[:3].isdigit())
   assert len(runs) == 4
   saved = {checkpoint.saved_step(os.path.join(workdir, run)) for run in runs}

@@ -168,6 +168,7 @@ def test_one_sweep_trial_through_launch_with_an_override(tmp_path, mock_data):
      "error: model.compute_dtype='float16' is not supported; allowed values: float32, bfloat16"),
     ('--config.train.label_smoothing=1.0',
      'error: train.label_smoothing=1.0 must lie in [0, 1)'),
+    ('--distributed=auto', 'error: --distributed=auto found no cluster to join'),
     ('--sweep --workers=2 --distributed=auto',
      'error: --workers=2 with --distributed: the processes of a distributed command are one '
      'sweep worker'),

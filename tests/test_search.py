@@ -5,6 +5,7 @@ tested on the real model."""
 import glob
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -310,6 +311,46 @@ def test_two_commands_share_a_study_in_postgresql(tmp_path, learnable, postgres_
         assert password.encode() not in f.read(), path
 
 
+def test_a_retry_waits_for_the_machine_that_holds_its_checkpoint(tmp_path, learnable,
+                                                                  postgres_url):
+  """Two machines (their own sweep directories, no shared filesystem) on one PostgreSQL
+  study. Machine a dies mid-trial (SIGKILL); machine b's worker, started first, finds the
+  trial's retry but holds no checkpoint of it, so it leaves it to the machine that does
+  for three heartbeat periods: a, started again, resumes the trial at its checkpoint
+  instead of b training it again from step 0."""
+  heartbeat = round(patience(4))  # the hand-over window (3 periods) must outlast a start-up
+  experiment = write_experiment(tmp_path, epochs=4.0, **{
+      'trials=8': 'trials=1', 'heartbeat_seconds = 1': f'heartbeat_seconds = {heartbeat}'})
+  machines = [tmp_path / name / 'handover' for name in ('a', 'b')]
+  args = lambda m: [f'--config={experiment}', f'--workdir={m}', '--sweep',
+                    f'--storage={postgres_url}']
+  first = launch(args(machines[0]), wait=False)
+  deadline = time.time() + patience(240)
+  while not glob.glob(str(machines[0] / '*' / 'checkpoint.msgpack')):
+    assert first.poll() is None and time.time() < deadline, first.stdout.read()[-3000:]
+    time.sleep(0.05)
+  first.kill()  # no hand-back: the trial goes stale
+  first.wait()
+  (run_dir,) = glob.glob(str(machines[0] / '*' / 'checkpoint.msgpack'))
+  run_dir = os.path.dirname(run_dir)
+  from cnn_jax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  saved = checkpoint.saved_step(run_dir)
+
+  other = launch(args(machines[1]), wait=False)
+  storage = study_lib.open_storage(postgres_url, heartbeat)
+  deadline = time.time() + patience(120)
+  while not any('failed_trial' in t.system_attrs
+                for t in optuna.load_study(study_name='handover', storage=storage).get_trials()):
+    assert other.poll() is None and time.time() < deadline, other.stdout.read()[-3000:]
+    time.sleep(0.2)  # b has failed the stale trial and queued its retry
+  again = launch(args(machines[0]), wait=False)
+  outputs = [p.communicate(timeout=patience(300))[0] for p in (again, other)]
+  assert [again.returncode, other.returncode] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+  assert 'Resuming' in outputs[0] and f'at step {saved}' in outputs[0], outputs[0][-3000:]
+  assert results.read(run_dir)['status'] == 'ok'
+  assert not glob.glob(str(machines[1] / '0*')), os.listdir(machines[1])  # b trained nothing
+
+
 def test_an_unreachable_storage_is_one_line_without_its_password(tmp_path, learnable):
   experiment = write_experiment(tmp_path)
   proc = launch([f'--config={experiment}', f'--workdir={tmp_path / "w"}', '--sweep',
@@ -317,7 +358,68 @@ def test_an_unreachable_storage_is_one_line_without_its_password(tmp_path, learn
   assert proc.returncode == 2, proc.stderr[-2000:]
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith('error: --storage=postgresql://cnn_jax:***@127.0.0.1:1/cnn_jax')
+  assert 'nothing accepts connections at 127.0.0.1:1: is the server running?' in last, last
   assert 'hunter2' not in proc.stderr + proc.stdout and 'Traceback' not in proc.stderr
+
+
+def test_a_storage_address_that_drops_packets_is_one_line_within_its_timeout(tmp_path,
+                                                                            learnable):
+  """A listening socket whose accept queue is full drops every new SYN without an answer, as
+  a firewall or a dead host does: the connection attempt gives up after its timeout
+  (study.network_timeouts: max(3 s, one heartbeat), 3 s here), not TCP's two minutes."""
+  experiment = write_experiment(tmp_path)
+  with socket.socket() as full, socket.socket() as filler:
+    full.bind(('127.0.0.1', 0))
+    full.listen(0)  # an accept queue of one, never accepted
+    port = full.getsockname()[1]
+    filler.connect(('127.0.0.1', port))
+    started = time.time()
+    proc = launch([f'--config={experiment}', f'--workdir={tmp_path / "w"}', '--sweep',
+                   f'--storage=postgresql://cnn_jax:hunter2@127.0.0.1:{port}/cnn_jax'])
+    waited = time.time() - started
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert f'no answer from 127.0.0.1:{port} within the network timeout' in last, last
+  assert 'hunter2' not in proc.stderr + proc.stdout and 'Traceback' not in proc.stderr
+  print(f'{waited:.1f} s: {last}')
+  assert waited < patience(30), waited  # 3 s of it waiting, the rest the command's start
+
+
+def test_a_worker_whose_network_goes_mid_trial_stops_in_one_line_within_its_bound(
+    tmp_path, learnable):
+  """The worker on another "machine" (a network namespace), the link to its PostgreSQL
+  server cut mid-trial, so that every packet is dropped: within two heartbeat periods, the
+  network timeout and a step (here 2 x 1 s + 3 s + a step), it checkpoints where it is and
+  stops with one line naming the server, instead of waiting for TCP (15 minutes)."""
+  from tests import netns  # pylint: disable=g-import-not-at-top
+  from tests import postgres_server  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import checkpoint  # pylint: disable=g-import-not-at-top
+  experiment = write_experiment(tmp_path, epochs=30.0, **{'trials=8': 'trials=1'})
+  workdir = tmp_path / 'search'
+  with netns.client_namespace() as space, postgres_server.running_server(
+      listen=(space.host_address,)) as server:
+    url = server.url_at(space.host_address)
+    proc = subprocess.Popen(space.command([sys.executable, 'launch.py', f'--config={experiment}',
+                                           f'--workdir={workdir}', '--sweep', f'--storage={url}']),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + patience(240)
+    while not glob.glob(str(workdir / '*' / 'checkpoint.msgpack')):
+      assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
+      time.sleep(0.05)
+    space.cut()
+    cut = time.time()
+    out = proc.communicate(timeout=patience(120))[0]
+    stopped_after = time.time() - cut
+  assert proc.returncode == 2, out[-3000:]
+  last = out.strip().splitlines()[-1]
+  assert last.startswith("error: worker 0 lost the study's storage postgresql://cnn_jax:***@")
+  assert f'{space.host_address}:' in last and 'run the command again to resume' in last, last
+  assert 'no answer from' in last or 'was lost' in last, last
+  assert 'Traceback' not in out and server.url.split(':')[2].split('@')[0] not in out
+  print(f'stopped {stopped_after:.1f} s after the cut: {last}')
+  assert stopped_after < patience(20), stopped_after
+  (run_dir,) = glob.glob(str(workdir / '*' / 'checkpoint.msgpack'))
+  assert checkpoint.saved_step(os.path.dirname(run_dir)) > 0
 
 
 def test_evaluations_every_n_steps_as_well_as_at_epoch_ends(tmp_path, tiny_config, mock_mnist):
@@ -356,7 +458,8 @@ def test_a_group_goes_on_without_its_middle_member(tmp_path, tiny_config, mock_m
 def test_a_worker_that_loses_its_storage_stops_in_one_line_and_the_run_resumes(
     tmp_path, learnable):
   """A real PostgreSQL server stopped mid-trial: the worker stops with one line, keeping the
-  run's checkpoint; with the server back, the same command resumes the run there."""
+  run's checkpoint; with the server back, the same command resumes the run there, and after
+  a SIGTERM, resumes it again. No line and no file shows the URL's password."""
   from tests import postgres_server  # pylint: disable=g-import-not-at-top
   experiment = write_experiment(tmp_path, epochs=30.0, **{'trials=8': 'trials=1'})
   workdir = tmp_path / 'search'
@@ -374,6 +477,9 @@ def test_a_worker_that_loses_its_storage_stops_in_one_line_and_the_run_resumes(
     last = out.strip().splitlines()[-1]
     assert last.startswith("error: worker 0 lost the study's storage postgresql://cnn_jax:***@")
     assert 'run the command again to resume' in last and 'Traceback' not in out
+    # The cause, and where: not Optuna's 'exception during the commit ... invalid data'.
+    assert ('nothing accepts connections at 127.0.0.1:' in last
+            or 'the connection to 127.0.0.1:' in last), last
     password = server.url.split(':')[2].split('@')[0]
     assert password not in out
     (run_dir,) = glob.glob(str(workdir / '*' / 'checkpoint.msgpack'))
@@ -384,9 +490,27 @@ def test_a_worker_that_loses_its_storage_stops_in_one_line_and_the_run_resumes(
     assert saved > 0
 
     server.start()
-    again = launch(args)  # waits for the lost worker's heartbeat to go stale, then resumes
+    # Resumed, then SIGTERM (as a scheduler's preemption): the line that says how to resume
+    # shows the command without its password.
+    again = launch(args, wait=False)  # waits for the lost worker's heartbeat to go stale
+    deadline = time.time() + patience(120)
+    while checkpoint.saved_step(run_dir) == saved:
+      assert again.poll() is None and time.time() < deadline, again.stdout.read()[-3000:]
+      time.sleep(0.05)
+    again.send_signal(signal.SIGTERM)
+    out = again.communicate(timeout=patience(120))[0]
+    assert again.returncode == 143 and f'at step {saved}' in out and 'Resuming' in out, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith('stopped by SIGTERM') and 'cnn_jax:***@' in last, last
+    assert '$PGPASSWORD' in last and password not in out
+    for path in glob.glob(str(tmp_path / '**' / '*'), recursive=True):
+      if os.path.isfile(path):
+        with open(path, 'rb') as f:
+          assert password.encode() not in f.read(), path
+
+    again = launch(args)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f'at step {saved}' in again.stderr and 'Resuming' in again.stderr
+    assert 'Resuming' in again.stderr
     record = results.read(run_dir)
     assert record['status'] == 'ok' and record['steps'] == 14 * 30
     steps = [h['step'] for h in record['history']]

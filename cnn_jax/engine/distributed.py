@@ -72,8 +72,15 @@ def initialize(mode: str, coordinator: str = '', num_processes: int = 0, process
                   process_id=process_id)
   if jax.config.jax_platforms in (None, '', 'cpu'):
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(**kwargs, initialization_timeout=timeout,
-                             heartbeat_timeout_seconds=timeout)
+  try:
+    jax.distributed.initialize(**kwargs, initialization_timeout=timeout,
+                               heartbeat_timeout_seconds=timeout)
+  except ValueError as error:  # auto outside a cluster: 'coordinator_address should be defined'
+    if mode != 'auto':
+      raise
+    raise InputError(f'--distributed=auto found no cluster to join ({error}): run it the way '
+                     'the cluster starts its processes (under SLURM: srun, inside the job), or '
+                     'use --distributed=explicit or off') from None
   _connect_collectives()
   if jax.process_index() != 0:
     logging.set_verbosity(logging.WARNING)  # one console: process 0's

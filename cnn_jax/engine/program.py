@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +26,7 @@ from cnn_jax.config import fields
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
 from cnn_jax.engine import devices
+from cnn_jax.engine import distributed
 from cnn_jax.engine import metrics
 from cnn_jax.engine import step as step_lib
 from cnn_jax.errors import ConfigError
@@ -79,6 +80,16 @@ def check_shared(configs: Sequence) -> None:
   if len({program_key(c) for c in configs}) != 1:
     raise ConfigError('these runs differ in more than traceable values '
                       f'({", ".join(TRACEABLE_PATHS)}) and cannot train as one group')
+
+
+def agreed_layers(resolve: Callable[[], layer_choice.LayerImpls]) -> layer_choice.LayerImpls:
+  """`resolve()`'s layer implementations; over several processes, process 0's on all of
+  them: each would read (or measure) its own machine's choices, and the processes of one
+  run must compile one program."""
+  if jax.process_count() == 1:
+    return resolve()
+  chosen = resolve().describe() if distributed.is_writer() else None
+  return layer_choice.LayerImpls.from_description(distributed.from_writer(chosen))
 
 
 def padded_on_device(split: datasets.Split, batch_size: int, sharding) -> dict[str, Any]:
@@ -141,9 +152,9 @@ class Program:
     self.image_shape = tuple(image_shape)
     self.placement = placement
     members, batch = placement.per_device(self.size, configs[0].train.batch_size)
-    self.layer_impls = (layer_impls if layer_impls is not None else
-                        layer_choice.resolve(configs[0].model, image_shape, batch, members,
-                                             deterministic=configs[0].train.deterministic))
+    self.layer_impls = (layer_impls if layer_impls is not None else agreed_layers(
+        lambda: layer_choice.resolve(configs[0].model, image_shape, batch, members,
+                                     deterministic=configs[0].train.deterministic)))
     self.functions = step_lib.MemberFunctions(configs[0], total_steps, self.layer_impls)
     self.num_classes = configs[0].model.num_classes
     hparams = {section: {} for section in step_lib.NO_HPARAMS}

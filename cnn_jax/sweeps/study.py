@@ -12,10 +12,12 @@ takes and resumes from the original's run directory (its checkpoint). The study 
 the sweep directory and remembers the experiment and the config it was started with; a
 command that differs is refused rather than mixed in.
 
-A URL's password is never written anywhere (`masked` is what logs and errors show).
+A URL's password is never written anywhere (`masked`, credentials.py, is what logs and errors
+show).
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -29,6 +31,8 @@ import ml_collections
 import optuna
 import sqlalchemy
 
+from cnn_jax import credentials
+from cnn_jax import interrupts
 from cnn_jax.errors import ConfigError, UserError
 
 FILENAME = 'study.db'
@@ -39,6 +43,7 @@ STATUS_ATTR = 'status'
 GRID_INDEX_ATTR = 'grid_index'
 RUN_NUMBER_ATTR = 'run_number'
 IDENTITY_WAIT_SECONDS = 30  # for a study's identity that another command is writing
+NETWORK_TIMEOUT_MIN = 3  # seconds: a loaded machine's own delays stay under it
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our log says what each trial does
 
@@ -53,10 +58,7 @@ def url_for(workdir: str, storage: str = '') -> str:
 
 def masked(url: str) -> str:
   """The URL as logs, errors and files may show it: without its password."""
-  try:
-    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-  except Exception:  # pylint: disable=broad-except  (a bad port is a ValueError, ...)
-    return '<a storage URL that SQLAlchemy cannot parse>'
+  return credentials.masked(url)
 
 
 def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage:
@@ -64,14 +66,76 @@ def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage
   if url.startswith('sqlite'):
     # Workers of one machine wait for each other's writes instead of failing at once.
     engine_kwargs = {'connect_args': {'timeout': 60}}
+  elif url.startswith('postgresql'):
+    engine_kwargs['connect_args'] = network_timeouts(url, heartbeat_seconds)
   try:
     storage = _created_storage(url, engine_kwargs, heartbeat_seconds)
     if url.startswith('sqlite'):
       _lock_on_begin(storage.engine)
     return storage
   except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-    raise StorageError(f'--storage={masked(url)}: cannot open the study\'s storage '
-                       f'({first_line(error)})') from None
+    raise StorageError(f'--storage={masked(url)}: cannot open the study\'s storage: '
+                       f'{trouble(error, url)}') from None
+
+
+def network_timeouts(url: str, heartbeat_seconds: int) -> dict[str, int]:
+  """libpq's limits on waiting for a server that stopped answering, as connect arguments
+  (those the URL's query sets itself are left to it). Without them a connection whose
+  packets are dropped waits for TCP's retransmission timeout (about 15 minutes) in silence.
+  A connection attempt waits `seconds`; a request whose packets go unacknowledged fails after
+  `seconds` (tcp_user_timeout); an idle connection is probed from one heartbeat on, and given
+  up three probes later."""
+  seconds = max(NETWORK_TIMEOUT_MIN, heartbeat_seconds)
+  wanted = {'connect_timeout': seconds, 'keepalives': 1, 'keepalives_idle': heartbeat_seconds,
+            'keepalives_interval': max(1, heartbeat_seconds // 3), 'keepalives_count': 3,
+            'tcp_user_timeout': seconds * 1000}
+  try:
+    given = sqlalchemy.engine.make_url(url).query
+  except Exception:  # pylint: disable=broad-except  (open_storage says what is wrong)
+    given = {}
+  return {name: value for name, value in wanted.items() if name not in given}
+
+
+def trouble(error: BaseException, url: str) -> str:
+  """What went wrong with the storage, naming the cause and the server: Optuna wraps a lost
+  connection as 'An exception is raised during the commit ... invalid data', and libpq's own
+  words for a stopped or unreachable server do not say which server."""
+  cause = error
+  while not isinstance(cause, sqlalchemy.exc.DBAPIError) and (
+      cause.__cause__ or cause.__context__):
+    cause = cause.__cause__ or cause.__context__
+  text = ' '.join(str(getattr(cause, 'orig', None) or cause).split())
+  where = _server(url)
+  for words, meaning in _CAUSES:
+    if any(w in text for w in words):
+      return f'{meaning.format(where=where)} ({first_line(cause)})'
+  return first_line(cause)
+
+
+def _server(url: str) -> str:
+  try:
+    parsed = sqlalchemy.engine.make_url(url)
+  except Exception:  # pylint: disable=broad-except
+    return 'the server'
+  return f'{parsed.host or "localhost"}:{parsed.port or 5432}' if parsed.host or parsed.port else (
+      'the server')
+
+
+_CAUSES = (
+    (('Connection refused',), 'nothing accepts connections at {where}: is the server running?'),
+    (('timeout expired', 'timed out', 'Connection timed out'),
+     'no answer from {where} within the network timeout: the server or the network is down'),
+    (('server closed the connection', 'terminating connection', 'connection is closed',
+      'the connection is lost', 'Connection reset', 'consuming input failed',
+      'server conn crashed', 'SSL SYSCALL'),
+     'the connection to {where} was lost: the server stopped or the network failed'),
+    (('could not translate host name', 'Name or service not known', 'nodename nor servname'),
+     'no such host: {where}'),
+    (('No route to host', 'Network is unreachable'), 'no route to {where}'),
+    (('password authentication failed', 'no password supplied'),
+     'the server at {where} refused the user name or password'),
+    (('does not exist',), 'the server at {where} has no such database or user'),
+)
 
 
 def _created_storage(url: str, engine_kwargs: dict, heartbeat_seconds: int):
@@ -163,8 +227,8 @@ def open_study(workdir: str, url: str, *, experiment: str, base, declared: str, 
     while 'started' not in found and time.time() < deadline:
       time.sleep(0.2)  # another command that started the study is writing its identity now
       found = study.user_attrs
-  except sqlalchemy.exc.SQLAlchemyError as error:
-    raise StorageError(f'--storage={masked(url)}: {first_line(error)}') from None
+  except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+    raise StorageError(f'--storage={masked(url)}: {trouble(error, url)}') from None
   except KeyError:  # load_study of a study never started
     raise StorageError(f'{masked(url)} holds no study {name!r}: run the sweep (--sweep) '
                        'once to start it') from None
@@ -201,20 +265,31 @@ def superseded(trial: optuna.trial.FrozenTrial) -> bool:
           and STATUS_ATTR not in trial.user_attrs)
 
 
-def claim_waiting(study: optuna.Study, count: int,
-                  hold: Callable[[list[int]], None]) -> list[optuna.Trial]:
+def claim_waiting(study: optuna.Study, count: int, hold: Callable[[list[int]], None],
+                  holds_checkpoint: Callable[[optuna.trial.FrozenTrial], bool] = lambda _: True,
+                  handover_seconds: float = 0.0) -> list[optuna.Trial]:
   """Up to `count` of the study's queued trials (a grid's, retries), taken for this worker
   (Optuna's storage moves a trial from WAITING to RUNNING for one caller only: on SQLite
   because open_storage makes every transaction take the write lock first), each held by
-  `hold([trial id])` (its first heartbeat) the moment it is taken."""
+  `hold([trial id])` (its first heartbeat) the moment it is taken.
+
+  Retries come first, as their runs have checkpoints to resume; but without a shared
+  filesystem only the machine that trained a run holds its checkpoint, and another would
+  start it again from step 0. So a retry whose checkpoint this worker does not hold
+  (`holds_checkpoint`) is left for `handover_seconds` after it was queued, for that machine's
+  workers to take; then anyone takes it (its machine is gone or busy)."""
   storage = study._storage  # pylint: disable=protected-access  (the storage API is public)
   study_id = storage.get_study_id_from_name(study.study_name)
   claimed = []
   waiting = storage.get_all_trials(study_id, deepcopy=False,
                                    states=(optuna.trial.TrialState.WAITING,))
-  # Retries first: their runs have checkpoints to resume; then in the order queued.
-  waiting = sorted(waiting, key=lambda t: ('failed_trial' not in t.system_attrs, t.number))
-  for frozen in waiting:
+  waiting = sorted(waiting, key=lambda t: t.number)
+  retries = [t for t in waiting if 'failed_trial' in t.system_attrs]
+  mine = [t for t in retries if holds_checkpoint(t)]
+  handed_over = [t for t in retries if t not in mine
+                 and _queued_for(storage, study_id, t) >= handover_seconds]
+  others = [t for t in waiting if 'failed_trial' not in t.system_attrs]
+  for frozen in [*mine, *handed_over, *others]:
     if len(claimed) == count:
       break
     try:
@@ -225,6 +300,16 @@ def claim_waiting(study: optuna.Study, count: int,
     except optuna.exceptions.UpdateFinishedTrialError:
       continue  # another worker finished it meanwhile
   return claimed
+
+
+def _queued_for(storage, study_id: int, retry: optuna.trial.FrozenTrial) -> float:
+  """Seconds since a retry was queued: since its original was failed as stale (or handed
+  back). (Optuna's naive local times: machines in other time zones hand over at once.)"""
+  failed = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(
+      study_id, retry.system_attrs['failed_trial']))
+  if failed.datetime_complete is None:
+    return float('inf')
+  return (datetime.datetime.now() - failed.datetime_complete).total_seconds()
 
 
 def suggest(trial: optuna.Trial, path: str, distribution):
@@ -251,13 +336,18 @@ def fail_stale(study: optuna.Study) -> None:
 
 class Heartbeat:
   """Records a heartbeat for each trial this worker holds, from a thread (training releases
-  the interpreter, so the thread runs while XLA computes)."""
+  the interpreter, so the thread runs while XLA computes). Storage that fails for two
+  heartbeat periods (or any storage call of the trials' observers) is lost: `lost` holds the
+  error and the worker is asked to stop at its next step, with a checkpoint there
+  (interrupts.request_stop), before other workers take its trials as stale (three periods)."""
 
   def __init__(self, storage, interval: float):
     self._storage, self._interval = storage, interval
     self._trial_ids: set[int] = set()
     self._lock = threading.Lock()
     self._stop = threading.Event()
+    self.lost: BaseException | None = None
+    self._last_success = time.monotonic()
     self._thread = threading.Thread(target=self._beat, name='heartbeat', daemon=True)
     self._thread.start()
 
@@ -272,16 +362,27 @@ class Heartbeat:
     with self._lock:
       self._trial_ids -= set(trial_ids)
 
+  def lose(self, error: BaseException) -> None:
+    """The storage is gone: the worker stops at its next step."""
+    if self.lost is None:
+      self.lost = error
+      logging.error('the study\'s storage failed (%s): stopping at the next step',
+                    first_line(error))
+      interrupts.request_stop()
+
   def _beat(self) -> None:
     while not self._stop.wait(self._interval):
       with self._lock:
         held = list(self._trial_ids)
-      for trial_id in held:
-        try:
+      try:
+        for trial_id in held:
           self._storage.record_heartbeat(trial_id)
-        except Exception as error:  # pylint: disable=broad-except  (the worker reports it)
-          logging.error('heartbeat of trial id %d not recorded: %s', trial_id,
-                        first_line(error))
+        self._last_success = time.monotonic()
+      except Exception as error:  # pylint: disable=broad-except  (the worker reports it)
+        logging.warning('heartbeat not recorded: %s', first_line(error))
+        if time.monotonic() - self._last_success >= 2 * self._interval:
+          self.lose(error)
+          return
 
   def stop(self) -> None:
     self._stop.set()

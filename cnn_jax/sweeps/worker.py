@@ -18,6 +18,7 @@ stale, the study queues a retry, and this worker resumes it from its checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import signal
 import time
@@ -55,8 +56,10 @@ class TrialObserver(observers.Observer):
   them all (runs trained one after another: the first reports, the others follow its
   verdicts)."""
 
-  def __init__(self, claimed: Claimed, workdir: str, objective: str, prune: bool):
+  def __init__(self, claimed: Claimed, workdir: str, objective: str, prune: bool,
+               heartbeat: study_lib.Heartbeat | None = None):
     self.claimed, self.workdir, self.objective, self.prune = claimed, workdir, objective, prune
+    self.heartbeat = heartbeat
     self.split, _, self.metric = objective.partition('/')
     self._values: dict[int, list[float]] = {}
     self._verdicts: dict[int, str | None] = {}
@@ -80,6 +83,13 @@ class TrialObserver(observers.Observer):
         logging.warning('trial %d was failed by another worker; not reporting to it',
                         trial.number)
         return None
+      except STORAGE_ERRORS as error:
+        # The storage is gone: the runs stop at the next step with a checkpoint (at their
+        # last step they finish and record first, so that only the settling is left).
+        if self.heartbeat is None:
+          raise
+        self.heartbeat.lose(error)
+        return None
       if self.prune and trial.should_prune():
         self._verdicts[evaluation] = (
             f'pruned by the {trial.study.pruner.__class__.__name__} at evaluation '
@@ -90,7 +100,14 @@ class TrialObserver(observers.Observer):
   def recorded(self, record: dict) -> None:
     del record
     if all(executors.finished(d) for d in run_dirs(self.workdir, self.claimed)):
-      settle(self.claimed, self.workdir, self.objective)
+      try:
+        settle(self.claimed, self.workdir, self.objective)
+      except STORAGE_ERRORS as error:
+        # The other members of a group still record their results; the trial is settled
+        # by the next command, which finds its runs finished.
+        if self.heartbeat is None:
+          raise
+        self.heartbeat.lose(error)
 
 
 def run_dirs(workdir: str, claimed: Claimed) -> list[str]:
@@ -141,11 +158,33 @@ def runs_of(sweep: declaration.Sweep, trial: optuna.Trial) -> list[trials_lib.Tr
 
 
 def claim(sweep: declaration.Sweep, study: optuna.Study, count: int,
-          heartbeat: study_lib.Heartbeat) -> list[optuna.Trial]:
-  """Up to `count` trials: queued ones first (a grid's, retries), then (a search with budget
-  left) new ones from the sampler. Each beats at once: Optuna never fails a running trial
-  that has no heartbeat yet."""
-  taken = study_lib.claim_waiting(study, count, heartbeat.hold)
+          heartbeat: study_lib.Heartbeat, workdir: str) -> list[optuna.Trial]:
+  """Up to `count` trials: queued ones first (a grid's, retries: those whose checkpoints this
+  machine holds at once, the others after HANDOVER heartbeat periods), then (a search with
+  budget left) new ones from the sampler. Each beats at once: Optuna never fails a running
+  trial that has no heartbeat yet."""
+  taken = study_lib.claim_waiting(
+      study, count, heartbeat.hold, lambda trial: holds_checkpoint(workdir, trial),
+      HANDOVER * sweep.base.sweep.heartbeat_seconds)
+  while sweep.search is not None and len(taken) < count and budget_left(sweep.search, study):
+    taken.append(study_lib.ask(study))
+    heartbeat.hold([taken[-1]._trial_id])  # pylint: disable=protected-access
+  return taken
+
+
+# Heartbeat periods a retry waits for the machine that holds its checkpoint: as long as that
+# machine's trial took to go stale, time for a command started again there to come up.
+HANDOVER = 3
+
+
+def holds_checkpoint(workdir: str, trial: optuna.trial.FrozenTrial) -> bool:
+  """Whether this machine trained the trial's runs, and so holds what they saved: their run
+  directories are in its sweep directory (a retry inherits its original's grid index or run
+  number, which name them)."""
+  number = trial.user_attrs.get(study_lib.GRID_INDEX_ATTR,
+                                trial.user_attrs.get(study_lib.RUN_NUMBER_ATTR))
+  return number is not None and bool(
+      glob.glob(os.path.join(glob.escape(workdir), f'{number:03d}-*', '')))
   while sweep.search is not None and len(taken) < count and budget_left(sweep.search, study):
     taken.append(study_lib.ask(study))
     heartbeat.hold([taken[-1]._trial_id])  # pylint: disable=protected-access
@@ -188,50 +227,67 @@ def work(sweep: declaration.Sweep, workdir: str, url: str, worker: int = 0) -> i
     return follow(sweep, workdir)
   try:
     return _work(sweep, workdir, url, worker, jax.default_backend())
-  except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError) as error:
-    raise study_lib.StorageError(
-        f'worker {worker} lost the study\'s storage {study_lib.masked(url)} '
-        f'({study_lib.first_line(error)}); every run keeps its checkpoint at its last '
-        'epoch end: run the command again to resume') from None
+  except STORAGE_ERRORS as error:
+    raise lost_storage(worker, url, error, 'a finished run keeps its results, the others '
+                       'their checkpoints at their last evaluation') from None
+
+
+STORAGE_ERRORS = (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError)
+
+
+def lost_storage(worker: int, url: str, error: BaseException,
+                 kept: str) -> study_lib.StorageError:
+  return study_lib.StorageError(
+      f'worker {worker} lost the study\'s storage {study_lib.masked(url)}: '
+      f'{study_lib.trouble(error, url)}; {kept}: run the command again to resume')
 
 
 def _work(sweep, workdir, url, worker, backend) -> int:
   study = declaration.open_study(sweep, workdir, url, worker)
   heartbeat = study_lib.Heartbeat(study._storage,  # pylint: disable=protected-access
                                   sweep.base.sweep.heartbeat_seconds)
-  size, trained = group_size(sweep, backend), 0
   try:
-    while True:
-      stop_if_signalled()
+    return _work_with(sweep, workdir, study, heartbeat, backend)
+  except interrupts.Interrupted as stopped:
+    if heartbeat.lost is None:
+      raise
+    raise lost_storage(worker, url, heartbeat.lost, f'stopped {stopped.where}') from None
+  finally:
+    heartbeat.stop()
+
+
+def _work_with(sweep, workdir, study, heartbeat, backend) -> int:
+  size, trained = group_size(sweep, backend), 0
+  while True:
+    stop_if_signalled()
+    try:
+      study_lib.fail_stale(study)
+      taken = claim(sweep, study, size, heartbeat, workdir)
+    except BaseException as error:
+      order_error(error)
+      raise
+    if not taken:
+      if not others_hold_trials(study):
+        order({'done': True})
+        return trained
+      order({'wait': sweep.base.sweep.heartbeat_seconds})
+      time.sleep(sweep.base.sweep.heartbeat_seconds)  # a dead worker's trial goes stale
+      continue
+    claimed = [Claimed(t, []) for t in taken]
+    try:
       try:
-        study_lib.fail_stale(study)
-        taken = claim(sweep, study, size, heartbeat)
+        for item in claimed:
+          item.runs = runs_of(sweep, item.trial)
       except BaseException as error:
         order_error(error)
         raise
-      if not taken:
-        if not others_hold_trials(study):
-          order({'done': True})
-          return trained
-        order({'wait': sweep.base.sweep.heartbeat_seconds})
-        time.sleep(sweep.base.sweep.heartbeat_seconds)  # a dead worker's trial goes stale
-        continue
-      claimed = [Claimed(t, []) for t in taken]
-      try:
-        try:
-          for item in claimed:
-            item.runs = runs_of(sweep, item.trial)
-        except BaseException as error:
-          order_error(error)
-          raise
-        trained += execute(sweep, workdir, claimed, backend)
-      except BaseException:
+      trained += execute(sweep, workdir, claimed, backend, heartbeat)
+    except BaseException:
+      if heartbeat.lost is None:  # (a lost storage would only make the worker wait longer)
         hand_back(study, [c.trial for c in claimed if not c.settled])
-        raise
-      finally:
-        heartbeat.release(t._trial_id for t in taken)  # pylint: disable=protected-access
-  finally:
-    heartbeat.stop()
+      raise
+    finally:
+      heartbeat.release(t._trial_id for t in taken)  # pylint: disable=protected-access
 
 
 def stop_if_signalled() -> None:
@@ -301,7 +357,8 @@ def hand_back(study: optuna.Study, trials: Sequence[optuna.Trial]) -> None:
                       'stale', trial.number, study_lib.first_line(error))
 
 
-def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str) -> int:
+def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str,
+            heartbeat: study_lib.Heartbeat | None = None) -> int:
   """Trains the claimed trials' runs as planned and settles every trial; returns how many
   runs it trained."""
   from cnn_jax.config import validation  # pylint: disable=g-import-not-at-top
@@ -310,7 +367,7 @@ def execute(sweep, workdir: str, claimed: Sequence[Claimed], backend: str) -> in
   prune = bool(sweep.search) and sweep.search.pruner != 'none'
   runs, owners = [], []
   for item in claimed:
-    observer = TrialObserver(item, workdir, objective, prune)
+    observer = TrialObserver(item, workdir, objective, prune, heartbeat)
     for run in item.runs:
       runs.append(run)
       owners.append([observer])
