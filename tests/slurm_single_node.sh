@@ -72,7 +72,7 @@ JOB=$(SHARED=$WORK sbatch --parsable --nodes=1 \
   --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 --time=00:03:00 \
   --signal=TERM@90 --output="$WORK/slurm-%j.out" \
   --export=ALL,SHARED="$WORK",CNN_JAX_NO_TCMALLOC=1 \
-  "$ROOT/docs/launch/slurm.sbatch" --config.train.num_epochs=3 \
+  "$ROOT/docs/launch/slurm.sbatch" --config.train.num_epochs=8 \
   --config.train.batch_size=64 --config.train.pictures=none)
 echo "job $JOB submitted at $(date -u +%H:%M:%S); its run: $WORK/runs/pool-slurm"
 last=''
