@@ -349,6 +349,12 @@ def test_a_retry_waits_for_the_machine_that_holds_its_checkpoint(tmp_path, learn
   assert 'Resuming' in outputs[0] and f'at step {saved}' in outputs[0], outputs[0][-3000:]
   assert results.read(run_dir)['status'] == 'ok'
   assert not glob.glob(str(machines[1] / '0*')), os.listdir(machines[1])  # b trained nothing
+  password = postgres_url.split(':')[2].split('@')[0]  # in no output, no file of a killed,
+  assert not any(password in text for text in outputs)  # a waiting or a resuming worker
+  for path in glob.glob(str(tmp_path / '**' / '*'), recursive=True):
+    if os.path.isfile(path):
+      with open(path, 'rb') as f:
+        assert password.encode() not in f.read(), path
 
 
 def test_an_unreachable_storage_is_one_line_without_its_password(tmp_path, learnable):
@@ -515,6 +521,42 @@ def test_a_worker_that_loses_its_storage_stops_in_one_line_and_the_run_resumes(
     assert record['status'] == 'ok' and record['steps'] == 14 * 30
     steps = [h['step'] for h in record['history']]
     assert steps == sorted(set(steps)) and len(steps) == 30
+
+
+def test_a_run_that_trained_to_its_end_keeps_its_results_when_only_the_report_fails(
+    tmp_path, learnable):
+  """The storage goes while a one-epoch trial compiles (the worker gives it up after two
+  failed heartbeat periods, longer than the run takes here, so its one report, at the end,
+  is what finds it gone): the run still finishes and records its results, the command stops
+  in one line, and the next one only tells the study."""
+  from tests import postgres_server  # pylint: disable=g-import-not-at-top
+  heartbeat = round(patience(5))
+  experiment = write_experiment(tmp_path, epochs=1.0, **{
+      'trials=8': 'trials=1', 'heartbeat_seconds = 1': f'heartbeat_seconds = {heartbeat}'})
+  workdir = tmp_path / 'search'
+  with postgres_server.running_server() as server:
+    args = [f'--config={experiment}', f'--workdir={workdir}', '--sweep',
+            f'--storage={server.url}']
+    proc = launch(args, wait=False)
+    deadline = time.time() + patience(240)
+    while not glob.glob(str(workdir / '0*')):  # the run has started: it compiles now
+      assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
+      time.sleep(0.02)
+    server.stop()
+    out = proc.communicate(timeout=patience(240))[0]
+    assert proc.returncode == 2, out[-3000:]
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("error: worker 0 lost the study's storage"), last
+    assert 'a finished run keeps its results' in last and 'Traceback' not in out, last
+    (run_dir,) = glob.glob(str(workdir / '0*'))
+    record = results.read(run_dir)
+    assert record['status'] == 'ok' and record['steps'] == 14, out[-3000:]
+
+    server.start()
+    again = launch(args)  # once the trial's heartbeat is stale, its retry finds it finished
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert 'Resuming' not in again.stderr and 'Training' not in again.stderr
+    assert '| ok |' in again.stdout and results.read(run_dir) == record
 
 
 def _open_storage_after(barrier, url):

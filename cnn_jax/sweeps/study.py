@@ -266,7 +266,7 @@ def superseded(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def claim_waiting(study: optuna.Study, count: int, hold: Callable[[list[int]], None],
-                  holds_checkpoint: Callable[[optuna.trial.FrozenTrial], bool] = lambda _: True,
+                  holds_runs: Callable[[optuna.trial.FrozenTrial], bool] = lambda _: True,
                   handover_seconds: float = 0.0) -> list[optuna.Trial]:
   """Up to `count` of the study's queued trials (a grid's, retries), taken for this worker
   (Optuna's storage moves a trial from WAITING to RUNNING for one caller only: on SQLite
@@ -276,7 +276,7 @@ def claim_waiting(study: optuna.Study, count: int, hold: Callable[[list[int]], N
   Retries come first, as their runs have checkpoints to resume; but without a shared
   filesystem only the machine that trained a run holds its checkpoint, and another would
   start it again from step 0. So a retry whose checkpoint this worker does not hold
-  (`holds_checkpoint`) is left for `handover_seconds` after it was queued, for that machine's
+  (`holds_runs`) is left for `handover_seconds` after it was queued, for that machine's
   workers to take; then anyone takes it (its machine is gone or busy)."""
   storage = study._storage  # pylint: disable=protected-access  (the storage API is public)
   study_id = storage.get_study_id_from_name(study.study_name)
@@ -285,7 +285,7 @@ def claim_waiting(study: optuna.Study, count: int, hold: Callable[[list[int]], N
                                    states=(optuna.trial.TrialState.WAITING,))
   waiting = sorted(waiting, key=lambda t: t.number)
   retries = [t for t in waiting if 'failed_trial' in t.system_attrs]
-  mine = [t for t in retries if holds_checkpoint(t)]
+  mine = [t for t in retries if holds_runs(t)]
   handed_over = [t for t in retries if t not in mine
                  and _queued_for(storage, study_id, t) >= handover_seconds]
   others = [t for t in waiting if 'failed_trial' not in t.system_attrs]

@@ -21,6 +21,7 @@ import dataclasses
 import glob
 import os
 import signal
+import socket
 import time
 from typing import Sequence
 
@@ -159,36 +160,39 @@ def runs_of(sweep: declaration.Sweep, trial: optuna.Trial) -> list[trials_lib.Tr
 
 def claim(sweep: declaration.Sweep, study: optuna.Study, count: int,
           heartbeat: study_lib.Heartbeat, workdir: str) -> list[optuna.Trial]:
-  """Up to `count` trials: queued ones first (a grid's, retries: those whose checkpoints this
-  machine holds at once, the others after HANDOVER heartbeat periods), then (a search with
-  budget left) new ones from the sampler. Each beats at once: Optuna never fails a running
-  trial that has no heartbeat yet."""
+  """Up to `count` trials: queued ones first (a grid's, retries: those this sweep directory
+  holds the runs of at once, the others after HANDOVER heartbeat periods), then (a search
+  with budget left) new ones from the sampler. Each beats at once (Optuna never fails a
+  running trial that has no heartbeat yet) and records where it trains."""
+  here = f'{socket.gethostname()}:{os.path.abspath(workdir)}'
   taken = study_lib.claim_waiting(
-      study, count, heartbeat.hold, lambda trial: holds_checkpoint(workdir, trial),
+      study, count, heartbeat.hold, lambda trial: holds_runs(workdir, here, trial),
       HANDOVER * sweep.base.sweep.heartbeat_seconds)
   while sweep.search is not None and len(taken) < count and budget_left(sweep.search, study):
     taken.append(study_lib.ask(study))
     heartbeat.hold([taken[-1]._trial_id])  # pylint: disable=protected-access
+  for trial in taken:
+    trial.set_user_attr(TRAINED_IN_ATTR, here)
   return taken
 
 
-# Heartbeat periods a retry waits for the machine that holds its checkpoint: as long as that
+# Heartbeat periods a retry waits for the machine that holds its runs: as long as that
 # machine's trial took to go stale, time for a command started again there to come up.
 HANDOVER = 3
+TRAINED_IN_ATTR = 'trained_in'  # 'host:sweep directory' of the worker that claimed it last
 
 
-def holds_checkpoint(workdir: str, trial: optuna.trial.FrozenTrial) -> bool:
-  """Whether this machine trained the trial's runs, and so holds what they saved: their run
-  directories are in its sweep directory (a retry inherits its original's grid index or run
-  number, which name them)."""
+def holds_runs(workdir: str, here: str, trial: optuna.trial.FrozenTrial) -> bool:
+  """Whether this sweep directory holds what the trial's runs saved: it was trained here
+  (or nobody recorded where), or its run directories are here (a filesystem shared with the
+  machine that trained it; a retry inherits its original's grid index or run number, which
+  name them)."""
+  if trial.user_attrs.get(TRAINED_IN_ATTR, here) == here:
+    return True
   number = trial.user_attrs.get(study_lib.GRID_INDEX_ATTR,
                                 trial.user_attrs.get(study_lib.RUN_NUMBER_ATTR))
   return number is not None and bool(
       glob.glob(os.path.join(glob.escape(workdir), f'{number:03d}-*', '')))
-  while sweep.search is not None and len(taken) < count and budget_left(sweep.search, study):
-    taken.append(study_lib.ask(study))
-    heartbeat.hold([taken[-1]._trial_id])  # pylint: disable=protected-access
-  return taken
 
 
 def budget_left(declared, study: optuna.Study) -> bool:
