@@ -18,7 +18,6 @@ import json
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -65,8 +64,7 @@ def default_workdir(config_path: str, config, sweep: bool) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv  # cli.parse_flags refuses arguments that are not flags
   config = FLAGS.config
   experiment = flags.FLAGS['config'].config_filename  # 'path.py' or 'path.py:arg'
   sweeping = FLAGS.sweep or FLAGS.trial is not None
@@ -105,8 +103,6 @@ def main(argv):
   from cnn_jax.config import files  # pylint: disable=g-import-not-at-top
   if sweeping:
     from cnn_jax.sweeps import runner  # pylint: disable=g-import-not-at-top  (after the allocator)
-    if distributed.is_writer():
-      files.record_origin(workdir, experiment)
     rows = runner.run(experiment, workdir, FLAGS.trial, config, FLAGS.storage, FLAGS.workers)
     if not distributed.is_writer():  # process 0 prints the table
       return
@@ -117,12 +113,14 @@ def main(argv):
       sys.exit('some trials did not finish')
     return
   # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
+  from cnn_jax import atomic_files
   from cnn_jax import train
   from cnn_jax.config import validation
   from cnn_jax.engine import metrics
   from cnn_jax.engine import results
   validation.validate(config)  # before the log shows a config that cannot run
   if distributed.is_writer():
+    atomic_files.writable_directory(workdir, '--workdir')
     files.record_origin(workdir, experiment)  # for cnn_jax.report's config differences
   logging.info('Config:\n%s\nWorkdir: %s', config, workdir)
   record = train.train_and_evaluate(config, workdir)
@@ -139,4 +137,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(cli.clean_errors(main), flags_parser=cli.parse_flags)
+  cli.run(main)

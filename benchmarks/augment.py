@@ -27,7 +27,7 @@ from cnn_jax import allocator
 
 allocator.use_tcmalloc_if_available()  # as a run: it halves CPU step times here
 
-from absl import app
+from cnn_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 import jax
 import jax.numpy as jnp
@@ -169,4 +169,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

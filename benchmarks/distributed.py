@@ -10,7 +10,6 @@ the machine's load falls on all of them. Printed: the per-step time of each, and
 processes' communication costs per step (2 x 2 against 1 x 4: the same 4-way split of each
 batch, the all-reduce in-process or over gloo).
 """
-import argparse
 import json
 import os
 import socket
@@ -22,7 +21,13 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from absl import flags  # pylint: disable=wrong-import-position
+
+from cnn_jax import cli  # pylint: disable=wrong-import-position
 from cnn_jax import cpu_threads  # pylint: disable=wrong-import-position
+
+flags.DEFINE_integer('steps', 600, 'Train steps of each run.', lower_bound=2)
+flags.DEFINE_integer('rounds', 2, 'Rounds over the three configurations.', lower_bound=1)
 
 
 def environment(devices: int) -> dict:
@@ -62,19 +67,17 @@ def run(name: str, steps: int, workdir: str) -> float:
   return per_step(workdir)
 
 
-def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument('--steps', type=int, default=600)
-  parser.add_argument('--rounds', type=int, default=2)
-  flags = parser.parse_args()
+def main(argv):
+  del argv  # cli.parse_flags refuses arguments that are not flags
+  options = flags.FLAGS
   names = ['1 process x 1 device', '1 process x 4 devices', '2 processes x 2 devices']
   times = {name: [] for name in names}
   with tempfile.TemporaryDirectory() as tmp:
-    for round_ in range(flags.rounds):
+    for round_ in range(options.rounds):
       for name in names:
-        times[name].append(run(name, flags.steps, os.path.join(tmp, f'{round_}-{len(times[name])}-{names.index(name)}')))
+        times[name].append(run(name, options.steps, os.path.join(tmp, f'{round_}-{len(times[name])}-{names.index(name)}')))
         print(f'round {round_}: {name}: {times[name][-1] * 1000:.1f} ms per step', flush=True)
-  print(f'\nT2, batch 64, {flags.steps} steps, {flags.rounds} rounds, load '
+  print(f'\nT2, batch 64, {options.steps} steps, {options.rounds} rounds, load '
         f'{os.getloadavg()[0]:.1f}; per-step time (median of rounds):')
   median = {name: statistics.median(values) for name, values in times.items()}
   for name in names:
@@ -85,4 +88,4 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main)

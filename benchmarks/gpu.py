@@ -25,7 +25,6 @@ version; <out>/results.md the same as tables.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -35,7 +34,13 @@ import sys
 import tempfile
 import time
 
+from absl import flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from cnn_jax import cli  # pylint: disable=wrong-import-position  (no JAX: only its children)
+from cnn_jax.errors import InputError  # pylint: disable=wrong-import-position
 TEST_FILES = ('tests/test_step.py', 'tests/test_devices.py', 'tests/test_layers.py',
               'tests/test_groups.py', 'tests/test_sweep.py', 'tests/test_search.py')
 # Sizes: full for the GPU host, tiny to check every item on CPU in seconds. Budgets are each
@@ -256,20 +261,21 @@ FUNCTIONS = {'tests': item_tests, 't2': item_t2, 'steps_per_call': item_steps_pe
              'sweep': item_sweep, 'speedrun': item_speedrun, 'search': item_search}
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--out', required=True, help='folder for results.json and results.md')
-  parser.add_argument('--size', choices=tuple(SIZES), default='full')
-  parser.add_argument('--items', default=','.join(ITEMS),
-                      help=f'comma-separated, in this order: {",".join(ITEMS)}')
-  parser.add_argument('--estimate_only', action='store_true', help='print the plan and exit')
-  args = parser.parse_args(argv)
-  items = [item for item in args.items.split(',') if item]
+flags.DEFINE_string('out', None, 'Folder for results.json and results.md.')
+flags.DEFINE_enum('size', 'full', list(SIZES), 'full for the GPU host; tiny checks every '
+                  'item on CPU.')
+flags.DEFINE_list('items', list(ITEMS), f'Comma-separated, run in this order: {",".join(ITEMS)}.')
+flags.DEFINE_bool('estimate_only', False, 'Print the plan and exit.')
+flags.mark_flag_as_required('out')
+args = flags.FLAGS
+
+
+def main(argv) -> int:
+  del argv  # cli.parse_flags refuses arguments that are not flags
+  items = args.items
   unknown = [item for item in items if item not in ITEMS]
   if unknown:
-    print(f'error: --items: {",".join(unknown)} unknown; allowed: {",".join(ITEMS)}',
-          file=sys.stderr)
-    return 2
+    raise InputError(f'--items: {",".join(unknown)} unknown; allowed: {",".join(ITEMS)}')
   size = SIZES[args.size]
   total = START_UP + sum(size['budgets'][item] for item in items)
   print(f'plan ({args.size}): ' + ', '.join(f'{item} <= {size["budgets"][item]} s'
@@ -295,4 +301,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  cli.run(main)

@@ -23,7 +23,7 @@ from cnn_jax import allocator
 
 allocator.use_tcmalloc_if_available()
 
-from absl import app
+from cnn_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 import jax
 import jax.numpy as jnp
@@ -138,4 +138,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -19,7 +19,7 @@ from cnn_jax import allocator  # pylint: disable=g-import-not-at-top,wrong-impor
 
 allocator.use_tcmalloc_if_available()
 
-from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from cnn_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -75,4 +75,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from absl import app
+from cnn_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -165,4 +165,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -28,7 +28,7 @@ from cnn_jax import allocator  # pylint: disable=g-import-not-at-top,wrong-impor
 
 allocator.use_tcmalloc_if_available()
 
-from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from cnn_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -149,4 +149,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

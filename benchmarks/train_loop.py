@@ -17,7 +17,7 @@ from cnn_jax import startup  # pylint: disable=g-import-not-at-top,wrong-import-
 
 startup.before_jax()
 
-from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from cnn_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -66,4 +66,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -50,7 +50,7 @@ from cnn_jax import allocator  # pylint: disable=g-import-not-at-top,wrong-impor
 allocator.use_tcmalloc_if_available()  # as launch.py does; both sides run under it
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import app
+from cnn_jax import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 from absl import logging
 import numpy as np
@@ -465,4 +465,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -1,11 +1,14 @@
 """What the command-line entry points share: a user's mistake is one line, not a traceback.
 
-    app.run(cli.clean_errors(main), flags_parser=cli.parse_flags)
+    if __name__ == '__main__':
+      cli.run(main)
 
-turns a cnn_jax.errors.UserError raised by `main` into `error: <message>` on stderr and exit
-status 2 (the usual status for a bad command line), and so does `parse_flags` for a bad flag,
-a missing experiment file or a --config.X override that names no field or has the wrong type;
-`--verbose` keeps the traceback. Any other
+is how every command starts (launch.py, cnn_jax.evaluate, .report, .reproduce,
+.layer_choice, the benchmarks). It turns a cnn_jax.errors.UserError raised by `main` into
+`error: <message>` on stderr and exit status 2 (the usual status for a bad command line), and
+so does `parse_flags` for a flag absl refuses (unknown, missing, out of bounds, of the wrong
+type), an argument that is not a flag, a missing experiment file or a --config.X override
+that names no field or has the wrong type; `--verbose` keeps the traceback. Any other
 exception is a bug and propagates with its traceback. SIGTERM and SIGINT stop the command at
 the next train step with a checkpoint (interrupts.py): one line, and exit status 143 or 130.
 """
@@ -14,8 +17,10 @@ from __future__ import annotations
 import ast
 import functools
 import os
+import shlex
 import sys
 
+from absl import app
 from absl import flags
 
 from cnn_jax import credentials
@@ -25,6 +30,11 @@ from cnn_jax.engine import distributed
 
 flags.DEFINE_bool('verbose', False, 'On a config or usage error, show the Python traceback '
                   'instead of the one-line message.')
+
+
+def run(main, argv: list[str] | None = None) -> None:
+  """Parses the flags, then runs main(argv) with clean_errors: a command's one entry point."""
+  app.run(clean_errors(main), argv=argv, flags_parser=parse_flags)
 
 
 def clean_errors(main):
@@ -66,13 +76,17 @@ def parse_flags(argv):
       if not os.path.isfile(spec.partition(':')[0]):
         _fail(f'--config={spec}: no such experiment file', argv)
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
   except flags.Error as error:
     _fail(_config_file_error(str(error)) or str(error), argv, error)
   except (KeyError, AttributeError) as error:  # ml_collections: an override names no field
     _fail(_no_field(error, argv), argv, error)
   except (TypeError, ValueError) as error:  # an override of the wrong type
     _fail(f'a --config.X override cannot apply: {error}', argv, error)
+  if len(rest) > 1:  # no command takes positional arguments
+    _fail(f'{shlex.join(rest[1:])}: not a flag; every argument is --name=value (--help lists '
+          'them)', argv)
+  return rest
 
 
 def _config_file_error(text: str) -> str | None:

@@ -24,7 +24,6 @@ if __name__ == '__main__':
   startup.before_jax()  # before JAX loads; see startup.py
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import app
 from absl import flags
 import numpy as np
 
@@ -47,8 +46,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv  # cli.parse_flags refuses arguments that are not flags
   if FLAGS.batch_size < 0:
     raise InputError(f"--batch_size={FLAGS.batch_size} must be >= 0 (0: the run's "
                      'train.eval_batch_size)')
@@ -109,4 +107,4 @@ def report(run: trained.TrainedRun, split: str, num_examples: int, values: dict,
 
 
 if __name__ == '__main__':
-  app.run(cli.clean_errors(main))
+  cli.run(main)

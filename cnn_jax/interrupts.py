@@ -11,6 +11,11 @@ Interrupted, which the command line turns into one line and exit status 128 + th
 A repeated signal is expected, not impatience: SLURM signals every process of a job and a
 sweep's parent passes its signal on to its workers, so a worker may receive two. The third
 ends the process at once, without a checkpoint.
+
+The user hears from the command they typed, once: its log says the signal came, and its
+last line how to resume. A sweep's worker processes and the processes of a distributed run
+other than 0 are `quiet()`: they log nothing of the signal, and their parent or process 0
+speaks for them.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ import signal
 import sys
 import threading
 
+from absl import logging
+
 from cnn_jax import credentials
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -28,6 +35,7 @@ FORCE_AFTER = 3  # signals
 
 _received: list[int] = []
 _listeners: list = []  # called with the signal number (a sweep's parent passes it on)
+_quiet = False  # another process tells the user (see the module's docstring)
 
 
 class Interrupted(BaseException):
@@ -85,6 +93,16 @@ def request_stop() -> None:
     _received.append(signal.SIGTERM)
 
 
+def quiet() -> None:
+  """This process's stop is told by another (a sweep's parent, process 0)."""
+  global _quiet
+  _quiet = True
+
+
+def is_quiet() -> bool:
+  return _quiet
+
+
 def add_listener(function) -> None:
   _listeners.append(function)
 
@@ -96,9 +114,9 @@ def _on_signal(signum, frame) -> None:
     print(f'{name(signum)} received {len(_received)} times: exiting now, without a '
           'checkpoint', file=sys.stderr, flush=True)
     os._exit(128 + signum)  # pylint: disable=protected-access
-  if len(_received) == 1:
-    print(f'{name(signum)} received: stopping at the next step, after a checkpoint there',
-          file=sys.stderr, flush=True)
+  if len(_received) == 1 and not _quiet:
+    logging.info('%s received: stopping at the next step, after a checkpoint there',
+                 name(signum))
   for listener in list(_listeners):
     listener(signum)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sys
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
@@ -42,8 +41,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise errors.InputError(f'unexpected arguments {argv[1:]}; flags only (--config=FILE ...)')
+  del argv  # cli.parse_flags refuses arguments that are not flags
   if FLAGS.members < 1:
     raise errors.InputError(f'--members={FLAGS.members}: allowed is a count of 1 or more')
   if FLAGS.all and FLAGS.show:
@@ -114,4 +112,4 @@ if __name__ == '__main__':
   sys.argv[0:1] = ['-m', 'cnn_jax.layer_choice']
   startup.before_jax()  # as in launch.py's runs, whose choice this measures
   sys.argv[0:2] = [__file__]
-  app.run(cli.clean_errors(main), flags_parser=cli.parse_flags)
+  cli.run(main)

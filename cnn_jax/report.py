@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import flags
 
 from cnn_jax import startup
@@ -31,8 +30,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv  # cli.parse_flags refuses arguments that are not flags
   # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
   from cnn_jax.errors import UserError
   from cnn_jax.reports import run_report
@@ -47,4 +45,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(cli.clean_errors(main))
+  cli.run(main)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 from typing import Any
 
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from cnn_jax import atomic_files
 from cnn_jax.config import fields
 from cnn_jax.config import validation
 from cnn_jax.data import datasets
@@ -220,9 +220,9 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     raise RunDirectoryError(f'{workdir} holds no {run_record.CONFIG_FILENAME}, so it is not a '
                             'run directory (a run writes it when it starts)')
   try:
-    with open(path) as f:
-      # Fields added since the run was written read as their defaults (what it ran with).
-      config = ml_collections.ConfigDict(_with_tuples(fields.with_defaults(json.load(f))))
+    # Fields added since the run was written read as their defaults (what it ran with).
+    config = ml_collections.ConfigDict(_with_tuples(fields.with_defaults(
+        atomic_files.read_json(path))))
     dataset = validation.validate_data(config.data, dataset_of(workdir, config.data))
     validation.validate_model(config.model, dataset.image_shape, dataset.num_classes)
   except (ValueError, AttributeError, KeyError) as error:  # JSON, missing or bad fields

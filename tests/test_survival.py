@@ -7,6 +7,7 @@ subprocess and signal it once its log shows step 100 of 300 (an epoch is 938 ste
 checkpoint is mid-epoch)."""
 import glob
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from tests.conftest import real_data_or_skip
 from tests.test_train import read_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOG_LINE = re.compile(r'^[IWEF]\d{4} \d\d:\d\d:\d\d')  # absl's, the log's
 T2 = ['--config=experiments/pool.py', '--config.train.num_train_steps=300',
       '--config.train.log_every_steps=100', '--config.train.pictures=none',  # (slow to draw)
       # XLA's layers whatever the layer cache says: a sweep worker has one core, and the
@@ -132,6 +134,13 @@ def test_sigterm_to_a_sweep_with_two_worker_processes(tmp_path, env):
   text = open(log).read()
   assert 'Traceback' not in text
   assert text.count('sweep-worker-') >= 2 and text.count('stopped by SIGTERM') == 3, text[-3000:]
+  # From the signal on, one line from the command the user typed, the last; the signal's
+  # arrival (once) and each worker's stop are in the log.
+  assert text.count('SIGTERM received') == 1, text[-3000:]
+  after = text[text.index('SIGTERM received'):].splitlines()[1:]
+  said = [line for line in after if line.strip() and not LOG_LINE.match(line)]
+  assert len(said) == 1 and said[0] == after[-1], after
+  assert said[0].startswith('stopped by SIGTERM (its workers checkpointed their runs)'), said
   runs = [os.path.join(sweep_dir, name) for name in ('000-seed=0', '001-seed=1')]
   for run in runs:
     assert 100 <= checkpoint.saved_step(run) < 900 and results.read(run) is None

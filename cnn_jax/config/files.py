@@ -4,13 +4,13 @@ differs from the experiment's defaults")."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 
 import ml_collections
 
 from cnn_jax import atomic_files
+from cnn_jax.errors import RunDirectoryError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,7 +46,7 @@ def record_origin(workdir: str, experiment: str) -> None:
   path = os.path.join(workdir, ORIGIN_FILENAME)
   if os.path.exists(path):
     return
-  os.makedirs(workdir, exist_ok=True)
+  atomic_files.make_dirs(workdir)
   atomic_files.write_json(path, {'experiment': experiment})
 
 
@@ -55,6 +55,9 @@ def recorded_origin(workdir: str) -> str | None:
   for directory in (workdir, os.path.dirname(os.path.normpath(workdir))):
     path = os.path.join(directory, ORIGIN_FILENAME)
     if os.path.exists(path):
-      with open(path) as f:
-        return json.load(f)['experiment']
+      recorded = atomic_files.read_json(path).get('experiment')
+      if not isinstance(recorded, str):
+        raise RunDirectoryError(f'{path} is damaged: it names no experiment file; restore it, '
+                                'or remove it (the report then shows no config differences)')
+      return recorded
   return None

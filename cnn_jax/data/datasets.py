@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 import re
 
@@ -24,6 +23,7 @@ from cnn_jax import cache_dir
 from cnn_jax.data import prepared
 from cnn_jax.errors import ConfigError
 from cnn_jax.errors import DatasetNotFoundError
+from cnn_jax.errors import RunDirectoryError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,10 +139,13 @@ def read_record(workdir: str) -> DatasetInfo | None:
   path = os.path.join(workdir, RECORD_FILENAME)
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    recorded = json.load(f)
-  return DatasetInfo(tuple(recorded['image_shape']), int(recorded['num_classes']),
-                     dict(recorded['split_sizes']))
+  recorded = atomic_files.read_json(path)
+  try:
+    return DatasetInfo(tuple(recorded['image_shape']), int(recorded['num_classes']),
+                       dict(recorded['split_sizes']))
+  except (KeyError, TypeError, ValueError) as error:
+    raise RunDirectoryError(f'{path} is damaged ({type(error).__name__}: {error}); remove it: '
+                            "the run's dataset is then read from its prepared info") from None
 
 
 # The decoded uint8 arrays of each prepared split are cached as .npz under

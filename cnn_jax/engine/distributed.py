@@ -36,6 +36,7 @@ import time
 from absl import logging
 import numpy as np
 
+from cnn_jax import interrupts
 from cnn_jax import machine
 from cnn_jax.errors import InputError
 
@@ -84,6 +85,7 @@ def initialize(mode: str, coordinator: str = '', num_processes: int = 0, process
   _connect_collectives()
   if jax.process_index() != 0:
     logging.set_verbosity(logging.WARNING)  # one console: process 0's
+    interrupts.quiet()
   logging.info('Process %d of %d: %d of %d devices here', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
 

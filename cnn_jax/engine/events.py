@@ -37,7 +37,7 @@ class EventWriter:
   """Writes scalars and hparams to `logdir` (created if needed)."""
 
   def __init__(self, logdir: str):
-    os.makedirs(logdir, exist_ok=True)
+    atomic_files.make_dirs(logdir)
     name = (f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.'
             f'{os.getpid()}.{next(_FILE_NUMBERS)}')
     self.path = os.path.join(logdir, name)

@@ -41,11 +41,11 @@ test_error, ...); `read` returns it upgraded to version 2 (with 'upgraded_from':
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from cnn_jax import atomic_files
+from cnn_jax.errors import RunDirectoryError
 
 FILENAME = 'results.json'
 SCHEMA_VERSION = 2
@@ -85,9 +85,13 @@ def read(workdir: str) -> dict[str, Any] | None:
 def read_file(path: str) -> dict[str, Any] | None:
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    record = json.load(f)
-  return record if record.get('schema_version') == SCHEMA_VERSION else _upgrade_v1(record)
+  record = atomic_files.read_json(path)
+  record = record if record.get('schema_version') == SCHEMA_VERSION else _upgrade_v1(record)
+  if not isinstance(record.get('status'), str) or not isinstance(record.get('final', {}), dict):
+    raise RunDirectoryError(f'{path} is damaged: it holds no status, so it is not the results '
+                            'a run writes; restore it, or remove it and run the same command '
+                            'again (a finished run writes it anew from its checkpoint)')
+  return record
 
 
 def final_metric(record: dict[str, Any] | None, split: str, name: str):

@@ -46,7 +46,7 @@ class RunRecord:
     self.writes = writes  # False: a process other than 0 of a distributed run
     self._lock = None
     if writes:
-      os.makedirs(self.workdir, exist_ok=True)
+      atomic_files.make_dirs(self.workdir)
       self._lock = workdir_lock.WorkdirLock(self.workdir).acquire()
       try:
         self._check_same_config_as_before()
@@ -79,8 +79,7 @@ class RunRecord:
     path = os.path.join(self.workdir, CONFIG_FILENAME)
     current = json.loads(self.config.to_json())
     if os.path.exists(path) and os.path.exists(checkpoint.path_in(self.workdir)):
-      with open(path) as f:
-        previous = json.load(f)
+      previous = atomic_files.read_json(path)
       # A field the earlier config.json lacks (written before it existed) had its default.
       before = program.flatten(fields.with_defaults(previous))
       now = program.flatten(current)
@@ -226,7 +225,7 @@ class RunRecord:
 
 def record_invalid(workdir: str, config, message: str) -> dict[str, Any]:
   """results.json for a sweep trial whose config cannot work: status 'invalid'."""
-  os.makedirs(workdir, exist_ok=True)
+  atomic_files.make_dirs(workdir)
   record = results.build(status='invalid', message=message,
                          config=json.loads(config.to_json()))
   results.write(workdir, record)

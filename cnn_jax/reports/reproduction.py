@@ -13,6 +13,7 @@ import statistics
 from absl import logging
 
 from cnn_jax import allocator
+from cnn_jax import atomic_files
 from cnn_jax import machine
 from cnn_jax.config import files
 from cnn_jax.engine import metrics
@@ -118,7 +119,7 @@ def run_row(row: Row, seeds: int, workdir: str, archive: str) -> None:
     if outcome['status'] != 'ok':
       raise RuntimeError(f'{row.key} seed {seed} ended with status {outcome["status"]}: '
                          f'{outcome["message"]}')
-    os.makedirs(os.path.dirname(archived_path(archive, row, seed)), exist_ok=True)
+    atomic_files.make_dirs(os.path.dirname(archived_path(archive, row, seed)))
     shutil.copyfile(os.path.join(run_dir, results.FILENAME), archived_path(archive, row, seed))
 
 
@@ -170,6 +171,25 @@ def collect(archive: str, seeds: int) -> list[RowFigures]:
           confusions.append(confusion)
     figures.append(RowFigures(row, errors, params, seconds, confusions))
   return figures
+
+
+def runs_of(figures: list[RowFigures]) -> list[str]:
+  """'<config> run k' for the k-th finished run of each row: what a table reports."""
+  return [f'{f.row.experiment} run {k + 1}' for f in figures for k in range(len(f.errors))]
+
+
+def reported_runs(report_path: str) -> list[str]:
+  """runs_of for the table an earlier report printed (its config and seeds columns)."""
+  if not os.path.exists(report_path):
+    return []
+  with open(report_path) as f:
+    lines = f.read().splitlines()
+  runs = []
+  for line in lines:
+    cells = [c.strip() for c in line.strip().strip('|').split('|')]
+    if len(cells) == 10 and cells[1].startswith('`') and cells[7].isdigit():
+      runs += [f'{cells[1].strip("`")} run {k + 1}' for k in range(int(cells[7]))]
+  return runs
 
 
 def machine_description() -> str:

@@ -66,7 +66,7 @@ def title_of(config, workdir: str, step: int) -> str:
 def save(directory: str, rendered: dict[str, tuple[bytes, int, int]]) -> None:
   """Writes {name: (PNG, height, width)} as <directory>/<name>.png, each atomically (a
   report may be reading them)."""
-  os.makedirs(directory, exist_ok=True)
+  atomic_files.make_dirs(directory)
   for name, (png, _, _) in rendered.items():
     atomic_files.write_bytes(os.path.join(directory, f'{name}.png'), png)
 

@@ -110,10 +110,10 @@ def write(workdir: str) -> str:
     raise UserError(f'--workdir={workdir} holds no run ({run_record.CONFIG_FILENAME} is '
                     'missing); give a directory launch.py trained into')
   started = time.time()
-  with open(config_path) as f:
-    config_json = json.load(f)
+  config_json = json.loads(trained.read_config(workdir).to_json())  # damaged: one line
   record = results.read(workdir)
-  name = config_json['model']['name']
+  spec, differences = config_differences(workdir, config_json)  # (before the checkpoint loads:
+  name = config_json['model']['name']                            # a damaged file fails fast)
   lines = [f'# {name}: {os.path.basename(workdir)}', '']
 
   missing = []
@@ -140,7 +140,6 @@ def write(workdir: str) -> str:
   lines.append(f'Status: **{status}**.' + (' Missing: ' + '; '.join(missing) + '.'
                                            if missing else ''))
 
-  spec, differences = config_differences(workdir, config_json)
   lines += ['', f'## Config: what differs from `{spec}`', '']
   if differences is None:
     lines.append(f'Not computed: the experiment file `{spec}` was not found (run the report '

@@ -11,7 +11,6 @@ is kept (`<sweep dir>/study.db`, or the --storage URL given).
 from __future__ import annotations
 
 import ast
-import csv
 import os
 import statistics
 import time
@@ -26,17 +25,14 @@ from cnn_jax.sweeps import tables
 from cnn_jax.sweeps import trials as trials_lib
 
 FILENAME = 'report.md'
-TABLE = 'sweep.csv'
+TABLE = tables.CSV
 SEED = 'seed'
 PLOT = 'test_error_by_axis.png'
 
 
 def read_table(workdir: str) -> tuple[list[str], list[dict]]:
   """(swept axes, rows) of sweep.csv: the axes are the columns between 'trial' and 'status'."""
-  with open(os.path.join(workdir, TABLE), newline='') as f:
-    reader = csv.DictReader(f)
-    columns = reader.fieldnames
-    rows = list(reader)
+  columns, rows = tables.read_csv(workdir)
   axes_names = columns[columns.index('trial') + 1:columns.index('status')]
   for row in rows:
     for name in axes_names:

@@ -81,11 +81,13 @@ def _start(function: Callable, arguments: tuple, core: int, settings: dict,
   if settings:
     logging.info('%s: %s', multiprocessing.current_process().name,
                  ' '.join(f'{name}={value}' for name, value in settings.items()))
+  interrupts.quiet()  # the parent's line speaks for its workers
   try:
     with interrupts.catching():
       function(*arguments)
-  except interrupts.Interrupted as stopped:
-    print(f'{multiprocessing.current_process().name}: {stopped.message}', file=sys.stderr)
+  except interrupts.Interrupted as stopped:  # what it saved, in the log; the parent tells how
+    logging.info('%s: stopped by %s %s', multiprocessing.current_process().name,  # to resume
+                 interrupts.name(stopped.signum), stopped.where)
     sys.exit(stopped.exit_status)
 
 

@@ -10,13 +10,14 @@ finished trial and resumes an interrupted one from its checkpoint.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from absl import logging
 import ml_collections
 
+from cnn_jax import atomic_files
 from cnn_jax import console
+from cnn_jax.config import files
 from cnn_jax.errors import ConfigError
 from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import executors
@@ -34,6 +35,8 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
   plain Python, it prints its progress to stderr."""
   with console.progress_visible():
     sweep = declaration.load(experiment, base)
+    if trial_index is not None:  # refused before anything is written
+      _grid_trial(sweep, trial_index)
     from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
     url = study_lib.url_for(workdir, storage)
     from cnn_jax.engine import distributed  # pylint: disable=g-import-not-at-top
@@ -44,7 +47,8 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
         from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
         worker.work(sweep, workdir, url)
       return []
-    os.makedirs(workdir, exist_ok=True)
+    atomic_files.writable_directory(workdir, '--workdir')
+    files.record_origin(workdir, experiment)  # for cnn_jax.report's config differences
     tables.write_hparams_config(workdir, sweep)
     if trial_index is not None:  # an array job: no study (SQLite on NFS is no place for one)
       _run_one(sweep, workdir, trial_index)
@@ -81,10 +85,14 @@ def _worker_main(experiment, base, workdir, url, index) -> None:
 def _run_one(sweep, workdir: str, trial_index: int) -> None:
   """A grid trial on its own, outside the study; a worker that later claims it from the
   study finds it finished and only settles it."""
+  trial = _grid_trial(sweep, trial_index)
+  executors.run_alone(trial, executors.run_dir(workdir, trial))  # (a finished one: skipped)
+
+
+def _grid_trial(sweep, trial_index: int):
   if sweep.grid is None:
     raise ConfigError('--trial=N runs one trial of a grid; a search has no fixed trials: '
                       'run its workers (--sweep, --workers=N) instead')
   if not 0 <= trial_index < len(sweep.grid):
     raise ConfigError(f'--trial={trial_index}: the sweep has trials 0 to {len(sweep.grid) - 1}')
-  trial = sweep.grid[trial_index]
-  executors.run_alone(trial, executors.run_dir(workdir, trial))  # (a finished one: skipped)
+  return sweep.grid[trial_index]

@@ -14,6 +14,7 @@ from cnn_jax.engine import ensembles
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
 from cnn_jax.engine import results
+from cnn_jax.errors import RunDirectoryError
 from cnn_jax.sweeps import trials as trials_lib
 
 HPARAMS_MARKER = 'hparams_config.written'
@@ -68,6 +69,34 @@ def table_rows(workdir: str, runs: Sequence, states: dict[str, tuple[int, str]] 
   return rows
 
 
+CSV = 'sweep.csv'
+UNFINISHED = ('pending', 'running', '')
+REQUIRED_COLUMNS = ('index', 'trial', 'status')
+
+
+def read_csv(workdir: str) -> tuple[list[str], list[dict[str, str]]]:
+  """(columns, rows) of the sweep's sweep.csv; a damaged one is one line naming it."""
+  path = os.path.join(workdir, CSV)
+  try:
+    with open(path, newline='') as f:
+      reader = csv.DictReader(f)
+      rows = list(reader)
+      columns = list(reader.fieldnames or [])
+  except (csv.Error, UnicodeDecodeError) as error:
+    columns, rows = [], error
+  if isinstance(rows, Exception) or not set(REQUIRED_COLUMNS) <= set(columns) or any(
+      None in row or None in row.values() for row in rows):  # a row of too many or few cells
+    raise RunDirectoryError(f'{path} is damaged (not the table launch.py writes: the columns '
+                            f'{", ".join(REQUIRED_COLUMNS)} and a cell per column); restore '
+                            'it, or remove it and run the sweep\'s command again to rewrite it '
+                            'from the study and the runs')
+  return columns, rows
+
+
+def _finished(rows) -> set[str]:
+  return {row['trial'] for row in rows if row['status'] not in UNFINISHED}
+
+
 def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]],
                  best_line: str = '') -> None:
   keys = list(dict.fromkeys(k for t in trials for k in t.overrides))
@@ -79,7 +108,13 @@ def write_tables(workdir: str, trials: Sequence, rows: list[dict[str, Any]],
   writer = csv.DictWriter(text, columns, extrasaction='ignore')
   writer.writeheader()
   writer.writerows(rows)  # error rates as fractions, like results.json
-  atomic_files.write_text(os.path.join(workdir, 'sweep.csv'), text.getvalue())
+  path = os.path.join(workdir, CSV)
+  if os.path.exists(path):  # a study that lost trials (another --storage?) must not wipe them
+    atomic_files.refuse_losing(
+        path, _finished(read_csv(workdir)[1]), _finished(rows),
+        'the study and runs found now lack them (is --storage the one the sweep ran with?)',
+        'move it away first')
+  atomic_files.write_text(path, text.getvalue())
   header = ['#', *keys, 'status', *(c.replace('_', ' ') for c, _, _ in figures), 'params',
             'seconds']
   lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
