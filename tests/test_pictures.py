@@ -144,3 +144,79 @@ def test_the_drawings_take_odd_inputs():
   for figure in figures:
     png, height, width = pictures.render(figure)
     assert png_size(png) == (height, width)
+
+
+def tick_labels(axis) -> list[str]:
+  """The labels a matplotlib Axis shows (major and minor, within its view), once drawn."""
+  axis.axes.figure.draw_without_rendering()
+  low, high = sorted(axis.get_view_interval())
+  ticks = [*axis.get_major_ticks(), *axis.get_minor_ticks()]
+  return [t.label1.get_text() for t in ticks
+          if t.label1.get_visible() and t.label1.get_text() and low <= t.get_loc() <= high]
+
+
+def shows_integers_only(axis) -> bool:
+  axis.axes.figure.draw_without_rendering()
+  low, high = sorted(axis.get_view_interval())
+  ticks = [t for t in axis.get_majorticklocs() if low <= t <= high]
+  return len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+
+
+def test_an_axis_is_logarithmic_when_its_values_span_decades():
+  assert pictures.spans_decades([0.014, 0.02, 0.04, 0.88])  # one trial at chance
+  assert not pictures.spans_decades([0.014, 0.02, 0.04])
+  assert pictures.spans_decades([0.01, np.nan, 0.06])  # NaN (not evaluated) left out
+  assert not pictures.spans_decades([0.0, 0.01, 0.5])  # a log axis cannot show the zero
+  assert not pictures.spans_decades([])
+
+
+def history(errors, losses):
+  return [{'epoch': float(e + 1), 'train': {'loss': loss, 'error': error},
+           'test': {'loss': loss * 1.1, 'error': error * 1.1}}
+          for e, (error, loss) in enumerate(zip(errors, losses))]
+
+
+def test_learning_curves_show_error_in_percent_on_a_log_axis_where_it_spans_decades():
+  figure = pictures.draw_learning_curves(
+      history([0.30, 0.05, 0.02, 0.012, 0.01], [1.2, 0.9, 0.8, 0.75, 0.7]), 't')
+  loss, error = figure.axes
+  assert error.get_yscale() == 'log' and loss.get_yscale() == 'linear'  # 30x; 1.9x
+  labels = tick_labels(error.yaxis)
+  assert len(labels) >= 3 and all(label.endswith('%') for label in labels), labels
+  assert {'1%', '2%', '5%', '10%'} <= set(labels)  # 1, 2 and 5 of each decade, plainly
+  assert not any('%' in label for label in tick_labels(loss.yaxis))
+  assert shows_integers_only(error.xaxis)  # epochs 1 to 5: no 1.5
+
+  flat = pictures.draw_learning_curves(history([0.02, 0.015, 0.012], [0.1, 0.08, 0.07]), 't')
+  assert flat.axes[1].get_yscale() == 'linear'
+  assert all(label.endswith('%') for label in tick_labels(flat.axes[1].yaxis))
+  assert shows_integers_only(flat.axes[1].xaxis)  # 3 epochs: matplotlib would tick 1.5
+
+
+def test_per_class_accuracy_ends_at_100_percent_and_labels_every_class():
+  confusion = np.diag([980, 1135, 1000]) + np.array([[0, 0, 0], [3, 0, 0], [0, 20, 0]])
+  figure = pictures.draw_confusion(confusion, 'test', 't')
+  bars = figure.axes[1]
+  assert bars.get_xlim()[1] == 1.0
+  assert all(label.endswith('%') for label in tick_labels(bars.xaxis))
+  values, = bars.child_axes  # each class's accuracy, at the right edge
+  assert [t.get_text() for t in values.get_yticklabels()] == ['100.00%', '99.74%', '98.04%']
+
+
+def test_activation_tiles_are_framed_numbered_and_share_a_scale_per_layer():
+  rng = np.random.default_rng(0)
+  conv = rng.uniform(0, 3, size=(6, 6, 4))
+  conv[..., 2] = 0  # a channel zero all over the digit: white on white without its frame
+  figure = pictures.draw_activations(np.zeros((6, 6, 1), np.uint8), 3,
+                                     {'conv0': conv, 'pool0': conv[::2, ::2] / 2}, 't')
+  rows = [[a for a in figure.axes if a.images and a.get_subplotspec().rowspan.start == row]
+          for row in (1, 2)]
+  for tiles in rows:
+    assert [a.get_title() for a in tiles] == ['0', '1', '2: all 0', '3']
+    for tile in tiles:
+      assert all(spine.get_visible() for spine in tile.spines.values())
+    scales = {tile.images[0].get_clim() for tile in tiles}
+    assert len(scales) == 1  # one scale a layer, so channels compare
+  bars = [a for a in figure.axes if a.get_label() == '<colorbar>']
+  assert len(bars) == 2  # each layer's scale shown
+  assert rows[0][0].get_ylabel().startswith('conv0')

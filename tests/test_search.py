@@ -603,3 +603,25 @@ def test_a_study_whose_identity_another_command_is_writing_is_waited_for(tmp_pat
   study = declaration.open_study(sweep, workdir, url)
   writer.join()
   assert study.user_attrs['kind'] == 'search'
+
+
+def test_a_study_names_its_objective(tmp_path):
+  """Optuna's dashboard and plots show the study's metric name ('Objective 0' without one);
+  a study started before the studies named it gets it from the next command that opens it."""
+  experiment = write_experiment(tmp_path)
+  sweep = declaration.load(experiment)
+  fresh = str(tmp_path / 'fresh')
+  study = declaration.start(sweep, fresh, study_lib.url_for(fresh))
+  assert study.metric_names == ['validation/error']
+
+  older = str(tmp_path / 'older')
+  os.makedirs(older)
+  url = study_lib.url_for(older)
+  started = optuna.create_study(storage=url, study_name=study_lib.study_name(older))
+  for key, value in {'experiment': experiment, 'kind': sweep.kind, 'started': time.time(),
+                     'config': study_lib.sweep_digest(sweep.base, sweep.declared)}.items():
+    started.set_user_attr(key, value)
+  assert started.metric_names is None
+  declaration.open_study(sweep, older, url)
+  assert optuna.load_study(study_name=study_lib.study_name(older),
+                           storage=url).metric_names == ['validation/error']

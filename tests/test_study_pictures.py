@@ -3,6 +3,7 @@ from studies made of hand-built trials (no training)."""
 import math
 import os
 import struct
+import warnings
 
 import matplotlib
 from matplotlib import pyplot
@@ -12,6 +13,8 @@ from optuna.trial import TrialState
 import pytest
 
 from cnn_jax.reports import study_pictures
+from tests.test_pictures import shows_integers_only
+from tests.test_pictures import tick_labels
 
 ALL = [f'{name}.png' for name in study_pictures.CAPTIONS]
 DISTRIBUTIONS = {
@@ -39,8 +42,12 @@ def trial(number: int, state: TrialState, epochs: int = 3, learning_rate: float 
                            for e in range(epochs)})
 
 
-def study_of(trials) -> optuna.Study:
+def study_of(trials, metric: str = None) -> optuna.Study:
   study = optuna.create_study(direction='minimize')
+  if metric:
+    with warnings.catch_warnings():  # Optuna marks it experimental
+      warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+      study.set_metric_names([metric])  # as sweeps/study.py names a sweep's
   study.add_trials(trials)
   return study
 
@@ -165,3 +172,63 @@ def test_the_importance_quantile_keeps_five_trials_in_the_top_when_it_can():
   assert study_pictures.top_quantile(20) == 0.25
   assert study_pictures.top_quantile(50) == 0.1
   assert study_pictures.top_quantile(500) == 0.1
+
+
+def named_search(learning_rates) -> optuna.Study:
+  """Complete trials at these learning rates (the error is lowest, 1-3%, at 0.03) and one
+  pruned after an evaluation, of a study that names its objective."""
+  trials = [trial(n, TrialState.COMPLETE, learning_rate=lr) for n, lr in enumerate(learning_rates)]
+  return study_of([*trials, trial(len(trials), TrialState.PRUNED, epochs=1)],
+                  metric='validation/error')
+
+
+def test_an_objective_spanning_decades_is_on_a_log_axis_in_percent_and_counts_in_integers():
+  # One trial at a learning rate of 1e-4 is 26% wrong, the others 1-3%: a linear axis would
+  # flatten them into a line at zero.
+  figures = study_pictures.draw(named_search([0.03, 0.02, 0.05, 0.04, 1e-4]), 'named')
+  try:
+    history = figures['optimization_history'].axes[0]
+    curves = figures['intermediate_values'].axes[0]
+    panels = [a for a in figures['slice'].axes if a.get_label() != '<colorbar>']
+    for axes in (history, curves, *panels):
+      assert axes.get_yscale() == 'log'
+      assert axes.get_ylabel() in ('validation error', '')  # the panels after the first: ''
+    for axis in (history.yaxis, curves.yaxis):
+      labels = tick_labels(axis)
+      assert len(labels) >= 3 and all(label.endswith('%') for label in labels), labels
+    assert shows_integers_only(history.xaxis)  # trial numbers 0-5
+    assert shows_integers_only(curves.xaxis)  # evaluations 1-3: no 1.25, 1.5, 1.75
+    assert curves.get_xlabel() == 'evaluation'
+    trials, = [a for a in figures['slice'].axes if a.get_label() == '<colorbar>']
+    assert shows_integers_only(trials.yaxis)
+    # The learning rate written plainly (0.01 0.02 0.05), not as 10^-2 and 2x10^-2.
+    rate, = [a for a in panels if a.get_xlabel() == 'optimizer.learning_rate']
+    assert '0.01' in tick_labels(rate.xaxis) and '0.02' in tick_labels(rate.xaxis)
+    parallel = figures['parallel_coordinate'].axes[0]
+    assert all(label.endswith('%') for label in tick_labels(parallel.yaxis))
+    assert parallel.collections[0].norm.__class__.__name__ == 'LogNorm'
+  finally:
+    for figure in figures.values():
+      pyplot.close(figure)
+
+
+def test_an_objective_within_a_factor_of_five_stays_linear_but_in_percent():
+  figures = study_pictures.draw(named_search([0.03, 0.02, 0.05, 0.04]), 'near')
+  try:
+    history = figures['optimization_history'].axes[0]
+    assert history.get_yscale() == 'linear'
+    assert all(label.endswith('%') for label in tick_labels(history.yaxis))
+  finally:
+    for figure in figures.values():
+      pyplot.close(figure)
+
+
+def test_a_study_without_a_metric_name_keeps_optunas_name_and_fractions():
+  figures = study_pictures.draw(search(12), 'unnamed')
+  try:
+    history = figures['optimization_history'].axes[0]
+    assert history.get_ylabel() == 'Objective Value'
+    assert not any('%' in label for label in tick_labels(history.yaxis))
+  finally:
+    for figure in figures.values():
+      pyplot.close(figure)

@@ -22,6 +22,16 @@ import numpy as np
 from cnn_jax.engine import metrics
 
 DPI = 80
+# The smallest text of a picture, in points: 10 px at DPI, about the least that reads at the
+# size the pictures are committed and shown (7 pt, 8 px, did not).
+SMALL = 9
+# A value axis is logarithmic when every value is positive and the largest is more than
+# LOG_RATIO times the smallest. On a linear axis the values near the smallest would then
+# share the bottom fifth of its height, and their differences, the ones a reader looks for
+# (the best trials, the last epochs), vanish: one chance-level trial at 90% error flattens
+# trials at 1.4-4% into a line at zero. A zero or negative value keeps the axis linear, as a
+# log axis cannot draw it.
+LOG_RATIO = 5.0
 WRONG_COLOR = '#d62728'
 SPLIT_COLORS = {'train': '#1f77b4', 'validation': '#ff7f0e', 'test': '#2ca02c'}
 
@@ -41,27 +51,69 @@ def render(figure) -> tuple[bytes, int, int]:
   return png, height, width
 
 
+def spans_decades(values) -> bool:
+  """Whether an axis showing `values` is logarithmic (LOG_RATIO); NaNs are left out."""
+  values = np.asarray(values, np.float64)
+  values = values[np.isfinite(values)]
+  return bool(values.size) and values.min() > 0 and values.max() > LOG_RATIO * values.min()
+
+
+def value_axis(axes, values, percent: bool, which: str = 'y') -> None:
+  """The scale and tick labels of the axis (`which`: 'x' or 'y') of `axes` that shows
+  `values`: logarithmic where they span decades (spans_decades), labelled in percent
+  ('1.5%') when `percent` (the values are fractions, as the metrics and the study keep
+  them)."""
+  log = spans_decades(values)
+  if log:
+    getattr(axes, f'set_{which}scale')('log')
+  value_ticks(getattr(axes, f'{which}axis'), percent, log)
+
+
+def value_ticks(axis, percent: bool, log: bool) -> None:
+  """Tick labels of a matplotlib Axis (a colorbar's too) that shows fractions or plain
+  values, written plainly: '1.5%', '96.5%', '0.05' (not 1.50%, 96.50%, 5x10^-2), short enough
+  not to run into each other. On a log axis, ticks at 1, 2 and 5 of each decade, so that an
+  axis spanning a decade or two has several labels (matplotlib labels the decades alone, or
+  on a shorter span every minor tick, 0.06 0.07 0.08 ... on top of each other)."""
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top  (slow import)
+  if log:
+    axis.set_major_locator(ticker.LogLocator())  # the decades
+    # Beyond ~9 decades matplotlib drops these minor ticks and keeps the decades alone.
+    axis.set_minor_locator(ticker.LogLocator(subs=(2.0, 5.0)))
+  if log or percent:
+    written = ticker.FuncFormatter(lambda value, _: f'{100 * value:g}%' if percent
+                                   else f'{value:g}')
+    axis.set_major_formatter(written)
+    if log:
+      axis.set_minor_formatter(written)
+
+
+def count_ticks(axis) -> None:
+  """Integer ticks only, on a matplotlib Axis of counts (epochs, evaluations, trials), where
+  matplotlib would put ticks at 1.25 and 1.75 between evaluations 1 and 2."""
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top  (slow import)
+  axis.set_major_locator(ticker.MaxNLocator(integer=True))
+
+
 def draw_learning_curves(history: Sequence[dict[str, Any]], title: str):
   """Loss and error per epoch for train and each evaluated split (results.json history)."""
-  from matplotlib import ticker  # pylint: disable=g-import-not-at-top  (slow import)
   figure = new_figure(9, 3.6)
   axes = figure.subplots(1, 2)
   epochs = [record['epoch'] for record in history]
   splits = [s for s in SPLIT_COLORS if any(s in record for record in history)]
   for axis, name in zip(axes, (metrics.LOSS, metrics.ERROR)):
-    scale = 100 if metrics.BY_NAME[name].percent else 1
+    shown = []
     for split in splits:
-      points = [(e, r[split][name] * scale) for e, r in zip(epochs, history)
+      points = [(e, r[split][name]) for e, r in zip(epochs, history)
                 if name in r.get(split, {})]
       if points:
         axis.plot(*zip(*points), marker='o', markersize=3, label=split,
                   color=SPLIT_COLORS[split])
+        shown += [value for _, value in points]
     axis.set_xlabel('epoch')
-    axis.set_ylabel(f'{name} (%)' if scale == 100 else name)
-    axis.set_yscale('log')  # both fall by orders of magnitude; a linear axis hides the end
-    plain = ticker.FuncFormatter(lambda value, _: f'{value:g}')  # 0.05, not 5x10^-2
-    axis.yaxis.set_major_formatter(plain)
-    axis.yaxis.set_minor_formatter(plain)
+    axis.set_ylabel(name)
+    value_axis(axis, shown, metrics.BY_NAME[name].percent)
+    count_ticks(axis.xaxis)
     axis.grid(True, which='both', alpha=0.3)
     axis.legend()
   axes[0].set_title('loss (softmax cross-entropy)')
@@ -81,7 +133,7 @@ def _digit_grid(images: np.ndarray, captions: Sequence[str], wrong: Sequence[boo
   for axis, image, caption, bad in zip(axes, images, captions, wrong):
     axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray_r',
                 vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
-    axis.set_title(caption, fontsize=8, color=WRONG_COLOR if bad else 'black')
+    axis.set_title(caption, fontsize=SMALL, color=WRONG_COLOR if bad else 'black')
     if bad:  # a red frame, readable without colour vision as well as the caption's 'true'
       axis.set_axis_on()
       axis.set_xticks([])
@@ -132,14 +184,14 @@ def draw_confusion(confusion, split: str, title: str):
   from matplotlib.colors import LogNorm  # pylint: disable=g-import-not-at-top
   counts = np.asarray(confusion, np.int64)
   classes = len(counts)
-  figure = new_figure(10, 4.6)
+  figure = new_figure(11, 5.2)
   matrix_axis, bars_axis = figure.subplots(1, 2, width_ratios=(1.25, 1))
   # Off the diagonal the counts are small: a log scale shows the mistakes next to the hits.
   matrix_axis.imshow(np.maximum(counts, 0.5), cmap='Blues', norm=LogNorm(vmin=0.5))
   for t in range(classes):
     for p in range(classes):
       if counts[t, p]:
-        matrix_axis.text(p, t, str(counts[t, p]), ha='center', va='center', fontsize=7,
+        matrix_axis.text(p, t, str(counts[t, p]), ha='center', va='center', fontsize=SMALL,
                          color='white' if t == p else ('black' if counts[t, p] < 10
                                                        else WRONG_COLOR))
   matrix_axis.set_xticks(range(classes))
@@ -147,22 +199,33 @@ def draw_confusion(confusion, split: str, title: str):
   matrix_axis.set_xlabel('predicted label')
   matrix_axis.set_ylabel('true label')
   matrix_axis.set_title(f'confusion matrix ({split}, {counts.sum():,} images)')
-  accuracy = [np.nan if a is None else 100 * a for a in metrics.per_class_accuracy(counts)]
-  worst = np.nanargmin(accuracy) if not np.all(np.isnan(accuracy)) else None
-  colors = [WRONG_COLOR if c == worst else '#1f77b4' for c in range(classes)]
-  bars_axis.barh(range(classes), accuracy, color=colors)
-  for c, value in enumerate(accuracy):
-    if not np.isnan(value):
-      bars_axis.text(value, c, f' {value:.2f}', va='center', fontsize=7)
-  low = np.nanmin(accuracy) if worst is not None else 0
-  bars_axis.set_xlim(max(0, math.floor(low) - 1), 100.5)
-  bars_axis.set_yticks(range(classes))
-  bars_axis.invert_yaxis()  # digit 0 on top, as in the matrix
-  bars_axis.set_xlabel('accuracy (%)')
-  bars_axis.set_ylabel('true label')
-  bars_axis.set_title('per-class accuracy (worst in red)')
+  _draw_class_accuracy(bars_axis, counts)
   figure.suptitle(title)
   return figure
+
+
+def _draw_class_accuracy(axis, counts: np.ndarray) -> None:
+  """Each class's accuracy as a bar, the worst in red, its value at the right edge of the
+  axes (written at the bar's end, a value near 100% would run off the axes)."""
+  classes = len(counts)
+  accuracy = np.array([np.nan if a is None else a for a in metrics.per_class_accuracy(counts)])
+  known = not np.all(np.isnan(accuracy))
+  worst = np.nanargmin(accuracy) if known else None
+  axis.barh(range(classes), accuracy,
+            color=[WRONG_COLOR if c == worst else '#1f77b4' for c in range(classes)])
+  # From just below the worst class, so that their differences show; an accuracy ends at 100%.
+  low = math.floor(100 * np.nanmin(accuracy)) - 1 if known else 0
+  axis.set_xlim(max(0, low) / 100, 1)
+  value_ticks(axis.xaxis, percent=True, log=False)
+  axis.set_yticks(range(classes))
+  axis.invert_yaxis()  # digit 0 on top, as in the matrix
+  values = axis.secondary_yaxis('right')
+  values.set_yticks(range(classes),
+                    labels=['-' if np.isnan(a) else f'{100 * a:.2f}%' for a in accuracy])
+  values.tick_params(length=0)
+  axis.set_xlabel('accuracy')
+  axis.set_ylabel('true label')
+  axis.set_title('per-class accuracy (worst in red)')
 
 
 def _grid_shape(count: int, max_columns: int = 8) -> tuple[int, int]:
@@ -186,7 +249,7 @@ def draw_filters(kernel: np.ndarray, layer: str, title: str):
     axis.set_axis_off()
     if i < filters:
       shown = axis.imshow(weights[..., i], cmap='RdBu_r', vmin=-limit, vmax=limit)
-      axis.set_title(str(i), fontsize=8)
+      axis.set_title(str(i), fontsize=SMALL)
   figure.colorbar(shown, ax=list(axes), shrink=0.8, label='weight')
   k = kernel.shape[0]
   figure.suptitle(f'{title}: {layer} filters ({filters} of {k}x{k}'
@@ -197,27 +260,49 @@ def draw_filters(kernel: np.ndarray, layer: str, title: str):
 def draw_activations(image: np.ndarray, label: int, maps: dict[str, np.ndarray], title: str,
                      max_channels: int = 16):
   """One digit and, for each layer in `maps` ({layer: (H, W, C)} in layer order), its first
-  `max_channels` channels, each on its own scale (black high, white zero or the lowest value)."""
+  `max_channels` channels, each framed and numbered. A layer's channels share one scale (its
+  bar at the right of the row: black high, white zero or the layer's lowest value), so that
+  they compare; a channel that is zero all over this digit is an empty frame, numbered
+  '<channel>: all 0'."""
   layers = list(maps)
   columns = min(max_channels, max(m.shape[-1] for m in maps.values()))
-  figure = new_figure(max(columns, 4) * 0.85 + 1.2, (len(layers) + 1) * 0.95 + 0.5)
+  figure = new_figure(max(columns, 4) * 0.85 + 2.0, (len(layers) + 1) * 1.1 + 0.5)
   axes = figure.subplots(len(layers) + 1, columns, squeeze=False)
   for axis in axes.reshape(-1):
     axis.set_axis_off()
-  axes[0, 0].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray_r')
-  axes[0, 0].set_title(f'input ({label})', fontsize=8)
+  _framed(axes[0, 0], image[..., 0] if image.shape[-1] == 1 else image, 'input')
+  axes[0, 0].set_title(f'label {label}', fontsize=SMALL)
   for row, layer in enumerate(layers, start=1):
-    values = maps[layer]
-    channels = values.shape[-1]
-    for c in range(min(columns, channels)):
-      low = min(0.0, float(values[..., c].min()))  # below 0 only for tanh-like activations
-      axes[row, c].imshow(values[..., c], cmap='gray_r', vmin=low,
-                          vmax=max(float(values[..., c].max()), low + 1e-6))
-    more = f', {columns} of {channels}' if channels > columns else ''
-    axes[row, 0].set_title(f'{layer} {values.shape[0]}x{values.shape[1]}{more}', fontsize=8,
-                           loc='left')
-  figure.suptitle(f'{title}: activation maps of test digit {label} after each layer')
+    values = maps[layer][..., :columns]
+    low = min(0.0, float(values.min()))  # below 0 only for tanh-like activations
+    high = max(float(values.max()), low + 1e-6)
+    for c in range(values.shape[-1]):
+      shown = _framed(axes[row, c], values[..., c], None, vmin=low, vmax=high)
+      axes[row, c].set_title(f'{c}' if np.any(values[..., c]) else f'{c}: all 0',
+                             fontsize=SMALL)
+    bar = figure.colorbar(shown, ax=list(axes[row]), aspect=10, pad=0.01)
+    bar.ax.tick_params(labelsize=SMALL)
+    channels = maps[layer].shape[-1]
+    more = f'\n{columns} of {channels}' if channels > columns else ''
+    axes[row, 0].set_ylabel(f'{layer}\n{values.shape[0]}x{values.shape[1]}{more}',
+                            fontsize=SMALL)
+  figure.suptitle(f'{title}: activation maps of test digit {label} after each layer '
+                  '(channel numbers above; one scale a layer, at the right)')
   return figure
+
+
+def _framed(axis, picture: np.ndarray, name: str | None, **scale):
+  """`picture` in `axis` inside a thin frame (a tile as white as the figure still shows),
+  named at its left; returns the image."""
+  axis.set_axis_on()
+  axis.set_xticks([])
+  axis.set_yticks([])
+  for spine in axis.spines.values():
+    spine.set_color('0.5')
+    spine.set_linewidth(0.8)
+  if name:
+    axis.set_ylabel(name, fontsize=SMALL)
+  return axis.imshow(picture, cmap='gray_r', **scale)
 
 
 def draw_augmented(images: np.ndarray, augmented: np.ndarray, labels: np.ndarray,
@@ -236,7 +321,7 @@ def draw_augmented(images: np.ndarray, augmented: np.ndarray, labels: np.ndarray
       axis.set_axis_off()
       axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap='gray_r',
                   vmin=0, vmax=1)
-    axes[0, column].set_title(str(labels[column]), fontsize=8)
+    axes[0, column].set_title(str(labels[column]), fontsize=SMALL)
   # Every strength named can be longer than the figure is wide: wrapped at ~9 characters an
   # inch of the title's font.
   figure.suptitle(f'{title}: training digits (top row) and {copies} augmentations of each\n'

@@ -4,7 +4,11 @@ files in the sweep directory.
 `draw` returns the figures that the study's trials allow (a picture that needs more trials
 than the study has is left out, see `_plans`); `save` writes them. The plots are Optuna's
 (optuna.visualization.matplotlib); this module only chooses which to draw, sizes them for
-our long parameter names ('optimizer.learning_rate'), and titles them with the sweep's name.
+our long parameter names ('optimizer.learning_rate'), titles them with the sweep's name, and
+adjusts the Axes Optuna returns: the objective named as the study names it
+(study.set_metric_names, sweeps/study.py), in percent where it is an error rate and on a log
+scale where its values span decades (pictures.value_axis), and counts (trials, evaluations)
+with integer ticks.
 
 Optuna draws with pyplot and switches pyplot's style to ggplot, which would stay on for
 every later picture of the process (the run pictures too); here each plot is drawn inside
@@ -21,6 +25,7 @@ import math
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
+from cnn_jax.engine import metrics
 from cnn_jax.reports import pictures
 from cnn_jax.reports import run_pictures
 
@@ -35,7 +40,7 @@ CAPTIONS = {
     'parallel_coordinate': 'Parallel coordinates: the parameters and objective value of each '
                            'complete trial',
     'slice': 'Objective value against each parameter',
-    'intermediate_values': 'Value reported at each epoch end (pruned trials stop early)',
+    'intermediate_values': 'The objective at each evaluation (pruned trials stop early)',
 }
 # PED-ANOVA's importance is that of reaching the best `target_quantile` of the complete
 # trials. Optuna's 10% holds a single trial in a study of fewer than 20, which makes the
@@ -92,14 +97,14 @@ def _plans(study: optuna.Study) -> dict[str, _Plan]:
   from optuna.visualization import matplotlib as plots  # pylint: disable=g-import-not-at-top
   complete = _complete(study)
   varying = _varying(complete)
-  objective = study.metric_names[0] if study.metric_names else 'Objective Value'
+  objective, percent = _objective(study)
   widest = max(map(len, varying), default=0)  # characters of the longest parameter name
   plans = {}
   if complete:
     plans['optimization_history'] = _Plan(
         lambda: plots.plot_optimization_history(study, target_name=objective), (8.5, 4.5),
         f'{objective} of the {_complete_trials(complete)} of {len(study.trials)}, '
-        'and the best so far')
+        'and the best so far', lambda figure: _history_axes(figure, percent))
   if len(complete) >= 2 and len(varying) >= 2:
     quantile = top_quantile(len(complete))
     # Optuna 5's default evaluator, named here so that a change of default does not change
@@ -118,12 +123,12 @@ def _plans(study: optuna.Study) -> dict[str, _Plan]:
         lambda: plots.plot_parallel_coordinate(study, params=varying, target_name=objective),
         (max(8.0, 2.6 + max(2.0, 0.075 * widest) * (len(varying) + 1)), 5.0),
         f'parallel coordinates of the {_complete_trials(complete)}',
-        lambda figure: _full_names(figure, varying), layout='tight')
+        lambda figure: _parallel_axes(figure, varying, percent), layout='tight')
     plans['slice'] = _Plan(
         lambda: plots.plot_slice(study, params=varying, target_name=objective),
         (1.6 + max(3.2, 0.12 * widest) * len(varying), 4.2),
         f'{objective} against each parameter ({_complete_trials(complete)})',
-        _plain_minor_labels)
+        lambda figure: _slice_axes(figure, percent))
   # The trials Optuna draws curves for: failed ones are left out even if they reported.
   reported = [t for t in study.get_trials(deepcopy=False, states=(
       TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)) if t.intermediate_values]
@@ -131,9 +136,74 @@ def _plans(study: optuna.Study) -> dict[str, _Plan]:
     pruned = sum(t.state == TrialState.PRUNED for t in reported)
     plans['intermediate_values'] = _Plan(
         lambda: plots.plot_intermediate_values(study), (9.0, 5.0),
-        f'value reported at each step by {len(reported)} trials ({pruned} pruned)',
-        _legend_if_colours_tell)
+        f'{objective} at each evaluation of {len(reported)} trials ({pruned} pruned)',
+        lambda figure: _intermediate_axes(figure, objective, percent))
   return plans
+
+
+def _objective(study: optuna.Study) -> tuple[str, bool]:
+  """(the objective as the pictures name it, whether it is shown in percent): the study's
+  metric name ('validation/error' -> 'validation error'), or Optuna's 'Objective Value' for a
+  study that names none (one made before the studies named it)."""
+  if not study.metric_names:
+    return 'Objective Value', False
+  name = study.metric_names[0]
+  metric = metrics.BY_NAME.get(name.rpartition('/')[2])
+  return name.replace('/', ' '), bool(metric and metric.percent)
+
+
+def _plotted(figure: Figure) -> list:
+  """The figure's Axes that Optuna plotted in, without its colorbars'."""
+  return [axes for axes in figure.axes if axes.get_label() != '<colorbar>']
+
+
+def _data_range(axes_list, which: str = 'y') -> tuple[float, float]:
+  """The lowest and highest value the Axes show on `which` axis (their data limits)."""
+  intervals = [getattr(axes.dataLim, f'interval{which}') for axes in axes_list]
+  return min(low for low, _ in intervals), max(high for _, high in intervals)
+
+
+def _history_axes(figure: Figure, percent: bool) -> None:
+  axes = figure.axes[0]
+  pictures.value_axis(axes, _data_range([axes]), percent)
+  pictures.count_ticks(axes.xaxis)  # trial numbers
+
+
+def _slice_axes(figure: Figure, percent: bool) -> None:
+  """The objective's axis (shared by the panels) as value_axis has it, the trial numbers'
+  colorbar in integers, and the parameters' log axes labelled plainly."""
+  panels = _plotted(figure)
+  pictures.value_axis(panels[0], _data_range(panels), percent)  # sharey: every panel's
+  trials = next(c.colorbar for p in panels for c in p.collections if c.colorbar)
+  pictures.count_ticks(trials.ax.yaxis)
+  _plain_log_ticks(figure)
+
+
+def _intermediate_axes(figure: Figure, objective: str, percent: bool) -> None:
+  """The values reported are the objective's, at each evaluation (the worker's step: the
+  count of evaluations, sweeps/worker.py)."""
+  axes = figure.axes[0]
+  pictures.value_axis(axes, _data_range([axes]), percent)
+  axes.set_ylabel(objective)
+  axes.set_xlabel('evaluation')
+  pictures.count_ticks(axes.xaxis)
+  _legend_if_colours_tell(figure)
+
+
+def _parallel_axes(figure: Figure, params: list[str], percent: bool) -> None:
+  """Full names; the parameters' log axes labelled plainly; the objective's axis in percent,
+  its colours on a log scale where its values span decades. The objective's axis itself
+  stays linear: Optuna draws every parameter's line in that axis' coordinates."""
+  from matplotlib.colors import LogNorm  # pylint: disable=g-import-not-at-top  (slow import)
+  _full_names(figure, params)
+  _plain_log_ticks(figure)
+  axes = figure.axes[0]
+  pictures.value_ticks(axes.yaxis, percent, log=False)
+  lines = axes.collections[0]
+  log = pictures.spans_decades(lines.get_array())
+  if log:
+    lines.set_norm(LogNorm(*lines.get_clim()))  # its colorbar follows
+  pictures.value_ticks(lines.colorbar.ax.yaxis, percent, log)
 
 
 def _complete_trials(trials: list) -> str:
@@ -156,18 +226,17 @@ def _full_names(figure: Figure, params: list[str]) -> None:
   axes.set_xticklabels([objective, *sorted(params)], ha='left', rotation_mode='anchor')
 
 
-def _plain_minor_labels(figure: Figure) -> None:
-  """On the slice's log axes, minor tick labels as plain numbers. matplotlib labels minor
-  ticks on an axis spanning a decade or so (an integer such as 16 to 512), and its 2x10^1
-  3x10^1 ... run into each other on a panel a few inches wide; 20 30 ... fit."""
+def _plain_log_ticks(figure: Figure) -> None:
+  """The parameters' log axes (a learning rate's) ticked and labelled as ours are
+  (pictures.value_ticks: 0.02 0.05 0.1, not 2x10^-2 and the like, whose labels run into each
+  other on a narrow panel or a parallel coordinate's axis). matplotlib's own log labels are
+  the sign of an axis nobody labelled: Optuna's parameter axes, not our objective's."""
   from matplotlib import ticker  # pylint: disable=g-import-not-at-top  (slow import)
   for axes in figure.axes:
-    scientific = axes.xaxis.get_minor_formatter()
-    if axes.get_xscale() == 'log' and isinstance(scientific, ticker.LogFormatterSciNotation):
-      # The same ticks labelled (LogFormatter is its parent; base 10, as Optuna's axes),
-      # written as 20 or 0.002.
-      axes.xaxis.set_minor_formatter(ticker.LogFormatter(
-          labelOnlyBase=scientific.labelOnlyBase, minor_thresholds=scientific.minor_thresholds))
+    for axis in (axes.xaxis, axes.yaxis):
+      if axis.get_scale() == 'log' and isinstance(axis.get_major_formatter(),
+                                                  ticker.LogFormatterSciNotation):
+        pictures.value_ticks(axis, percent=False, log=True)
 
 
 def _legend_if_colours_tell(figure: Figure) -> None:

@@ -48,8 +48,8 @@ def _shown(cell: str) -> str:
     return cell
 
 
-def _percent(value: str) -> float | None:
-  return 100 * float(value) if value not in ('', None) else None
+def _fraction(value: str) -> float | None:
+  return float(value) if value not in ('', None) else None
 
 
 def draw_error_by_axis(axes_names: list[str], rows: list[dict], title: str):
@@ -57,9 +57,12 @@ def draw_error_by_axis(axes_names: list[str], rows: list[dict], title: str):
   line per combination of the other axes through the mean over seeds, bars from the lowest
   to the highest seed."""
   shown = [a for a in axes_names if a != SEED] or axes_names
-  figure = pictures.new_figure(4.2 * len(shown) + 0.6, 3.8)
+  # Room below each panel for its legend, one line a combination of the other axes.
+  combinations = max(len({tuple(r[a] for a in shown if a != axis_name) for r in rows})
+                     for axis_name in shown)
+  figure = pictures.new_figure(4.2 * len(shown) + 0.6, 3.8 + 0.2 * combinations)
   panels = figure.subplots(1, len(shown), squeeze=False)[0]
-  done = [r for r in rows if r['status'] == 'ok' and _percent(r['test_error']) is not None]
+  done = [r for r in rows if r['status'] == 'ok' and _fraction(r['test_error']) is not None]
   for panel, axis_name in zip(panels, shown):
     in_declared_order = sorted(rows, key=lambda r: int(r['index']))  # the table is best first
     values = list(dict.fromkeys(r[axis_name] for r in in_declared_order))
@@ -68,7 +71,7 @@ def draw_error_by_axis(axes_names: list[str], rows: list[dict], title: str):
     for row in done:
       key = ', '.join(f'{a.rpartition(".")[2]}={row[a]}' for a in others)
       series.setdefault(key, {}).setdefault(row[axis_name], []).append(
-          _percent(row['test_error']))
+          _fraction(row['test_error']))
     for n, (label, by_value) in enumerate(sorted(series.items())):
       xs = [i for i, v in enumerate(values) if v in by_value]
       errors = [by_value[values[i]] for i in xs]
@@ -79,12 +82,15 @@ def draw_error_by_axis(axes_names: list[str], rows: list[dict], title: str):
                            [max(e) - m for m, e in zip(means, errors)]],
                      marker='o', capsize=3, label=label or None)
     panel.set_xticks(range(len(values)))
-    panel.set_xticklabels(values, rotation=20, fontsize=8)
+    panel.set_xticklabels(values, rotation=20, fontsize=pictures.SMALL)
     panel.set_xlabel(axis_name)
-    panel.set_ylabel('test error (%)')
+    panel.set_ylabel('test error')
+    pictures.value_axis(panel, [_fraction(r['test_error']) for r in done], percent=True)
     panel.grid(True, alpha=0.3)
     if any(series):
-      panel.legend(fontsize=7)
+      # Below the panel: inside, at a readable size, it would hide the points.
+      panel.legend(fontsize=pictures.SMALL, loc='upper center', bbox_to_anchor=(0.5, -0.22),
+                   frameon=False)
   seeds = len({r[SEED] for r in rows}) if SEED in axes_names else 1
   figure.suptitle(f'{title}: test error by swept axis'
                   + (f' (mean of {seeds} seeds, bars from lowest to highest)'

@@ -117,7 +117,8 @@ def open_study(sweep: Sweep, workdir: str, url: str, worker: int = 0, create: bo
   sampler, pruner = optuna.samplers.RandomSampler(seed=0), None  # a grid samples nothing
   study = study_lib.open_study(workdir, url, experiment=sweep.experiment, base=sweep.base,
                                declared=sweep.declared, kind=sweep.kind,
-                               direction=sweep.direction, create=create)
+                               direction=sweep.direction, objective=sweep.objective,
+                               create=create)
   if sweep.search is not None:
     # The machine's name keeps two machines starting one study at once from drawing alike.
     entropy = [sweep.base.seed, worker, len(study.get_trials(deepcopy=False)),

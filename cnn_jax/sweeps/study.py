@@ -204,9 +204,10 @@ def sweep_digest(config: ml_collections.ConfigDict, declared: str) -> str:
 
 
 def open_study(workdir: str, url: str, *, experiment: str, base, declared: str, kind: str,
-               direction: str, sampler=None, pruner=None, create: bool = True) -> optuna.Study:
-  """The sweep directory's study, created on first use; a study started by another
-  experiment or config is refused."""
+               direction: str, objective: str, sampler=None, pruner=None,
+               create: bool = True) -> optuna.Study:
+  """The sweep directory's study, created on first use, its objective ('validation/error')
+  named; a study started by another experiment or config is refused."""
   storage = open_storage(url, base.sweep.heartbeat_seconds)
   name = study_name(workdir)
   try:
@@ -219,6 +220,7 @@ def open_study(workdir: str, url: str, *, experiment: str, base, declared: str, 
     mine = {'experiment': experiment, 'config': sweep_digest(base, declared), 'kind': kind}
     found = study.user_attrs
     if not found.get('experiment'):
+      _name_objective(study, objective)
       # 'started' last: it says the identity is whole (one attribute per write).
       for key, value in {**mine, 'started': time.time()}.items():
         study.set_user_attr(key, value)
@@ -227,19 +229,31 @@ def open_study(workdir: str, url: str, *, experiment: str, base, declared: str, 
     while 'started' not in found and time.time() < deadline:
       time.sleep(0.2)  # another command that started the study is writing its identity now
       found = study.user_attrs
+    differing = [k for k, v in mine.items() if found.get(k) != v]
+    if differing:
+      raise ConfigError(
+          f'the study {name!r} in {masked(url)} was started by another sweep (its experiment '
+          f'{found.get("experiment")!r}, config and declaration {found.get("config")}, kind '
+          f'{found.get("kind")}; this command: {experiment!r}, {mine["config"]}, {kind}); use '
+          'another --workdir, or the same experiment, get_sweep and command-line overrides')
+    _name_objective(study, objective)  # a study started before studies named it
   except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
     raise StorageError(f'--storage={masked(url)}: {trouble(error, url)}') from None
   except KeyError:  # load_study of a study never started
     raise StorageError(f'{masked(url)} holds no study {name!r}: run the sweep (--sweep) '
                        'once to start it') from None
-  differing = [k for k, v in mine.items() if found.get(k) != v]
-  if differing:
-    raise ConfigError(
-        f'the study {name!r} in {masked(url)} was started by another sweep (its experiment '
-        f'{found.get("experiment")!r}, config and declaration {found.get("config")}, kind '
-        f'{found.get("kind")}; this command: {experiment!r}, {mine["config"]}, {kind}); use '
-        'another --workdir, or the same experiment, get_sweep and command-line overrides')
   return study
+
+
+def _name_objective(study: optuna.Study, objective: str) -> None:
+  """Names the study's objective ('validation/error') as Optuna's metric name, which its
+  dashboard and plots show (else 'Objective 0', 'Objective Value'). The name is part of the
+  sweep's identity (its declaration or config), so a study's name never changes: it is
+  written once."""
+  if study.metric_names is None:
+    with warnings.catch_warnings():
+      warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+      study.set_metric_names([objective])
 
 
 def state_of(trial: optuna.trial.FrozenTrial) -> str:
