@@ -112,8 +112,7 @@ def read_json(path: str, kind: type = dict) -> Any:
       value = json.loads(f.read())
   except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
     raise RunDirectoryError(f'{path} is damaged (not JSON: {error}); restore it from a copy, '
-                            'or remove it to have the command that writes it start afresh'
-                            ) from None
+                            'or give the command another directory') from None
   except IsADirectoryError:
     raise RunDirectoryError(f'{path} is a directory, not a file') from None
   if not isinstance(value, kind):

@@ -89,8 +89,8 @@ def read_file(path: str) -> dict[str, Any] | None:
   record = record if record.get('schema_version') == SCHEMA_VERSION else _upgrade_v1(record)
   if not isinstance(record.get('status'), str) or not isinstance(record.get('final', {}), dict):
     raise RunDirectoryError(f'{path} is damaged: it holds no status, so it is not the results '
-                            'a run writes; restore it, or remove it and run the same command '
-                            'again (a finished run writes it anew from its checkpoint)')
+                            'a run writes; restore it from a copy, or give the command another '
+                            'directory')
   return record
 
 
