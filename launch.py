@@ -105,8 +105,6 @@ def main(argv):
   from cnn_jax.config import files  # pylint: disable=g-import-not-at-top
   if sweeping:
     from cnn_jax.sweeps import runner  # pylint: disable=g-import-not-at-top  (after the allocator)
-    if distributed.is_writer():
-      files.record_origin(workdir, experiment)
     rows = runner.run(experiment, workdir, FLAGS.trial, config, FLAGS.storage, FLAGS.workers)
     if not distributed.is_writer():  # process 0 prints the table
       return

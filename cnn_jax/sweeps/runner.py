@@ -17,6 +17,7 @@ from absl import logging
 import ml_collections
 
 from cnn_jax import console
+from cnn_jax.config import files
 from cnn_jax.errors import ConfigError
 from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import executors
@@ -44,7 +45,8 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
         from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
         worker.work(sweep, workdir, url)
       return []
-    os.makedirs(workdir, exist_ok=True)
+    # The sweep was checked (declaration.load): only now is anything written.
+    files.record_origin(workdir, experiment)  # for cnn_jax.report's config differences
     tables.write_hparams_config(workdir, sweep)
     if trial_index is not None:  # an array job: no study (SQLite on NFS is no place for one)
       _run_one(sweep, workdir, trial_index)
