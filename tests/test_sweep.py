@@ -38,7 +38,7 @@ def get_config():
 def get_sweep(h, arg=None):
   return h.chain([
       h.product([h.sweep('model.activation', ['relu', 'tanh']), h.sweep('seed', [0, 1])]),
-      h.sweep('optimizer.learning_rate', [1e30]),    # diverges
+      h.sweep('optimizer.learning_rate', [1e6]),  # a finite loss that runs away: diverged
   ])
 '''
 # (A trial that cannot work stops the whole grid before anything runs:
@@ -142,6 +142,8 @@ def test_sweep_runs_records_and_resumes(toy_experiment, tmp_path, mock_mnist, mo
   assert [c[:3] for c in calls] == ['002', '003', '004']
   statuses = {r['index']: r['status'] for r in rows}
   assert statuses == {0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged'}
+  diverged = results.read(os.path.join(workdir, rows[-1]['trial']))
+  assert 'a runaway loss' in diverged['message']  # settled like a NaN (the study, below)
 
   ok_errors = [r['val_error'] if r['val_error'] is not None else r['test_error']
                for r in rows if r['status'] == 'ok']
