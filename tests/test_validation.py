@@ -136,11 +136,6 @@ def with_fields(**changes):
     (dict(model__bias_init_std=0.0), r'model.bias_init_std=0.0 must be > 0'),
     # elastic_alpha is 0: sigma was not checked.
     (dict(augment__elastic_sigma=-1.0), r'augment.elastic_sigma=-1.0 must lie in \(0, 28\]'),
-    # A warm-up as long as the run: the peak never reached, cosine's decay stretched.
-    (dict(optimizer__warmup_steps=9375), r"optimizer.warmup_steps=9375 must be below the run's "
-     r'9375 train steps, or it never reaches optimizer.learning_rate=0.2'),
-    (dict(optimizer__warmup_steps=100, optimizer__schedule='cosine', train__num_train_steps=100),
-     r"optimizer.warmup_steps=100 must be below the run's 100 train steps"),
     # Calls end at log steps and evaluations: more steps per call never ran.
     (dict(train__steps_per_call=201), r'train.steps_per_call=201 must be between 0 and 200: a '
      r'call ends at every log step \(train.log_every_steps=200\)'),
@@ -154,7 +149,7 @@ def test_values_once_ignored_or_clamped_are_errors(changes, message):
 
 @pytest.mark.parametrize('changes', [
     dict(train__num_train_steps=-1), dict(train__num_train_steps=1),
-    dict(optimizer__warmup_steps=9374), dict(train__steps_per_call=200),
+    dict(train__steps_per_call=200),
     dict(train__steps_per_call=50, train__eval_every_steps=50),
     dict(augment__elastic_sigma=28.0), dict(model__kernel_init_std=1e-6),
 ])

@@ -128,7 +128,7 @@ FIELDS = (
     _f('optimizer.learning_rate', 0.2, TRACED, 'a number > 0', 'the peak learning rate'),
     _f('optimizer.schedule', 'constant', PROGRAM, 'constant, cosine',
        "'cosine' decays to 0 at the last step", choices=('constant', 'cosine')),
-    _f('optimizer.warmup_steps', 0, PROGRAM, "an integer >= 0, below the run's steps",
+    _f('optimizer.warmup_steps', 0, PROGRAM, 'an integer >= 0',
        'linear warm-up from 0 over these steps'),
     _f('optimizer.momentum', 0.9, TRACED, 'a number in [0, 1)', 'momentum / nesterov'),
     _f('optimizer.b1', 0.9, TRACED, 'a number in [0, 1)', 'adam / adamw first moment decay'),

@@ -20,7 +20,6 @@ import os
 
 from cnn_jax.config import fields
 from cnn_jax.data import augment
-from cnn_jax.data import batches
 from cnn_jax.data import datasets
 from cnn_jax.errors import ConfigError
 from cnn_jax.model import cnn
@@ -51,8 +50,7 @@ def validate(config, members: int = 1) -> None:
     raise ConfigError('the config has no augment section; experiments start from '
                       'experiments/default.py, which has one (every strength 0: off)')
   validate_augment(config.augment, dataset.image_shape)
-  total_steps = validate_train(config.train, config.data, dataset)
-  validate_warmup(config.optimizer, total_steps)
+  validate_train(config.train, config.data, dataset)
   validate_determinism(config.train, config.model)
   check_fits_in_memory(config, members, dataset)
 
@@ -182,8 +180,7 @@ def validate_optimizer(opt_cfg) -> None:
       raise ConfigError(f'optimizer.{field}={getattr(opt_cfg, field)!r} must be >= 0')
 
 
-def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> int:
-  """The train section's fields; returns the run's train steps."""
+def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
   num_train = dataset.split_sizes['train']
   if data_cfg.validation in ('train_head', 'train_random'):
     num_train -= data_cfg.num_validation
@@ -231,16 +228,6 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> int:
       raise ConfigError(f'train.batch_size={train_cfg.batch_size} does not split evenly over '
                         f'train.num_devices={train_cfg.num_devices}; pick a divisor of the '
                         f'batch size, or 0 to use as many devices as divide it')
-  return batches.total_train_steps(train_cfg, num_train)
-
-
-def validate_warmup(opt_cfg, total_steps: int) -> None:
-  """A warm-up as long as the run never reaches optimizer.learning_rate (and the cosine
-  decay would be stretched past the last step)."""
-  if opt_cfg.warmup_steps >= total_steps:
-    raise ConfigError(f'optimizer.warmup_steps={opt_cfg.warmup_steps} must be below the '
-                      f"run's {total_steps} train steps, or it never reaches "
-                      f'optimizer.learning_rate={opt_cfg.learning_rate}')
 
 
 def validate_augment(augment_cfg, image_shape=(28, 28, 1)) -> None:
