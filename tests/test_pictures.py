@@ -71,10 +71,10 @@ def test_a_run_that_diverges_after_an_epoch_draws_only_its_numbers(tmp_path, tin
   tiny_config.train.num_epochs = 2.0  # windows end at steps 4, 8, 12, 16
   tiny_config.train.pictures = 'end'
   checked = []
-  def finite_until_step_12(values):  # the 4th check: the window ending at step 12
-    checked.append(values)
-    return len(checked) < 4
-  monkeypatch.setattr(metrics, 'is_finite', finite_until_step_12)
+  def finite_until_step_12(values, bound=float('inf')):  # the 4th check: the window ending
+    checked.append(values)                                # at step 12
+    return 'is nan' if len(checked) >= 4 else None
+  monkeypatch.setattr(metrics, 'divergence', finite_until_step_12)
   record = train.train_and_evaluate(tiny_config, str(tmp_path))
   assert record['status'] == 'diverged' and len(record['history']) == 1
   assert sorted(os.listdir(tmp_path / run_pictures.DIRECTORY)) == [

@@ -89,7 +89,7 @@ def test_every_allowed_value_builds():
     ('train.eval_batch_size', -5, r'train.eval_batch_size=-5 must be a positive integer'),
     ('train.checkpoint_every_epochs', -1, r'train.checkpoint_every_epochs=-1 must be >= 0'),
     ('train.steps_per_call', -1, r'train.steps_per_call=-1 must be >= 0'),
-    ('train.num_epochs', 0.0, r'train.num_epochs=0.0 must be > 0 \(or set train.num_train_steps'),
+    ('train.num_epochs', 0.0, r'train.num_epochs=0.0 must be > 0'),
     ('train.num_devices', 64, r'train.num_devices=64 but there are 1 cpu device'),
     ('data.name', '../mnist', r"data.name='../mnist' is not a TFDS dataset name: letters"),
     ('data.split_seed', -1, r'data.split_seed=-1 must be between 0'),
@@ -109,6 +109,52 @@ def test_invalid_fields_of_every_section(path, value, message):
   (config[section] if section else config)[field] = value
   with pytest.raises(ConfigError, match=message):
     validation.validate(config)
+
+
+def with_fields(**changes):
+  """The default config (T2: 9,375 steps of 64) with {'section__field': value} changed."""
+  config = default.get_config()
+  for path, value in changes.items():
+    section, field = path.split('__')
+    config[section][field] = value
+  return config
+
+
+# Values that were accepted and then ignored or clamped, each an error now.
+@pytest.mark.parametrize('changes, message', [
+    (dict(train__num_train_steps=-5), r'train.num_train_steps=-5 must be a positive integer, '
+     r'or -1 \(the default: train.num_epochs decides\)'),
+    (dict(train__num_train_steps=0), r'train.num_train_steps=0 must be a positive integer'),
+    # num_train_steps decides the length, but a negative num_epochs is still wrong.
+    (dict(train__num_train_steps=100, train__num_epochs=-3.0), r'train.num_epochs=-3.0 must be > 0'),
+    (dict(optimizer__learning_rate=float('inf')), r'optimizer.learning_rate=inf must be a finite '
+     r'number'),
+    (dict(optimizer__weight_decay=float('inf')), r'optimizer.weight_decay=inf must be a finite'),
+    (dict(model__kernel_init_value=float('-inf')), r'model.kernel_init_value=-inf must be a finite'),
+    # glorot_uniform and zeros draw nothing from the std, which was then kept silently.
+    (dict(model__kernel_init_std=-0.1), r'model.kernel_init_std=-0.1 must be > 0'),
+    (dict(model__bias_init_std=0.0), r'model.bias_init_std=0.0 must be > 0'),
+    # elastic_alpha is 0: sigma was not checked.
+    (dict(augment__elastic_sigma=-1.0), r'augment.elastic_sigma=-1.0 must lie in \(0, 28\]'),
+    # Calls end at log steps and evaluations: more steps per call never ran.
+    (dict(train__steps_per_call=201), r'train.steps_per_call=201 must be between 0 and 200: a '
+     r'call ends at every log step \(train.log_every_steps=200\)'),
+    (dict(train__steps_per_call=60, train__eval_every_steps=50),
+     r'train.steps_per_call=60 must be between 0 and 50'),
+])
+def test_values_once_ignored_or_clamped_are_errors(changes, message):
+  with pytest.raises(ConfigError, match=message):
+    validation.validate(with_fields(**changes))
+
+
+@pytest.mark.parametrize('changes', [
+    dict(train__num_train_steps=-1), dict(train__num_train_steps=1),
+    dict(train__steps_per_call=200),
+    dict(train__steps_per_call=50, train__eval_every_steps=50),
+    dict(augment__elastic_sigma=28.0), dict(model__kernel_init_std=1e-6),
+])
+def test_the_edges_of_those_ranges_are_allowed(changes):
+  validation.validate(with_fields(**changes))
 
 
 def test_a_model_too_large_for_memory_names_its_size():

@@ -96,12 +96,12 @@ FIELDS = (
        'truncated_normal, zeros, constant', 'weight initializer',
        choices=('glorot_uniform', 'glorot_normal', 'he_normal', 'he_uniform', 'lecun_normal',
                 'normal', 'truncated_normal', 'zeros', 'constant')),
-    _f('model.kernel_init_std', 0.1, TRACED, 'a number (> 0 for normal, truncated_normal)',
+    _f('model.kernel_init_std', 0.1, TRACED, 'a number > 0',
        'std of a normal weight initializer'),
     _f('model.kernel_init_value', 0.0, TRACED, 'a number', 'value of a constant weight initializer'),
     _f('model.bias_init', 'zeros', PROGRAM, 'zeros, constant, normal, truncated_normal',
        'bias initializer', choices=('zeros', 'constant', 'normal', 'truncated_normal')),
-    _f('model.bias_init_std', 0.1, TRACED, 'a number (> 0 for normal, truncated_normal)',
+    _f('model.bias_init_std', 0.1, TRACED, 'a number > 0',
        'std of a normal bias initializer'),
     _f('model.bias_init_value', 0.0, TRACED, 'a number', 'value of a constant bias initializer'),
     _f('model.batch_norm', 'none', PROGRAM, 'none, before, after',
@@ -141,9 +141,9 @@ FIELDS = (
     # ---- train ----
     _f('train.batch_size', 64, PROGRAM, 'an integer in [1, training images]', 'examples per step'),
     _f('train.num_epochs', 10.0, PROGRAM, 'a number > 0',
-       'passes over the training split (may be fractional)'),
-    _f('train.num_train_steps', -1, PROGRAM, 'an integer (> 0 overrides num_epochs)',
-       'train steps'),
+       'passes over the training split (may be fractional), unless num_train_steps is set'),
+    _f('train.num_train_steps', -1, PROGRAM, 'an integer >= 1, or -1',
+       'train steps; -1: num_epochs decides'),
     _f('train.log_every_steps', 200, PROGRAM, 'an integer >= 1',
        'train/* scalars are averages over this many steps'),
     _f('train.eval_every_steps', 0, PROGRAM, 'an integer >= 0',
@@ -159,7 +159,8 @@ FIELDS = (
        "PNGs in <workdir>/pictures and TensorBoard images: 'epochs' (curves and confusion "
        "matrices at each epoch end, every picture at the end), 'end' or 'none'",
        choices=PICTURES),
-    _f('train.steps_per_call', 0, EXECUTION, 'an integer >= 0',
+    _f('train.steps_per_call', 0, EXECUTION,
+       'an integer in [0, log_every_steps] (and <= eval_every_steps when set)',
        'train steps per jitted call; 0 = the backend\'s measured best (1 on CPU); K > 1 scans'),
     _f('train.deterministic', False, EXECUTION, 'True or False',
        "on GPUs, XLA's deterministic ops (--xla_gpu_deterministic_ops, set when the run's "
@@ -179,7 +180,7 @@ FIELDS = (
     _f('augment.elastic_alpha', 0.0, TRACED, 'pixels >= 0',
        'elastic distortion (Simard et al. 2003 used 34 on MNIST): the displacements\' scale',
        off_at_zero=True),
-    _f('augment.elastic_sigma', 4.0, TRACED, 'pixels in (0, max(height, width)] (when alpha > 0)',
+    _f('augment.elastic_sigma', 4.0, TRACED, 'pixels in (0, max(height, width)]',
        'std of the Gaussian smoothing the displacements (Simard: 4)'),
     _f('augment.erase_prob', 0.0, TRACED, 'a probability in [0, 1]',
        'random erasing (Zhong et al. 2017): the chance an example gets a rectangle of zeros',
@@ -243,7 +244,9 @@ def markdown() -> str:
            'Role: **program** fields identify the compiled program (runs differing in one never',
            'share a vmapped group); **traced** ones may differ between the members of a group',
            '(0 against non-zero is structural where marked "off at 0"); **execution** ones change',
-           'how a run is computed, not which run it is (they may change when a run resumes).', '']
+           'how a run is computed, not which run it is (they may change when a run resumes).',
+           '"A number" is a finite one: inf and NaN are refused like any other value outside',
+           'a field\'s allowed ones.', '']
   for section in ('seed', *SECTIONS):
     rows = [f for f in FIELDS if f.path == section or f.path.startswith(section + '.')]
     lines += [f'## {section}', '', '| field | default | allowed | role | meaning |',

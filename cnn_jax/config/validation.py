@@ -28,6 +28,7 @@ from cnn_jax.model import layers
 from cnn_jax.model import shapes
 
 MAX_SEED = 2**32 - 1  # seeds become uint32 PRNG keys and numpy seed sequences
+EPOCHS_DECIDE = -1  # train.num_train_steps's default: the run's length is train.num_epochs
 
 # Optimizer slots per parameter (momentum, second moments ...), for the memory estimate.
 _OPTIMIZER_SLOTS = {'sgd': 0, 'momentum': 1, 'nesterov': 1, 'adagrad': 1, 'rmsprop': 1,
@@ -134,12 +135,14 @@ def validate_model(model_cfg, input_shape=(28, 28, 1), num_classes=None) -> None
     rate = _number(f'model.{field}', getattr(model_cfg, field))
     if not 0.0 <= rate < 1.0:
       raise ConfigError(f'model.{field}={rate!r}: a dropout rate must lie in [0, 1)')
-  for field in ('kernel_init_std', 'kernel_init_value', 'bias_init_std', 'bias_init_value'):
+  for field in ('kernel_init_value', 'bias_init_value'):
     _number(f'model.{field}', getattr(model_cfg, field))
-  for field, name in (('kernel_init_std', model_cfg.kernel_init),
-                      ('bias_init_std', model_cfg.bias_init)):
-    if name in ('normal', 'truncated_normal') and not getattr(model_cfg, field) > 0:
-      raise ConfigError(f'model.{field}={getattr(model_cfg, field)!r} must be > 0 for {name}')
+  # A std <= 0 is no std, whichever initializer is chosen (one that does not draw would
+  # otherwise keep it silently, and a sweep over the initializer would then fail late).
+  for field in ('kernel_init_std', 'bias_init_std'):
+    if not _number(f'model.{field}', getattr(model_cfg, field)) > 0:
+      raise ConfigError(f'model.{field}={getattr(model_cfg, field)!r} must be > 0 (the std '
+                        'of a normal initializer)')
   _chosen('model.batch_norm', model_cfg.batch_norm)
   momentum = _number('model.batch_norm_momentum', model_cfg.batch_norm_momentum)
   if not 0.0 <= momentum < 1.0:
@@ -183,12 +186,13 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
     num_train -= data_cfg.num_validation
   _integer('train.batch_size', train_cfg.batch_size, low=1, high=num_train,
            why=f'(the {num_train} training images)')
-  _integer('train.num_train_steps', train_cfg.num_train_steps)
-  if train_cfg.num_train_steps <= 0:
-    epochs = _number('train.num_epochs', train_cfg.num_epochs)
-    if not (epochs > 0 and math.isfinite(epochs)):
-      raise ConfigError(f'train.num_epochs={epochs!r} must be > 0 '
-                        f'(or set train.num_train_steps > 0)')
+  steps = _integer('train.num_train_steps', train_cfg.num_train_steps)
+  if steps != EPOCHS_DECIDE and steps < 1:  # (0 or -5 trained the epochs without a word)
+    raise ConfigError(f'train.num_train_steps={steps!r} must be a positive integer, or '
+                      f'{EPOCHS_DECIDE} (the default: train.num_epochs decides)')
+  # Checked even when num_train_steps overrides it: a bad value is never kept silently.
+  if not _number('train.num_epochs', train_cfg.num_epochs) > 0:
+    raise ConfigError(f'train.num_epochs={train_cfg.num_epochs!r} must be > 0')
   smoothing = _number('train.label_smoothing', train_cfg.label_smoothing)
   if not 0.0 <= smoothing < 1.0:
     raise ConfigError(f'train.label_smoothing={smoothing!r} must lie in [0, 1) (0: one-hot '
@@ -201,6 +205,14 @@ def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
            why='(0 turns checkpoints off)')
   _integer('train.steps_per_call', train_cfg.steps_per_call, low=0,
            why='(0 chooses per backend)')
+  # A call ends at every log step and evaluation (engine/loop.py), so more steps than that
+  # would never run in one call.
+  longest_call = min(n for n in (train_cfg.log_every_steps, train_cfg.eval_every_steps) if n)
+  if train_cfg.steps_per_call > longest_call:
+    raise ConfigError(f'train.steps_per_call={train_cfg.steps_per_call} must be between 0 '
+                      f'and {longest_call}: a call ends at every log step '
+                      f'(train.log_every_steps={train_cfg.log_every_steps}) and evaluation '
+                      f'(train.eval_every_steps={train_cfg.eval_every_steps})')
   _integer('train.num_devices', train_cfg.num_devices, low=0, why='(0: every device)')
   _chosen('train.pictures', train_cfg.pictures)
   if train_cfg.pictures != 'none' and importlib.util.find_spec('matplotlib') is None:
@@ -242,11 +254,11 @@ def validate_augment(augment_cfg, image_shape=(28, 28, 1)) -> None:
     if not (low <= value <= high and math.isfinite(value)) or (value == high and not closed):
       raise ConfigError(f'augment.{field}={value!r} must lie in '
                         f'[{low}, {high}{"]" if closed else ")"} ({why})')
+  # Checked with elastic distortion off too: a sweep that turns it on must not meet it late.
   sigma = _number('augment.elastic_sigma', augment_cfg['elastic_sigma'])
-  if augment_cfg['elastic_alpha'] > 0 and not 0 < sigma <= longest:
-    raise ConfigError(f'augment.elastic_sigma={sigma!r} must lie in (0, {longest}] when '
-                      f'augment.elastic_alpha > 0 (pixels: the std of the smoothing; wider '
-                      f'than the image it is a plain shift)')
+  if not 0 < sigma <= longest:
+    raise ConfigError(f'augment.elastic_sigma={sigma!r} must lie in (0, {longest}] (pixels: '
+                      f'the std of the smoothing; wider than the image it is a plain shift)')
 
 
 def validate_sweep(sweep_cfg) -> None:
@@ -335,4 +347,6 @@ def _integer(field, value, low=None, high=None, why='') -> int:
 def _number(field, value) -> float:
   if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
     raise ConfigError(f'{field}={value!r} must be a number')
+  if math.isinf(value):  # no field means anything by it (a learning rate of inf is NaN later)
+    raise ConfigError(f'{field}={value!r} must be a finite number')
   return value

@@ -5,8 +5,9 @@ iteration the loop runs one compiled call (one step, or several scanned), and on
 boundaries does the host look: at log steps it reads the window's metric sums (the only
 host syncs besides epoch ends) and prints each member's progress line, at epoch ends it
 evaluates every member on every eval split and checkpoints the members that are due. A
-member whose loss stops being finite is marked diverged in its RunRecord and left out from
-then on (vmapped members share no arithmetic, so its NaNs cannot reach the others); the loop
+member whose loss stops being finite, or runs away (metrics.divergence: a log window's mean
+train loss above 100 x max(ln C, its loss before the first step)), is marked diverged in its
+RunRecord and left out from then on (vmapped members share no arithmetic, so its NaNs cannot reach the others); the loop
 ends when no member is running.
 
 Measured on this project's 2-core CPU (../shared/ENGINEERING.md, benchmarks/train_loop.py):
@@ -90,6 +91,7 @@ def train(configs: Sequence, workdirs: Sequence[str],
   program = program_lib.build(configs, splits.image_shape, num_train)
   total_steps, placement = program.total_steps, program.placement
   state = program.init()
+  initial_losses = _initial_losses(program, state, splits.train, first.train.eval_batch_size)
   member0 = program.member_state(devices.get(state), 0)
   num_params = cnn.count_params(member0['params'])
   logging.info('%s', summary.format_summary(summary.model_summary(
@@ -104,7 +106,8 @@ def train(configs: Sequence, workdirs: Sequence[str],
       for config, workdir in zip(configs, workdirs):
         who = f'{os.path.basename(os.path.normpath(workdir))}: ' if len(configs) > 1 else ''
         records.append(run_record.RunRecord(workdir, config, who, started,
-                                            writes=distributed.is_writer()))
+                                            writes=distributed.is_writer(),
+                                            initial_loss=initial_losses[len(records)]))
     except UserError as error:  # (only process 0 takes the locks and checks config.json)
       failure = error
     if jax.process_count() > 1:
@@ -149,6 +152,20 @@ def train(configs: Sequence, workdirs: Sequence[str],
   finally:
     for record in records:
       record.close()
+
+
+def _initial_losses(program, state: dict, train_split: datasets.Split,
+                    eval_batch_size: int) -> list[float]:
+  """Each member's loss before its first step, on one eval batch of training images: where
+  the runaway bound starts (metrics.runaway_bound). Computed from the initialized state, so
+  a resumed run gets the same bound; the batch size is the epoch evaluations', whose
+  compiled program it shares."""
+  batch = program.placement.eval_batch_size(eval_batch_size)
+  head = train_split.subset(np.arange(min(batch, len(train_split))))
+  sums = program.evaluate(state, program_lib.padded_on_device(
+      head, batch, program.placement.replicated), batch)
+  return [float(metrics.finalize(metrics.member(sums, k))[metrics.LOSS])
+          for k in range(len(sums[metrics.COUNT]))]
 
 
 def _restore(records, program, state) -> dict:

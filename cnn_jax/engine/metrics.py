@@ -167,8 +167,31 @@ def hparams_tags(splits=RANK_SPLITS) -> list[str]:
   return tags + [tag(TRAIN, m.name) for m in of_phase(TRAIN) if m.hparams]
 
 
-def is_finite(values: dict[str, Any]) -> bool:
-  return bool(np.isfinite(values[LOSS]))
+# A finite loss can say a run has left learning too: one far above both chance (a uniform
+# guess's cross-entropy, ln C) and where the run started has blown its weights up. On T2 and
+# real MNIST (docs/RUNNING.md) every run that crossed 100x went on at chance or worse (SGD at
+# learning rates 20-1e6, Adam at 1-10), while workable ones stayed within 2x of their start
+# and runs from a large initialization (loss 700-21,000) learned down from it.
+RUNAWAY_FACTOR = 100.0
+
+
+def runaway_bound(num_classes: int, initial_loss: float) -> float:
+  """The mean train loss of a log window above which a run is diverged, though finite:
+  RUNAWAY_FACTOR x the larger of ln C (at least ln 2) and the initialized model's loss."""
+  start = initial_loss if np.isfinite(initial_loss) else 0.0  # (then NaN rules anyway)
+  return RUNAWAY_FACTOR * max(float(np.log(max(num_classes, 2))), float(start))
+
+
+def divergence(values: dict[str, Any], bound: float = np.inf) -> str | None:
+  """Why figures (`finalize`d) say their run diverged, or None: a loss that is not finite,
+  or one above `bound` (runaway_bound, for train windows)."""
+  loss = values[LOSS]
+  if not np.isfinite(loss):
+    return f'is {loss}'
+  if loss > bound:
+    return (f'is {loss:.4g}, above {bound:.4g} = {RUNAWAY_FACTOR:g} x max(ln C, the '
+            "initialized model's loss): a runaway loss")
+  return None
 
 
 def show(name: str, value) -> str:

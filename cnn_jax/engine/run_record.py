@@ -39,9 +39,11 @@ CONFIG_FILENAME = 'config.json'
 class RunRecord:
 
   def __init__(self, workdir: str, config, who: str = '', started: float | None = None,
-               writes: bool = True):
+               writes: bool = True, *, initial_loss: float):
+    """`initial_loss`: the initialized model's loss, which sets the runaway bound."""
     self.workdir = os.path.abspath(workdir)
     self.config = config
+    self.loss_bound = metrics.runaway_bound(config.model.num_classes, initial_loss)
     self.who = who  # prefixes console lines of group members
     self.writes = writes  # False: a process other than 0 of a distributed run
     self._lock = None
@@ -122,13 +124,15 @@ class RunRecord:
   def add_train_window(self, step: int, window_sums: dict, first_step: int, seconds: float,
                        host_values: dict[str, float], progress: dict | None = None) -> None:
     """A log window's train sums (this member's): scalars out, epoch sums kept; a loss that
-    is no longer finite marks the run diverged. `progress` (metrics.progress_line's
+    is no longer finite, or has run away (metrics.divergence), marks the run diverged.
+    `progress` (metrics.progress_line's
     total_steps, steps_per_epoch, eta_seconds) asks for the console's progress line."""
     values = metrics.finalize(window_sums)
     self.train_seconds += seconds
-    if not metrics.is_finite(values):
-      self.diverge(f'train/{metrics.LOSS} averaged over steps {first_step + 1}-{step} is '
-                   f'{values[metrics.LOSS]}', step)
+    why = metrics.divergence(values, self.loss_bound)
+    if why:
+      self.diverge(f'train/{metrics.LOSS} averaged over steps {first_step + 1}-{step} {why}',
+                   step)
       return
     self._writer.write_scalars(step, metrics.scalars(metrics.TRAIN, {**values, **host_values}))
     self._epoch_sums = (window_sums if self._epoch_sums is None
@@ -144,10 +148,12 @@ class RunRecord:
     evaluated = {split: metrics.finalize(sums) for split, sums in eval_sums.items()}
     for split, values in evaluated.items():
       self._writer.write_scalars(step, metrics.scalars(split, values))
-    bad = [split for split, values in evaluated.items() if not metrics.is_finite(values)]
+    # An evaluation is checked for NaN only: a model's loss on held-out images may rise far
+    # while it trains well (batch statistics early on, confident mistakes).
+    bad = [(split, why) for split, why in ((split, metrics.divergence(values))
+                                           for split, values in evaluated.items()) if why]
     if bad:
-      self.diverge(f'eval/{bad[0]}/{metrics.LOSS} at step {step} is '
-                   f'{evaluated[bad[0]][metrics.LOSS]}', step)
+      self.diverge(f'eval/{bad[0][0]}/{metrics.LOSS} at step {step} {bad[0][1]}', step)
       return
     scalar = lambda values: {k: v for k, v in values.items() if metrics.BY_NAME[k].scalar}
     record = {'epoch': round(epoch, 4), 'step': step, 'train_seconds': round(self.train_seconds, 3),

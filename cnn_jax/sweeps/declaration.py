@@ -56,8 +56,10 @@ class Sweep:
 
 
 def load(experiment: str, base: ml_collections.ConfigDict | None = None) -> Sweep:
-  """The experiment's sweep, checked: every trial (grid) or the whole space (search);
-  a ConfigError line names what is wrong."""
+  """The experiment's sweep, checked before anything runs: every trial of a grid, every
+  value of a search's space (its choices, its ranges' ends), each validated as a single
+  run's config is; a ConfigError line names the trial or path, the field and what it
+  allows."""
   declared, base = trials_lib.read_declaration(experiment, base)
   validation.validate_sweep(base.sweep)
   if isinstance(declared, hyper.Search):
@@ -65,10 +67,7 @@ def load(experiment: str, base: ml_collections.ConfigDict | None = None) -> Swee
   if not isinstance(declared, list):
     raise ConfigError(f'{experiment}: get_sweep must return a list of trials (h.product, '
                       f'h.sweep, ...) or h.search(...), not {type(declared).__name__}')
-  grid = trials_lib.grid_trials(experiment, declared, base)
-  for trial in grid:
-    validation.validate_sweep(trial.config.sweep)
-  return Sweep(experiment, base, grid=grid)
+  return Sweep(experiment, base, grid=trials_lib.grid_trials(experiment, declared, base))
 
 
 def grid_params(trial: trials_lib.Trial) -> dict[str, Any]:

@@ -19,7 +19,8 @@ A search (sweeps/search.py checks it and turns it into Optuna's terms):
           'model.conv_features': h.choice([(4, 8), (8, 16), (16, 32)]),
       }, trials=32, sampler='tpe', pruner='median')
 
-The keys are config paths; launch.py checks each against the config before any trial runs.
+The keys are config paths; before any trial runs, each grid trial and each value a search's
+space can give (sweeps/search.py) is checked as a single run's config is.
 """
 from __future__ import annotations
 

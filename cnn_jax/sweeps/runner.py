@@ -47,6 +47,7 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
         from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
         worker.work(sweep, workdir, url)
       return []
+    # The sweep was checked (declaration.load): only now is anything written.
     atomic_files.writable_directory(workdir, '--workdir')
     files.record_origin(workdir, experiment)  # for cnn_jax.report's config differences
     tables.write_hparams_config(workdir, sweep)

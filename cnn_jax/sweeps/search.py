@@ -40,8 +40,6 @@ def check(declared: hyper.Search, base, where: str) -> hyper.Search:
     raise ConfigError(f'{where}: h.search needs a space: {{config path: distribution}}')
   for path, distribution in declared.space.items():
     _check_distribution(path, distribution, where)
-    for value in _corner_values(distribution):  # an unknown path or a wrong type names itself
-      trials_lib.apply_overrides(base, {path: value}, f'{where} space')
   if 'seed' in declared.space:
     raise ConfigError(f"{where}: 'seed' cannot be searched; give h.search(seeds=...) the "
                       'seeds every configuration runs with')
@@ -84,7 +82,28 @@ def check(declared: hyper.Search, base, where: str) -> hyper.Search:
   if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) or len(
       set(seeds)) < len(seeds):
     raise ConfigError(f'{where}: seeds={declared.seeds!r} must be distinct integers >= 0')
-  return hyper.Search(**{**declared.__dict__, 'direction': direction, 'seeds': tuple(seeds)})
+  checked = hyper.Search(**{**declared.__dict__, 'direction': direction, 'seeds': tuple(seeds)})
+  _check_values(checked, base, where)
+  return checked
+
+
+def _check_values(declared: hyper.Search, base, where: str) -> None:
+  """Every value the space can give a path, as config validation checks a single run
+  (trials.checked_config): each choice, each range's ends. A value is checked with the
+  other paths at their first value, so that every config checked is one the search can
+  sample; a value that is wrong only beside another path's is still found when that trial
+  runs (recorded 'invalid')."""
+  corners = {path: _corner_values(d) for path, d in declared.space.items()}
+  first = {path: values[0][0] for path, values in corners.items()}
+  trials_lib.checked_config(base, first, f'{where}: the search with each path at its first '
+                            f'value {first}')
+  for path, values in corners.items():
+    for value, role in values:
+      trials_lib.checked_config(base, {**first, path: value},
+                                f"{where}: the search's {path} ({role})")
+  for seed in declared.seeds:
+    trials_lib.checked_config(base, {**first, 'seed': seed},
+                              f'{where}: h.search(seeds={list(declared.seeds)})')
 
 
 def _one_of(where, field, value, allowed):
@@ -133,14 +152,24 @@ def _check_distribution(path: str, distribution, where: str) -> None:
     raise ConfigError(f'{what}: a log scale takes no step')
 
 
-def _corner_values(distribution) -> list:
-  """Values to check against the config field's type: a float range samples floats even
-  between integer bounds (so h.uniform(16, 64) cannot set train.batch_size)."""
-  if isinstance(distribution, hyper.Choice):
-    return list(distribution.values)
-  if isinstance(distribution, hyper.Float):
-    return [float(distribution.low), float(distribution.high)]
-  return [distribution.low, distribution.high]
+def _corner_values(distribution) -> list[tuple[Any, str]]:
+  """(value, what it is) for each value that stands for the distribution: its choices, or
+  its range's ends. The field table's numeric ranges are intervals, so a range whose ends
+  are allowed holds only allowed values; the exception is an integer sentinel next to 0
+  (train.num_train_steps: -1 or >= 1), so an integer range crossing 0 is checked at -1, 0
+  and 1 too. A float range samples floats even between integer bounds (so h.uniform(16,
+  64) cannot set train.batch_size)."""
+  d = distribution
+  if isinstance(d, hyper.Choice):
+    return [(v, f'value {i + 1} of h.choice{d.values!r}') for i, v in enumerate(d.values)]
+  shown = f'{"h.loguniform" if d.log else "h.uniform"}({d.low}, {d.high})' if isinstance(
+      d, hyper.Float) else f'h.integer({d.low}, {d.high})'
+  kind = float if isinstance(d, hyper.Float) else int
+  values = [(kind(d.low), f'the low end of {shown}'), (kind(d.high), f'the high end of {shown}')]
+  if isinstance(d, hyper.Int):
+    values += [(v, f'{v} in {shown}') for v in (-1, 0, 1)
+               if v in range(d.low, d.high + 1, d.step) and v not in (d.low, d.high)]
+  return values
 
 
 # ---- Optuna's terms ----

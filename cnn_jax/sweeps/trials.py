@@ -1,7 +1,8 @@
 """A sweep's trials: read from an experiment file's `get_sweep(h, arg=None)` (built with
-sweeps/hyper.py), each a {config path: value} dict applied to the base config and checked
-before anything runs (an unknown key or a value of the wrong type names itself). A grid's
-trials are known at once; a search's (sweeps/search.py) come from its study one by one.
+sweeps/hyper.py), each a {config path: value} dict applied to the base config. A grid's
+trials are known at once, and each is validated whole before anything runs (checked_config);
+a search's (sweeps/search.py) come from its study one by one, its space's values checked
+before (search.check).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import ml_collections
 
 from cnn_jax.config import files
+from cnn_jax.config import validation
 from cnn_jax.errors import ConfigError
 from cnn_jax.sweeps import hyper
 
@@ -48,8 +50,24 @@ def read_declaration(experiment: str, base: ml_collections.ConfigDict | None = N
 
 
 def grid_trials(experiment: str, specs, base) -> list[Trial]:
-  return [Trial(i, dict(overrides), apply_overrides(base, overrides, f'{experiment} trial {i}'))
+  """The grid's trials, each config checked as a single run's is before any of them runs."""
+  return [Trial(i, dict(overrides), checked_config(base, overrides,
+                                                   f'{experiment} trial {i} {overrides}'))
           for i, overrides in enumerate(specs)]
+
+
+def checked_config(base: ml_collections.ConfigDict, overrides: dict[str, Any],
+                   where: str) -> ml_collections.ConfigDict:
+  """`base` with `overrides` applied and validated by the one validation of a config
+  (config/validation.validate, the field table's checks): a grid's trial or a value of a
+  search's space, before anything runs. A ConfigError names `where`, then the field and
+  its allowed values."""
+  config = apply_overrides(base, overrides, where)
+  try:
+    validation.validate(config)
+  except ConfigError as error:
+    raise ConfigError(f'{where}: {error}') from None
+  return config
 
 
 def apply_overrides(base: ml_collections.ConfigDict, overrides: dict[str, Any],
