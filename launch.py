@@ -114,16 +114,18 @@ def main(argv):
     return
   # pylint: disable=g-import-not-at-top  (JAX only after the allocator)
   from cnn_jax import atomic_files
+  from cnn_jax import console
   from cnn_jax import train
-  from cnn_jax.config import validation
   from cnn_jax.engine import metrics
+  from cnn_jax.engine import plan as plan_lib
   from cnn_jax.engine import results
-  validation.validate(config)  # before the log shows a config that cannot run
+  plan = plan_lib.make([config])  # validated first: the log shows no config that cannot run
   if distributed.is_writer():
     atomic_files.writable_directory(workdir, '--workdir')
     files.record_origin(workdir, experiment)  # for cnn_jax.report's config differences
   logging.info('Config:\n%s\nWorkdir: %s', config, workdir)
-  record = train.train_and_evaluate(config, workdir)
+  with console.progress_visible():
+    record = train.train_plan(plan, [workdir])[0]
   if not distributed.is_writer():  # process 0 prints the figures
     sys.exit(0 if record['status'] == 'ok' else 1)
   print(json.dumps({

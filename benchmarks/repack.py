@@ -46,6 +46,7 @@ def configs():
 
 def timed(stop: set) -> float:
   from cnn_jax.engine import loop  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import plan as plan_lib  # pylint: disable=g-import-not-at-top
   from cnn_jax.engine import observers  # pylint: disable=g-import-not-at-top
 
   class StopAtFirst(observers.Observer):
@@ -55,7 +56,7 @@ def timed(stop: set) -> float:
   group = configs()
   with tempfile.TemporaryDirectory() as workdir:
     started = time.time()
-    loop.train(group, [os.path.join(workdir, str(k)) for k in range(len(group))],
+    loop.train(plan_lib.make(group), [os.path.join(workdir, str(k)) for k in range(len(group))],
                [[StopAtFirst()] for _ in group])
     return time.time() - started
 

@@ -1,10 +1,11 @@
-"""The public entry points: one run, `train_and_evaluate(config, workdir)`, and a vmapped
-group of runs, `train_group(configs, workdirs)`.
+"""The public entry points: one run, `train_and_evaluate(config, workdir)`, a vmapped group
+of runs, `train_group(configs, workdirs)`, and a plan made beforehand, `train_plan`.
 
-A single run is the engine's loop with one member (engine/loop.py); a sweep's vmapped group
-calls the same loop with several. This module adds what the engine leaves to its observers:
-the pictures (reports/run_pictures.py), and what the caller passes (a sweep's pruning). See
-docs/DESIGN.md for how a config becomes a run.
+A config becomes a plan (engine/plan.py: validated, its data loaded, its devices and layers
+decided), the plan is trained by the engine's loop (engine/loop.py), one member for a single
+run, several for a sweep's vmapped group. This module adds what the engine leaves to its
+observers: the pictures (reports/run_pictures.py), and what the caller passes (a sweep's
+pruning). See docs/DESIGN.md for how a config becomes a run.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import ml_collections
 from cnn_jax import console
 from cnn_jax.engine import distributed
 from cnn_jax.engine import loop
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.reports import run_pictures
 
 
@@ -29,9 +31,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
                 observers: Sequence[Sequence] | None = None) -> list[dict[str, Any]]:
-  """Trains runs that share a program as one group (engine/loop.py), each with its pictures
-  and the given observers (one list per run); returns their results.json records."""
-  observers = observers or [[] for _ in configs]
+  """Trains runs that share a program as one group, each with its pictures and the given
+  observers (one list per run); returns their results.json records."""
+  return train_plan(plan_lib.make(configs), workdirs, observers)
+
+
+def train_plan(plan: plan_lib.Plan, workdirs: Sequence[str],
+               observers: Sequence[Sequence] | None = None) -> list[dict[str, Any]]:
+  """Trains a plan's members (engine/plan.make), each into its workdir, with its pictures and
+  the given observers; returns their results.json records."""
+  observers = observers or [[] for _ in plan.configs]
   pictures = distributed.is_writer()  # (process 0 alone draws a distributed run's)
-  return loop.train(configs, workdirs, [
+  return loop.train(plan, workdirs, [
       [*([run_pictures.PictureObserver()] if pictures else []), *extra] for extra in observers])

@@ -33,6 +33,7 @@ from cnn_jax.data import datasets
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import compilation_cache
 from cnn_jax.engine import metrics
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import results as results_lib
 from cnn_jax.engine import run_record
@@ -176,12 +177,11 @@ class TrainedRun:
     program on the run's placement, at train.eval_batch_size (or `batch_size`), with the
     layers results.json records (without a record, those the config resolves to: on the
     machine that trained it, the same cached choice)."""
-    compilation_cache.enable()  # as training does: a second evaluation compiles nothing
     train_cfg = self.config.train
     # A run trained on more devices than this machine has: all of this one's.
     num_devices = train_cfg.num_devices if train_cfg.num_devices <= jax.local_device_count() else 0
-    program = program_lib.build([self.config], self.image_shape, num_devices=num_devices,
-                                layer_impls=self.layer_impls)
+    program = program_lib.Program(plan_lib.for_evaluation(self.config, self.image_shape,
+                                                          num_devices, self.layer_impls))
     placement = program.placement
     state = program.assemble([{'params': self.params, 'model_state': self.model_state}])
     batch_size = placement.eval_batch_size(batch_size or train_cfg.eval_batch_size)

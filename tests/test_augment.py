@@ -436,6 +436,7 @@ def test_a_run_that_stopped_early_still_gets_its_augmented_digits(tmp_path):
 def test_a_group_augments_each_member_as_its_run_alone(tmp_path, tiny_config, mock_mnist):
   from cnn_jax import train  # pylint: disable=g-import-not-at-top
   from cnn_jax.engine import loop  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import plan as plan_lib  # pylint: disable=g-import-not-at-top
   from tests.test_groups import assert_close_params, member_configs  # pylint: disable=g-import-not-at-top
   from tests.test_train import read_params  # pylint: disable=g-import-not-at-top
   tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'
@@ -444,7 +445,7 @@ def test_a_group_augments_each_member_as_its_run_alone(tmp_path, tiny_config, mo
                                   erase_max_area=0.2))
   # Strengths differ (traced), and so do seeds: each member draws its own augmentations.
   configs = member_configs(tiny_config, seed=[0, 1], augment__rotate=[10.0, 20.0])
-  loop.train(configs, [str(tmp_path / f'g{k}') for k in range(2)])
+  loop.train(plan_lib.make(configs), [str(tmp_path / f'g{k}') for k in range(2)])
   alone = []
   for k, config in enumerate(configs):
     train.train_and_evaluate(config, str(tmp_path / f'alone{k}'))

@@ -12,6 +12,7 @@ from cnn_jax import trained
 from cnn_jax.data import datasets
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import loop
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import program
 from cnn_jax.model import cnn
 from cnn_jax.model import shapes
@@ -45,7 +46,7 @@ def test_a_group_trains_each_member_with_its_own_statistics(tmp_path, bn_config,
   # model's training turns a rounding difference into a different run.)
   bn_config.train.num_train_steps = 1
   configs = member_configs(bn_config, seed=[0, 1], model__batch_norm_momentum=[0.9, 0.5])
-  grouped = loop.train(configs, [str(tmp_path / f'g{k}') for k in range(2)])
+  grouped = loop.train(plan_lib.make(configs), [str(tmp_path / f'g{k}') for k in range(2)])
   states = []
   for k, config in enumerate(configs):
     alone = train.train_and_evaluate(config, str(tmp_path / f'alone{k}'))
@@ -72,8 +73,8 @@ def test_every_step_of_a_group_is_each_member_s_step_alone(bn_config):
   rng = np.random.default_rng(0)
   images = jax.numpy.asarray(rng.integers(0, 256, (256, 28, 28, 1), dtype=np.uint8))
   labels = jax.numpy.asarray(rng.integers(0, 10, 256).astype(np.int32))
-  group = program.build(configs, (28, 28, 1), 256)
-  alone = [program.build([config], (28, 28, 1), 256) for config in configs]
+  group = program.Program(plan_lib.arrange(configs, (28, 28, 1), 256))
+  alone = [program.Program(plan_lib.arrange([config], (28, 28, 1), 256)) for config in configs]
   state = group.init()
   for step in range(12):
     indices = np.stack([rng.permutation(256)[:32] for _ in configs])

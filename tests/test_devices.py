@@ -16,6 +16,7 @@ from cnn_jax import train
 from cnn_jax.config import files
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import loop
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.errors import ConfigError
 from cnn_jax.machine import patience
 from tests.conftest import real_data_or_skip
@@ -161,7 +162,7 @@ def test_a_four_member_group_on_four_devices_matches_its_members_alone(tmp_path,
     config = copy.deepcopy(tiny_config)
     config.seed, config.optimizer.learning_rate = seed, rate
     configs.append(config)
-  grouped = loop.train(configs, [str(tmp_path / f'g{k}') for k in range(4)])
+  grouped = loop.train(plan_lib.make(configs), [str(tmp_path / f'g{k}') for k in range(4)])
   assert {g['executor']['devices'] for g in grouped} == {4}  # one member per device
   for k, config in enumerate(configs):
     config.train.num_devices = 1

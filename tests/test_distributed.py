@@ -111,14 +111,15 @@ AGREE = """
 import sys
 from cnn_jax import startup
 startup.before_jax()
-from cnn_jax.engine import distributed, program
+from cnn_jax.engine import distributed
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.model import layer_choice, layers
 port, process = sys.argv[1], int(sys.argv[2])
 distributed.initialize('explicit', f'localhost:{port}', 2, process)
 # What each process's own machine would choose ('auto' reads its own cache): they differ.
 own = layer_choice.LayerImpls((layers.ConvImpl.everywhere(['xla', 'im2col'][process]),),
                               (['xla', 'reshape'][process],))
-print('runs', program.agreed_layers(lambda: own).describe(), flush=True)
+print('runs', plan_lib.agreed_layers(lambda: own).describe(), flush=True)
 """
 
 
@@ -214,13 +215,14 @@ import numpy as np
 from cnn_jax.config import files
 from cnn_jax.data import batches, datasets
 from cnn_jax.engine import checkpoint, compilation_cache, devices, program
+from cnn_jax.engine import plan as plan_lib
 compilation_cache.enable()  # as the runs compared have
 configs = []
 for rate in RATES[:4]:
   configs.append(files.load_config(sys.argv[1]))
   configs[-1].optimizer.learning_rate = rate
 splits = datasets.load_splits(configs[0].data)
-group = program.build(configs, splits.image_shape, len(splits.train))
+group = program.Program(plan_lib.arrange(configs, splits.image_shape, len(splits.train)))
 assert group.placement.count == 4
 data = [devices.put(a, group.placement.replicated)
         for a in (splits.train.images, splits.train.labels)]
@@ -235,7 +237,8 @@ for step in range(configs[0].train.num_train_steps):
   for k, config in enumerate(configs):
     rate = config.optimizer.learning_rate
     if rate not in alone:
-      one = program.build([config], splits.image_shape, len(splits.train), num_devices=1)
+      one = program.Program(plan_lib.arrange([config], splits.image_shape, len(splits.train),
+                                             num_devices=1))
       alone[rate] = one, [devices.put(a, one.placement.replicated)
                           for a in (splits.train.images, splits.train.labels)]
     one, one_data = alone[rate]

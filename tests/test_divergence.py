@@ -8,6 +8,7 @@ import pytest
 
 from cnn_jax import train
 from cnn_jax.engine import loop
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import metrics
 from cnn_jax.engine import results
 from tests.test_groups import member_configs
@@ -56,7 +57,7 @@ def test_each_member_of_a_group_has_its_own_bound(tmp_path, tiny_config, mock_mn
   tiny_config.optimizer.name = 'adam'
   configs = member_configs(tiny_config, model__kernel_init_std=[0.1, 3.0, 0.1],
                            optimizer__learning_rate=[1e-3, 1e-3, 1e6])
-  out = loop.train(configs, [str(tmp_path / f'm{k}') for k in range(3)])
+  out = loop.train(plan_lib.make(configs), [str(tmp_path / f'm{k}') for k in range(3)])
   assert [r['status'] for r in out] == ['ok', 'ok', 'diverged']
   assert out[1]['history'][0]['train']['loss'] > 1_000 * LN10  # far above chance, yet ok
   assert re.fullmatch(RUNAWAY, out[2]['message'])

@@ -8,6 +8,7 @@ import pytest
 from cnn_jax.data import datasets
 from cnn_jax.engine import ensembles
 from cnn_jax.engine import loop
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import metrics
 from cnn_jax.engine import results
 from tests.test_groups import member_configs
@@ -37,7 +38,7 @@ def seed_group(tmp_path_factory, mock_mnist_files):
     config.model.conv_impl = config.model.pool_impl = 'xla'
     configs = member_configs(config, seed=[0, 1, 2])
     workdirs = [str(tmp_path_factory.mktemp('group') / f'seed{k}') for k in range(3)]
-    records = loop.train(configs, workdirs)
+    records = loop.train(plan_lib.make(configs), workdirs)
     labels = datasets.load_splits(config.data).test.labels
     datasets.load_tfds_split.cache_clear()
   return workdirs, records, labels

@@ -13,7 +13,7 @@ from cnn_jax.config import fields
 from cnn_jax.data import augment
 from cnn_jax.data import datasets
 from cnn_jax.engine import optimizers
-from cnn_jax.engine import program
+from cnn_jax.engine import grouping
 from cnn_jax.model import architectures
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_every_field_of_the_config_is_in_the_table_once():
-  flat = program.flatten(json.loads(default.get_config().to_json()))
+  flat = grouping.flatten(json.loads(default.get_config().to_json()))
   assert sorted(flat) == sorted(fields.BY_PATH)
   assert len(fields.BY_PATH) == len(fields.FIELDS)
   assert {f.role for f in fields.FIELDS} == {fields.PROGRAM, fields.TRACED, fields.EXECUTION}
@@ -63,7 +63,7 @@ def test_traced_fields_are_the_ones_the_modules_take_as_values():
     section, _, name = path.partition('.')
     other = config.copy_and_resolve_references()
     other[section][name] = config[section][name] + 0.25
-    differs = program.program_key(other) != program.program_key(config)
+    differs = grouping.program_key(other) != grouping.program_key(config)
     assert differs == (fields.BY_PATH[path].off_at_zero and config[section][name] == 0), path
 
 

@@ -11,7 +11,8 @@ from cnn_jax import machine
 from cnn_jax import train
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import loop
-from cnn_jax.engine import program
+from cnn_jax.engine import plan as plan_lib
+from cnn_jax.engine import grouping
 from cnn_jax.sweeps import planning
 from tests.test_train import read_params
 
@@ -57,7 +58,7 @@ def test_members_match_their_runs_alone(tmp_path, dropout_config, mock_mnist):
   # Seed, learning rate and dropout rate all differ, so all three are traced inputs.
   configs = member_configs(dropout_config, seed=[0, 1], optimizer__learning_rate=[0.1, 0.05],
                            model__dense_dropout=[0.3, 0.5])
-  grouped = loop.train(configs, [str(tmp_path / f'g{k}') for k in range(2)])
+  grouped = loop.train(plan_lib.make(configs), [str(tmp_path / f'g{k}') for k in range(2)])
   for k, config in enumerate(configs):
     alone = train.train_and_evaluate(config, str(tmp_path / f'alone{k}'))
     assert grouped[k]['status'] == alone['status'] == 'ok'
@@ -77,7 +78,7 @@ def test_members_match_their_runs_alone(tmp_path, dropout_config, mock_mnist):
 
 def test_diverging_member_does_not_spoil_the_others(tmp_path, tiny_config, mock_mnist):
   configs = member_configs(pin_layers(tiny_config), optimizer__learning_rate=[0.1, 1e30])
-  grouped = loop.train(configs, [str(tmp_path / f'g{k}') for k in range(2)])
+  grouped = loop.train(plan_lib.make(configs), [str(tmp_path / f'g{k}') for k in range(2)])
   alone = train.train_and_evaluate(configs[0], str(tmp_path / 'alone'))
   assert grouped[1]['status'] == 'diverged' and 'train/loss' in grouped[1]['message']
   assert grouped[1]['final'] == {} and grouped[1]['steps'] == tiny_config.train.log_every_steps
@@ -91,7 +92,7 @@ def test_interrupted_group_resumes_and_its_checkpoints_are_single_run_checkpoint
   tiny_config.train.num_epochs = 3.0
   # The group of 2 and its members resumed alone would choose their layers apart.
   configs = member_configs(pin_layers(tiny_config), seed=[0, 1])
-  whole = loop.train(configs, [str(tmp_path / f'whole{k}') for k in range(2)])
+  whole = loop.train(plan_lib.make(configs), [str(tmp_path / f'whole{k}') for k in range(2)])
 
   real_save = checkpoint.save
   def save_then_die(workdir, *args, **kwargs):
@@ -101,14 +102,14 @@ def test_interrupted_group_resumes_and_its_checkpoints_are_single_run_checkpoint
   monkeypatch.setattr(checkpoint, 'save', save_then_die)
   dirs = [str(tmp_path / f'split{k}') for k in range(2)]
   with pytest.raises(KeyboardInterrupt):
-    loop.train(configs, dirs)
+    loop.train(plan_lib.make(configs), dirs)
   monkeypatch.setattr(checkpoint, 'save', real_save)
   assert [checkpoint.saved_step(d) for d in dirs] == [8, 8]
 
   # Member 1 resumes alone, as a single run, from the group's checkpoint ...
   alone = train.train_and_evaluate(configs[1], dirs[1])
   # ... and member 0 resumes as a group of one more time: both match the uninterrupted group.
-  resumed = loop.train(configs[:1], dirs[:1])[0]
+  resumed = loop.train(plan_lib.make(configs[:1]), dirs[:1])[0]
   assert resumed['steps'] == alone['steps'] == whole[0]['steps'] == 24
   assert [h['step'] for h in resumed['history']] == [8, 16, 24]
   assert_close_params(read_params(dirs[0]), read_params(str(tmp_path / 'whole0')))
@@ -120,11 +121,11 @@ def test_only_traceable_differences_group(tiny_config):
   activations = member_configs(tiny_config, model__activation=['relu', 'tanh'])
   decay = member_configs(tiny_config, optimizer__weight_decay=[0.0, 1e-4, 1e-3])
   configs = seeds + activations + decay
-  keys = [program.program_key(c, None) for c in configs]
+  keys = [grouping.program_key(c, None) for c in configs]
   assert keys[0] == keys[1] == keys[2] == keys[3] == keys[5]  # weight decay 0 as the rest
   assert keys[4] != keys[0]                       # another activation: another program
   assert keys[6] == keys[7] != keys[0]            # decay > 0: one more term in the update
-  assert program.program_key(configs[0], 8) != keys[0]  # checkpoints at another step
+  assert grouping.program_key(configs[0], 8) != keys[0]  # checkpoints at another step
   calibrated = []
   def calibrate(members):
     calibrated.append(len(members))
@@ -164,7 +165,7 @@ def test_measurements_are_recorded_per_machine(tmp_path):
 def test_runs_that_cannot_share_a_program_are_refused(tmp_path, tiny_config, mnist_described):
   configs = member_configs(tiny_config, model__activation=['relu', 'tanh'])
   with pytest.raises(errors.ConfigError, match='cannot train as one group'):
-    loop.train(configs, [str(tmp_path / 'a'), str(tmp_path / 'b')])
+    loop.train(plan_lib.make(configs), [str(tmp_path / 'a'), str(tmp_path / 'b')])
 
 
 def test_calibration_times_both_and_answers(tiny_config, mock_mnist):
@@ -181,10 +182,10 @@ def test_a_group_scans_several_steps_per_call_as_it_steps_one(tmp_path, tiny_con
   # once, so the comparison is of the scan, not of the layers (tests/test_layers.py).
   tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'
   configs = member_configs(tiny_config, seed=seeds)
-  one = loop.train(configs, [str(tmp_path / f'one{k}') for k in range(len(seeds))])
+  one = loop.train(plan_lib.make(configs), [str(tmp_path / f'one{k}') for k in range(len(seeds))])
   for config in configs:
     config.train.steps_per_call = 3  # chunks of 3 must still stop at every boundary
-  scanned = loop.train(configs, [str(tmp_path / f'scan{k}') for k in range(len(seeds))])
+  scanned = loop.train(plan_lib.make(configs), [str(tmp_path / f'scan{k}') for k in range(len(seeds))])
   for k in range(len(seeds)):
     assert scanned[k]['executor']['steps_per_call'] == 3
     assert [h['step'] for h in scanned[k]['history']] == [h['step'] for h in one[k]['history']]

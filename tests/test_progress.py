@@ -9,7 +9,9 @@ import pytest
 
 from cnn_jax import console
 from cnn_jax import train
+from cnn_jax.engine import clock
 from cnn_jax.engine import loop
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import metrics
 from tests.test_groups import member_configs
 
@@ -24,9 +26,9 @@ def progress_lines(caplog):
 
 
 def test_seconds_left_uses_the_timed_steps_only():
-  assert loop.seconds_left(100, 0, 0.0) is None  # only the first call so far: unknown
-  assert loop.seconds_left(100, 40, 2.0) == pytest.approx(5.0)
-  assert loop.seconds_left(0, 40, 2.0) == 0.0
+  assert clock.seconds_left(100, 0, 0.0) is None  # only the first call so far: unknown
+  assert clock.seconds_left(100, 40, 2.0) == pytest.approx(5.0)
+  assert clock.seconds_left(0, 40, 2.0) == 0.0
 
 
 def test_progress_line_and_durations():
@@ -68,7 +70,7 @@ def test_group_members_print_their_own_progress(tmp_path, tiny_config, mock_mnis
   tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'  # no layer timing here
   configs = member_configs(tiny_config, optimizer__learning_rate=[0.1, 1e30])
   with caplog.at_level(python_logging.INFO, logger='absl'):
-    out = loop.train(configs, [str(tmp_path / 'good'), str(tmp_path / 'bad')])
+    out = loop.train(plan_lib.make(configs), [str(tmp_path / 'good'), str(tmp_path / 'bad')])
   assert [r['status'] for r in out] == ['ok', 'diverged']
   lines = progress_lines(caplog)
   assert [(m['who'], int(m['step'])) for m in lines] == [

@@ -18,6 +18,7 @@ import pytest
 from cnn_jax import train
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import program as program_lib
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import results
 from cnn_jax.errors import ConfigError
 from cnn_jax.sweeps import declaration
@@ -232,7 +233,7 @@ def test_the_median_pruner_stops_one_member_of_a_vmapped_group(tmp_path, learnab
                                            'optimizer.name': 'sgd'})[0].config
   # In the group: each step, from the group's state, is the run alone's step.
   assert [step for step, *_ in steps] == list(range(14))
-  alone = program_lib.build([config], (28, 28, 1), 896)
+  alone = program_lib.Program(plan_lib.arrange([config], (28, 28, 1), 896))
   for step, arguments, before, after in steps:
     one = jax.device_get(alone.train(alone.assemble([before]), step, *arguments))
     jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6),

@@ -9,6 +9,7 @@ import pytest
 from cnn_jax import train
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import program as program_lib
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import step as step_lib
 from tests.conftest import train_until_first_checkpoint
 from tests.test_batch_norm import read_state
@@ -20,8 +21,8 @@ def test_a_run_and_a_group_build_the_same_program(tiny_config, mock_mnist):
   tiny_config.model.hidden_dims = (16,)
   tiny_config.model.conv_impl = tiny_config.model.pool_impl = 'xla'
   configs = member_configs(tiny_config, seed=[0, 1], optimizer__learning_rate=[0.1, 0.2])
-  run = program_lib.build(configs[:1], (28, 28, 1), 256)
-  group = program_lib.build(configs, (28, 28, 1), 256)
+  run = program_lib.Program(plan_lib.arrange(configs[:1], (28, 28, 1), 256))
+  group = program_lib.Program(plan_lib.arrange(configs, (28, 28, 1), 256))
   assert run.total_steps == group.total_steps == 12
   run_state, group_state = jax.device_get(run.init()), jax.device_get(group.init())
   # One tree, the same leaves; the group's member axis holds 2 where the run's holds 1.

@@ -213,12 +213,13 @@ def test_a_signal_during_the_steps_before_an_evaluation_stops_after_it(
   evaluation an uninterrupted one has (a pruner compares trials at each of them)."""
   from cnn_jax import interrupts  # pylint: disable=g-import-not-at-top
   from cnn_jax.engine import loop  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import plan as plan_lib  # pylint: disable=g-import-not-at-top
   tiny_config.train.eval_every_steps = 1  # (12 steps of one call each on CPU)
   workdir = str(tmp_path / 'run')
   with pytest.raises(interrupts.Interrupted, match='stopped by SIGTERM at step 4 of 12'):
-    loop.train([tiny_config], [workdir], [[SignalAtEvaluation(3)]])
+    loop.train(plan_lib.make([tiny_config]), [workdir], [[SignalAtEvaluation(3)]])
   assert checkpoint.saved_step(workdir) == 4
-  resumed = loop.train([tiny_config], [workdir])[0]
+  resumed = loop.train(plan_lib.make([tiny_config]), [workdir])[0]
   assert [h['step'] for h in resumed['history']] == list(range(1, 13))
 
 
@@ -229,8 +230,9 @@ def test_a_signal_between_log_steps_keeps_the_train_sums_so_far(
   one, bit for bit."""
   from cnn_jax import interrupts  # pylint: disable=g-import-not-at-top
   from cnn_jax.engine import loop  # pylint: disable=g-import-not-at-top
+  from cnn_jax.engine import plan as plan_lib  # pylint: disable=g-import-not-at-top
   from cnn_jax.engine import program as program_lib  # pylint: disable=g-import-not-at-top
-  whole = loop.train([tiny_config], [str(tmp_path / 'whole')])[0]
+  whole = loop.train(plan_lib.make([tiny_config]), [str(tmp_path / 'whole')])[0]
   real_train = program_lib.Program.train
 
   def train_then_signal(self, state, step, *args):
@@ -241,7 +243,7 @@ def test_a_signal_between_log_steps_keeps_the_train_sums_so_far(
   with monkeypatch.context() as patch:
     patch.setattr(program_lib.Program, 'train', train_then_signal)
     with pytest.raises(interrupts.Interrupted, match='at step 6 of 12'):
-      loop.train([tiny_config], [workdir])
-  resumed = loop.train([tiny_config], [workdir])[0]
+      loop.train(plan_lib.make([tiny_config]), [workdir])
+  resumed = loop.train(plan_lib.make([tiny_config]), [workdir])[0]
   assert [h['train'] for h in resumed['history']] == [h['train'] for h in whole['history']]
   assert resumed['final'] == whole['final']

@@ -7,89 +7,25 @@ because a vmapped convolution is a different, on CPU much slower, program
 The train call adds each step's metric sums to running sums on the device, optionally scans
 several steps per call, and is jitted with the placement's shardings and its state donated.
 
-Which configs can share one program: those that differ only in TRACEABLE_PATHS (config/
-fields.py's traced fields: the seed, the optimizer's numbers, dropout rates, initializer
-scales, batch norm's momentum, augmentation strengths, ...); the values that differ become
-traced per-member inputs, the rest stay constants of the program.
+A Program is built from a plan (engine/plan.py) and decides nothing itself: which configs
+share it (engine/grouping.py), its devices, layers and traced values come with the plan.
 """
 from __future__ import annotations
 
 import functools
-import json
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnn_jax.config import fields
-from cnn_jax.data import batches
 from cnn_jax.data import datasets
 from cnn_jax.engine import devices
-from cnn_jax.engine import distributed
 from cnn_jax.engine import metrics
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import step as step_lib
-from cnn_jax.errors import ConfigError
-from cnn_jax.model import layer_choice
-
-# The fields whose values may differ inside a group, and those that only change how a run
-# is computed (config/fields.py says which, field by field).
-TRACEABLE_PATHS = fields.paths(fields.TRACED)
-EXECUTION_PATHS = fields.paths(fields.EXECUTION)
-
-
-def flatten(tree: dict, prefix: str = '') -> dict:
-  """{'a': {'b': 1}} -> {'a.b': 1}; lists become JSON text so values stay hashable."""
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = json.dumps(value) if isinstance(value, list) else value
-  return flat
-
-
-def program_key(config, resume_step: int | None = None) -> str:
-  """Equal keys <=> the configs can train as one program (starting at the same step)."""
-  flat = flatten(json.loads(config.to_json()))
-  for path in TRACEABLE_PATHS:
-    flat.pop(path, None)
-  # Zero and non-zero differ in structure: a rate of 0 leaves the dropout (or decay, or a
-  # transform) out.
-  for field in fields.FIELDS:
-    if field.off_at_zero:
-      flat[f'{field.path} is on'] = _value(config, field.path) > 0
-  flat['resumes at step'] = resume_step
-  return json.dumps(flat, sort_keys=True)
-
-
-def _value(config, path: str):
-  for part in path.split('.'):
-    config = config[part]
-  return config
-
-
-def differing_values(configs: Sequence) -> dict[str, list]:
-  """{path: [value per member]} for the traceable paths whose values differ."""
-  flats = [flatten(json.loads(c.to_json())) for c in configs]
-  return {path: [flat[path] for flat in flats] for path in TRACEABLE_PATHS
-          if path in flats[0] and len({flat[path] for flat in flats}) > 1}
-
-
-def check_shared(configs: Sequence) -> None:
-  if len({program_key(c) for c in configs}) != 1:
-    raise ConfigError('these runs differ in more than traceable values '
-                      f'({", ".join(TRACEABLE_PATHS)}) and cannot train as one group')
-
-
-def agreed_layers(resolve: Callable[[], layer_choice.LayerImpls]) -> layer_choice.LayerImpls:
-  """`resolve()`'s layer implementations; over several processes, process 0's on all of
-  them: each would read (or measure) its own machine's choices, and the processes of one
-  run must compile one program."""
-  if jax.process_count() == 1:
-    return resolve()
-  chosen = resolve().describe() if distributed.is_writer() else None
-  return layer_choice.LayerImpls.from_description(distributed.from_writer(chosen))
+from cnn_jax.model import cnn
+from cnn_jax.model import summary as summary_lib
 
 
 def padded_on_device(split: datasets.Split, batch_size: int, sharding) -> dict[str, Any]:
@@ -119,50 +55,22 @@ def _vmapped(function, size: int, in_axes: tuple):
   return single
 
 
-def build(configs: Sequence, image_shape, num_train_examples: int | None = None, *,
-          num_devices: int | None = None,
-          layer_impls: layer_choice.LayerImpls | None = None) -> 'Program':
-  """The Program of `configs` (runs that can share one) for data of `image_shape` with
-  `num_train_examples` training images (None: a program that only evaluates), placed on
-  train.num_devices devices (or `num_devices`). The one way the loop, planning's calibration
-  and trained.py make a program."""
-  first = configs[0]
-  total_steps = (batches.total_train_steps(first.train, num_train_examples)
-                 if num_train_examples is not None else 1)
-  placement = devices.place(first.train.num_devices if num_devices is None else num_devices,
-                            len(configs), first.train.batch_size)
-  return Program(configs, total_steps, image_shape, placement, layer_impls)
-
-
 class Program:
-  """init, train and evaluate for `configs` (which share a program) on `placement`.
+  """init, train and evaluate for a plan's members on its placement.
 
   The state the calls take and return is the members' MemberState (engine/step.py) stacked
   on a leading member axis: one pytree, placed with one sharding, donated whole."""
 
-  def __init__(self, configs: Sequence, total_steps: int, image_shape,
-               placement: devices.Placement,
-               layer_impls: layer_choice.LayerImpls | None = None):
-    """layer_impls: the layer implementations to run (trained.TrainedRun.evaluate passes
-    those a run recorded); None resolves them from the config, measuring them for 'auto'."""
-    check_shared(configs)
-    self.configs = list(configs)
-    self.size = len(configs)
-    self.total_steps = total_steps
-    self.image_shape = tuple(image_shape)
-    self.placement = placement
-    members, batch = placement.per_device(self.size, configs[0].train.batch_size)
-    self.layer_impls = (layer_impls if layer_impls is not None else agreed_layers(
-        lambda: layer_choice.resolve(configs[0].model, image_shape, batch, members,
-                                     deterministic=configs[0].train.deterministic)))
-    self.functions = step_lib.MemberFunctions(configs[0], total_steps, self.layer_impls)
-    self.num_classes = configs[0].model.num_classes
-    hparams = {section: {} for section in step_lib.NO_HPARAMS}
-    for path, values in differing_values(configs).items():
-      section, _, field = path.partition('.')
-      if section in hparams:
-        hparams[section][field] = np.asarray(values, np.float32)
-    self.hparams = hparams
+  def __init__(self, plan: plan_lib.Plan):
+    self.plan = plan
+    self.configs = list(plan.configs)
+    self.size = plan.size
+    self.total_steps = plan.total_steps
+    self.image_shape = plan.image_shape
+    self.placement = placement = plan.placement
+    self.layer_impls = plan.layer_impls
+    self.functions = step_lib.MemberFunctions(plan.first, plan.total_steps, plan.layer_impls)
+    self.num_classes = plan.first.model.num_classes
 
     # train_step(state, step, images, labels, indices): indices are per member.
     train_one = _vmapped(self.functions.train_step, self.size, (None, None, None, 0))
@@ -207,12 +115,22 @@ class Program:
     stacked = jax.tree_util.tree_map(lambda *leaves: np.stack([np.asarray(l) for l in leaves]),
                                      *[{k: s[k] for k in step_lib.CHECKPOINTED if k in s}
                                        for s in member_states])
-    stacked['hparams'] = self.hparams
+    stacked['hparams'] = self.plan.traced
     stacked['sums'] = metrics.zero_sums(metrics.TRAIN, self.num_classes, self.size)
     for k, sums in enumerate(train_sums or ()):
       for name, value in (sums or {}).items():
         stacked['sums'][name][k] = value  # (float32 sums, widened for the checkpoint: exact)
     return devices.put(stacked, self.placement.members)
+
+  def summary(self, host_state: dict) -> tuple[int, str]:
+    """(a member's parameter count, its Keras-style summary) from the host copy of the
+    program's state."""
+    member = self.member_state(host_state, 0)
+    config = self.plan.first
+    rows = summary_lib.model_summary(cnn.build_model(config.model), member['params'],
+                                     self.image_shape, member['model_state'])
+    return cnn.count_params(member['params']), summary_lib.format_summary(rows,
+                                                                          config.model.name)
 
   @staticmethod
   def member_state(host_state: dict, k: int) -> dict:

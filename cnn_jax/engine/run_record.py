@@ -28,7 +28,7 @@ from cnn_jax.config import fields
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
-from cnn_jax.engine import program
+from cnn_jax.engine import grouping
 from cnn_jax.engine import results
 from cnn_jax.engine import workdir_lock
 from cnn_jax.errors import WorkdirConflictError
@@ -77,17 +77,17 @@ class RunRecord:
 
   def _check_same_config_as_before(self) -> None:
     """A workdir belongs to one run: resuming under another config would silently mix two.
-    Execution details (program.EXECUTION_PATHS) may change between resumptions."""
+    Execution details (grouping.EXECUTION_PATHS) may change between resumptions."""
     path = os.path.join(self.workdir, CONFIG_FILENAME)
     current = json.loads(self.config.to_json())
     if os.path.exists(path) and os.path.exists(checkpoint.path_in(self.workdir)):
       previous = atomic_files.read_json(path)
       # A field the earlier config.json lacks (written before it existed) had its default.
-      before = program.flatten(fields.with_defaults(previous))
-      now = program.flatten(current)
+      before = grouping.flatten(fields.with_defaults(previous))
+      now = grouping.flatten(current)
       changed = [key for key in sorted(set(before) | set(now))
                  if before.get(key) != now.get(key)
-                 and key not in program.EXECUTION_PATHS]
+                 and key not in grouping.EXECUTION_PATHS]
       if changed:
         raise WorkdirConflictError(
             f'{self.workdir} holds a run of a different config (changed: '

@@ -28,6 +28,8 @@ from cnn_jax import atomic_files
 from cnn_jax import cache_dir
 from cnn_jax import machine
 from cnn_jax.engine import devices
+from cnn_jax.engine import grouping
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import program as program_lib
 
 # Where benchmarks/sweep.py records what it measured, per machine (machine_key).
@@ -78,7 +80,7 @@ def plan(configs: Sequence, resume_steps: Sequence[int | None], backend: str,
   calibrate = calibrate or vmap_is_faster
   groups: dict[str, list[int]] = {}
   for position, (config, step) in enumerate(zip(configs, resume_steps)):
-    groups.setdefault(program_lib.program_key(config, step), []).append(position)
+    groups.setdefault(grouping.program_key(config, step), []).append(position)
   planned = []
   for positions in groups.values():
     sweep_cfg = configs[positions[0]].sweep
@@ -108,7 +110,8 @@ def vmap_is_faster(configs: Sequence, steps: int = 20) -> bool:
   order = batches.ShuffledBatches(len(splits.train), first.train.batch_size, first.seed)
   seconds = {}
   for name, members in (('group', list(configs)), ('single', [first])):
-    program = program_lib.build(members, splits.image_shape, len(splits.train))
+    program = program_lib.Program(plan_lib.arrange(members, splits.image_shape,
+                                                   len(splits.train), splits=splits))
     state = program.init()
     images = devices.put(splits.train.images, program.placement.replicated)
     labels = devices.put(splits.train.labels, program.placement.replicated)
