@@ -30,7 +30,9 @@ from cnn_jax.engine import distributed
 from cnn_jax.engine import metrics
 from cnn_jax.engine import step as step_lib
 from cnn_jax.errors import ConfigError
-from cnn_jax.model import layer_choice
+from cnn_jax.layer_impls import choice
+from cnn_jax.layer_impls import resolution
+from cnn_jax.model import timed_layers
 
 # The fields whose values may differ inside a group, and those that only change how a run
 # is computed (config/fields.py says which, field by field).
@@ -82,14 +84,14 @@ def check_shared(configs: Sequence) -> None:
                       f'({", ".join(TRACEABLE_PATHS)}) and cannot train as one group')
 
 
-def agreed_layers(resolve: Callable[[], layer_choice.LayerImpls]) -> layer_choice.LayerImpls:
+def agreed_layers(resolve: Callable[[], choice.LayerImpls]) -> choice.LayerImpls:
   """`resolve()`'s layer implementations; over several processes, process 0's on all of
   them: each would read (or measure) its own machine's choices, and the processes of one
   run must compile one program."""
   if jax.process_count() == 1:
     return resolve()
   chosen = resolve().describe() if distributed.is_writer() else None
-  return layer_choice.LayerImpls.from_description(distributed.from_writer(chosen))
+  return choice.LayerImpls.from_description(distributed.from_writer(chosen))
 
 
 def padded_on_device(split: datasets.Split, batch_size: int, sharding) -> dict[str, Any]:
@@ -121,7 +123,7 @@ def _vmapped(function, size: int, in_axes: tuple):
 
 def build(configs: Sequence, image_shape, num_train_examples: int | None = None, *,
           num_devices: int | None = None,
-          layer_impls: layer_choice.LayerImpls | None = None) -> 'Program':
+          layer_impls: choice.LayerImpls | None = None) -> 'Program':
   """The Program of `configs` (runs that can share one) for data of `image_shape` with
   `num_train_examples` training images (None: a program that only evaluates), placed on
   train.num_devices devices (or `num_devices`). The one way the loop, planning's calibration
@@ -142,7 +144,7 @@ class Program:
 
   def __init__(self, configs: Sequence, total_steps: int, image_shape,
                placement: devices.Placement,
-               layer_impls: layer_choice.LayerImpls | None = None):
+               layer_impls: choice.LayerImpls | None = None):
     """layer_impls: the layer implementations to run (trained.TrainedRun.evaluate passes
     those a run recorded); None resolves them from the config, measuring them for 'auto'."""
     check_shared(configs)
@@ -153,8 +155,10 @@ class Program:
     self.placement = placement
     members, batch = placement.per_device(self.size, configs[0].train.batch_size)
     self.layer_impls = (layer_impls if layer_impls is not None else agreed_layers(
-        lambda: layer_choice.resolve(configs[0].model, image_shape, batch, members,
-                                     deterministic=configs[0].train.deterministic)))
+        lambda: resolution.resolve(
+            timed_layers.named_layers(configs[0].model, image_shape), configs[0].model.conv_impl,
+            configs[0].model.pool_impl, batch, members,
+            deterministic=configs[0].train.deterministic)))
     self.functions = step_lib.MemberFunctions(configs[0], total_steps, self.layer_impls)
     self.num_classes = configs[0].model.num_classes
     hparams = {section: {} for section in step_lib.NO_HPARAMS}
