@@ -4,13 +4,13 @@ against XLA's own and PyTorch's, forward and forward+backward, on this backend.
     python benchmarks/layers.py --config=experiments/pool.py            # T2, its batch
     python benchmarks/layers.py --config=experiments/keras_cnn.py --repeats=5
 
-Candidates: cnn_jax/model/layers.py's CONV_IMPLS and POOL_IMPLS, each checked against XLA's
-result first (the max difference is printed). This prints the whole picture per layer;
-model/layer_choice.py times the same candidates, forward and each gradient apart, to choose
-(the fastest call of 21 interleaved rounds; `python -m cnn_jax.layer_choice --config=FILE`
-prints those timings and the choice). Times here are medians over --repeats calls of
---calls each, after a compiling call. Backward is
-the gradient with respect to the layer's input and weights of sum(output * g).
+Candidates: cnn_jax/layer_impls/implementations.py's CONV_IMPLS and POOL_IMPLS, each checked
+against XLA's result first (the max difference is printed). This prints the whole picture per
+layer; layer_impls/timing.py times the same candidates, forward and each gradient apart, to
+choose (the fastest call of 21 interleaved rounds; `python -m cnn_jax.time_layers
+--config=FILE` prints those timings and the choice). Times here are medians over --repeats
+calls of --calls each, after a compiling call. Backward is the gradient with respect to the
+layer's input and weights of sum(output * g).
 """
 import os
 import statistics
@@ -30,7 +30,8 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
-from cnn_jax.model import layers
+from cnn_jax.layer_impls import implementations
+from cnn_jax.layer_impls.padding import same_padding
 from cnn_jax.model import shapes
 
 config_flags.DEFINE_config_file('config', 'experiments/pool.py', 'Experiment whose layers to time.',
@@ -68,7 +69,7 @@ def torch_times(kind, x, w, s, padding, pool=None):
   if kind == 'conv':
     wt = torch.from_numpy(np.array(w)).permute(3, 2, 0, 1).contiguous().requires_grad_()
     k = w.shape[0]
-    pads = shapes.same_padding(x.shape[1], k, s) if padding == 'SAME' else (0, 0)
+    pads = same_padding(x.shape[1], k, s) if padding == 'SAME' else (0, 0)
     layer = lambda: F.conv2d(F.pad(xt, (pads[0], pads[1], pads[0], pads[1])) if sum(pads) else xt,
                              wt, stride=s)
   else:
@@ -102,10 +103,10 @@ def main(_):
     x = jnp.asarray(rng.random((batch, size, size, channels), np.float32))
     w = jnp.asarray(rng.standard_normal((k, k, channels, features), np.float32) * 0.1)
     padding = shapes.parse_padding(padding, 'padding')
-    reference = layers.conv_xla(x, w, s, padding)
+    reference = implementations.conv_xla(x, w, s, padding)
     g = jnp.asarray(rng.standard_normal(reference.shape, np.float32))
     shape = f'{size}x{size}x{channels} -> {reference.shape[1]}x{reference.shape[2]}x{features}, {k}x{k}/{s} {padding}'
-    for name, impl in layers.CONV_IMPLS.items():
+    for name, impl in implementations.CONV_IMPLS.items():
       layer = lambda x, w, impl=impl: impl(x, w, s, padding)
       forward, backward = forward_and_backward(layer)
       diff = float(jnp.max(jnp.abs(forward(x, w) - reference)))
@@ -121,11 +122,11 @@ def main(_):
     pk, ps, pp = model.pool_window[i], model.pool_strides[i], model.pool_padding[i]
     x = jnp.asarray(rng.standard_normal((batch, size, size, channels), np.float32))
     pp = shapes.parse_padding(pp, 'padding')
-    reference = layers.pool_xla(x, kind, pk, ps, pp)
+    reference = implementations.pool_xla(x, kind, pk, ps, pp)
     g = jnp.asarray(rng.standard_normal(reference.shape, np.float32))
     shape = f'{size}x{size}x{channels} -> {reference.shape[1]}x{reference.shape[2]}, {kind} {pk}/{ps} {pp}'
-    for name in layers.pool_impls_for(pk, ps):
-      impl = layers.POOL_IMPLS[name]
+    for name in implementations.pool_impls_for(pk, ps):
+      impl = implementations.POOL_IMPLS[name]
       layer = lambda x, w, impl=impl: impl(x, kind, pk, ps, pp)
       forward, backward = forward_and_backward(layer, argnums=0)
       diff = float(jnp.max(jnp.abs(forward(x, None) - reference)))

@@ -55,6 +55,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from cnn_jax.layer_impls.padding import same_padding
 from cnn_jax.model import shapes
 
 flags.DEFINE_list('models', ['conv', 'pool', 'lenet_small', 'keras_cnn', 'tf_deep_cnn'],
@@ -93,7 +94,7 @@ def torch_model(cfg, image_size=28):
   def padded(layer, padding, size, kernel, stride, value=0.0):
     if padding == 'VALID':
       return [layer], (size - kernel) // stride + 1
-    before, after = shapes.same_padding(size, kernel, stride)
+    before, after = same_padding(size, kernel, stride)
     pad = [nn.ConstantPad2d((before, after, before, after), value)] if before + after else []
     return pad + [layer], -(-size // stride)
 

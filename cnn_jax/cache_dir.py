@@ -2,7 +2,7 @@
 
 Holds the decoded dataset arrays (data/datasets.py), JAX's compiled programs
 (engine/compilation_cache.py), the sweep benchmark's measurements (sweeps/planning.py) and
-the layer timings that 'auto' chooses by (model/layer_choice.py, layer_choices.json).
+the layer timings that 'auto' chooses by (layer_impls/cache.py, layer_choices.json).
 Deleting it costs only time (and a deleted layer choice may be measured otherwise).
 """
 import os

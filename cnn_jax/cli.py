@@ -4,7 +4,7 @@
       cli.run(main)
 
 is how every command starts (launch.py, cnn_jax.evaluate, .report, .reproduce,
-.layer_choice, the benchmarks). It turns a cnn_jax.errors.UserError raised by `main` into
+.time_layers, the benchmarks). It turns a cnn_jax.errors.UserError raised by `main` into
 `error: <message>` on stderr and exit status 2 (the usual status for a bad command line), and
 so does `parse_flags` for a flag absl refuses (unknown, missing, out of bounds, of the wrong
 type), an argument that is not a flag, a missing experiment file or a --config.X override

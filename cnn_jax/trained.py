@@ -10,9 +10,9 @@ applied to images.
 checkpoint); `TrainedRun.from_params` wraps parameters held in memory, e.g. at the end of a
 training run that keeps no checkpoint. predict, logits and intermediates run XLA's own layers
 (no layer timing on load); they agree with the layers a run trained with to float tolerance
-(model/layers.py), so a near-tie may round the other way. `evaluate` scores a split through
-the engine's own eval program with the layers the run recorded, as training evaluated it:
-the figures come out as results.json has them.
+(layer_impls/implementations.py), so a near-tie may round the other way. `evaluate` scores
+a split through the engine's own eval program with the layers the run recorded, as training
+evaluated it: the figures come out as results.json has them.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ from cnn_jax.engine import step as step_lib
 from cnn_jax.errors import ConfigError
 from cnn_jax.errors import InputError
 from cnn_jax.errors import RunDirectoryError
+from cnn_jax.layer_impls import choice
 from cnn_jax.model import cnn
-from cnn_jax.model import layer_choice
 from cnn_jax.model import shapes
 
 PREDICT_BATCH_SIZE = 1000  # images per call of the forward function; the last is padded
@@ -160,12 +160,12 @@ class TrainedRun:
   # ---- the engine's evaluation (the layers the run recorded) ----
 
   @property
-  def layer_impls(self) -> layer_choice.LayerImpls | None:
+  def layer_impls(self) -> choice.LayerImpls | None:
     """The layer implementations results.json records the run ran with (None without)."""
     described = ((self.results or {}).get('executor') or {}).get('layers')
     if described is None:
       return None
-    impls = layer_choice.LayerImpls.from_description(described)
+    impls = choice.LayerImpls.from_description(described)
     if len(impls.conv) != len(self.config.model.conv_features):
       raise ConfigError(f'executor.layers={described!r} in results.json does not describe '
                         f'the {len(self.config.model.conv_features)} conv layers of the config')

@@ -177,7 +177,7 @@ COMMANDS = {  # the command, and the cases it gets
         ('only unknown', ['--only=nosuch']),
         ('output under a file', ['--report_only', f'--output={project / "a_file"}/r.md']),
         ('positional argument', ['all'])],
-    'cnn_jax.layer_choice': lambda project: [
+    'cnn_jax.time_layers': lambda project: [
         ('no config', []), ('members zero', [f'--config={POOL}', '--members=0']),
         ('unknown flag', [f'--config={POOL}', '--fast'])],
 }

@@ -11,7 +11,7 @@ import pytest
 from cnn_jax import startup
 from cnn_jax.config import validation
 from cnn_jax.errors import ConfigError
-from cnn_jax.model import layers
+from cnn_jax.layer_impls import implementations
 from experiments import default
 from tests.test_launch import mock_data  # pylint: disable=unused-import  (a fixture)
 from tests.test_launch import run
@@ -22,7 +22,7 @@ def test_reshape_max_pooling_has_a_gradient_without_select_and_scatter(window):
   x = jnp.ones((4, 12, 12, 3))
   text = {name: jax.jit(jax.grad(lambda x: impl(x, 'max', window, window, 'VALID').sum())
                         ).lower(x).as_text()
-          for name, impl in layers.POOL_IMPLS.items()}
+          for name, impl in implementations.POOL_IMPLS.items()}
   assert 'select_and_scatter' in text['xla']  # (what the check would catch)
   assert 'select_and_scatter' not in text['reshape']
 

@@ -45,7 +45,7 @@ def test_on_four_devices():
 def pin_layers(config):
   """XLA's own layers, whatever the layer cache holds: the runs compared here compute
   different per-device batches (8 on four devices, 32 on one) or member counts, each of which
-  model/layer_choice.py measures and chooses for apart, and two choices agree only to float
+  layer_impls/ measures and chooses for apart, and two choices agree only to float
   tolerance, which a near-tie of max pooling can turn into a different test error (88.28%
   against 88.67% in one run of the resume test)."""
   config.model.conv_impl = config.model.pool_impl = 'xla'

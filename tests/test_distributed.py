@@ -113,12 +113,12 @@ from cnn_jax import startup
 startup.before_jax()
 from cnn_jax.engine import distributed
 from cnn_jax.engine import plan as plan_lib
-from cnn_jax.model import layer_choice, layers
+from cnn_jax.layer_impls import choice, implementations
 port, process = sys.argv[1], int(sys.argv[2])
 distributed.initialize('explicit', f'localhost:{port}', 2, process)
 # What each process's own machine would choose ('auto' reads its own cache): they differ.
-own = layer_choice.LayerImpls((layers.ConvImpl.everywhere(['xla', 'im2col'][process]),),
-                              (['xla', 'reshape'][process],))
+own = choice.LayerImpls((implementations.ConvImpl.everywhere(['xla', 'im2col'][process]),),
+                        (['xla', 'reshape'][process],))
 print('runs', plan_lib.agreed_layers(lambda: own).describe(), flush=True)
 """
 

@@ -14,9 +14,9 @@ from cnn_jax.data import augment
 from cnn_jax.data import datasets
 from cnn_jax.engine import optimizers
 from cnn_jax.engine import grouping
+from cnn_jax.layer_impls import choice
 from cnn_jax.model import architectures
 from cnn_jax.model import cnn
-from cnn_jax.model import layer_choice
 from cnn_jax.model import layer_list
 from cnn_jax.machine import patience
 from experiments import default
@@ -46,7 +46,7 @@ def test_the_choices_are_what_the_modules_implement():
   assert choices('optimizer.name') == optimizers.OPTIMIZERS
   assert choices('optimizer.schedule') == optimizers.SCHEDULES
   assert fields.BY_PATH['data.validation'].allowed == ', '.join(datasets.VALIDATION_MODES)
-  assert fields.BY_PATH['model.conv_impl'].allowed == ', '.join(layer_choice.CONV_CHOICES)
+  assert fields.BY_PATH['model.conv_impl'].allowed == ', '.join(choice.CONV_CHOICES)
 
 
 def test_traced_fields_are_the_ones_the_modules_take_as_values():

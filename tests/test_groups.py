@@ -42,7 +42,7 @@ def dropout_config(tiny_config):
 
 def pin_layers(config):
   """XLA's own layers, whatever the layer cache holds: a vmapped group of K and a run alone
-  have their layers measured and chosen apart (model/layer_choice.py, per member count), and
+  have their layers measured and chosen apart (layer_impls/, per member count), and
   two choices agree only to float tolerance, which a near-tie of max pooling can turn into a
   different run."""
   config.model.conv_impl = config.model.pool_impl = 'xla'

@@ -14,14 +14,18 @@ import numpy as np
 import pytest
 
 from cnn_jax import errors
-from cnn_jax import layer_choice as remeasure_command
 from cnn_jax import machine
+from cnn_jax import time_layers
 from cnn_jax.config import files as experiment_files
 from cnn_jax.config import validation
+from cnn_jax.layer_impls import cache
+from cnn_jax.layer_impls import choice
+from cnn_jax.layer_impls import implementations
+from cnn_jax.layer_impls import resolution
+from cnn_jax.layer_impls import timing
 from cnn_jax.model import architectures
 from cnn_jax.model import cnn
-from cnn_jax.model import layer_choice
-from cnn_jax.model import layers
+from cnn_jax.model import timed_layers
 from cnn_jax.machine import patience
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,8 +58,9 @@ def _value_and_grads(function, *args):
 def test_every_convolution_matches_xla_forward_and_gradients(image, window, padding, features):
   (k, stride), (h, w, c) = window, image
   x, kernel = _random((2, h, w, c), 0), _random((k, k, c, features), 1)
-  expected = _value_and_grads(lambda x, k_: layers.conv_xla(x, k_, stride, padding), x, kernel)
-  for name, impl in layers.CONV_IMPLS.items():
+  expected = _value_and_grads(
+      lambda x, k_: implementations.conv_xla(x, k_, stride, padding), x, kernel)
+  for name, impl in implementations.CONV_IMPLS.items():
     out, grads = _value_and_grads(lambda x, k_, impl=impl: impl(x, k_, stride, padding),
                                   x, kernel)
     assert out.shape == expected[0].shape, name
@@ -74,11 +79,11 @@ def test_every_pooling_matches_xla_forward_and_gradient(image, kind, window, pad
   # Distinct values: max pooling's gradient at a tie is a convention (XLA gives it to one
   # input, a reduction splits it), and ties have probability zero here.
   x = _random((2, h, w, c), 0)
-  expected = _value_and_grads(lambda x: layers.pool_xla(x, kind, k, stride, padding), x)
-  names = layers.pool_impls_for(k, stride)
+  expected = _value_and_grads(lambda x: implementations.pool_xla(x, kind, k, stride, padding), x)
+  names = implementations.pool_impls_for(k, stride)
   assert ('reshape' in names) == (k == stride)
   for name in names:
-    impl = layers.POOL_IMPLS[name]
+    impl = implementations.POOL_IMPLS[name]
     out, (grad,) = _value_and_grads(lambda x, impl=impl: impl(x, kind, k, stride, padding), x)
     np.testing.assert_allclose(out, expected[0], **TOLERANCE, err_msg=name)
     np.testing.assert_allclose(grad, expected[1][0], **TOLERANCE, err_msg=f'{name} gradient')
@@ -86,10 +91,10 @@ def test_every_pooling_matches_xla_forward_and_gradient(image, kind, window, pad
 
 def test_a_mixed_convolution_takes_each_part_from_its_implementation():
   x, kernel = _random((3, 9, 9, 2), 0), _random((3, 3, 2, 4), 1)
-  expected = _value_and_grads(lambda x, k: layers.conv_xla(x, k, 2, 'SAME'), x, kernel)
-  for impl in (layers.ConvImpl('shifted', 'im2col', 'xla'),
-               layers.ConvImpl('xla', 'shifted', 'im2col')):
-    mixed = lambda x, k, impl=impl: layers.conv(x, k, 2, 'SAME', impl)
+  expected = _value_and_grads(lambda x, k: implementations.conv_xla(x, k, 2, 'SAME'), x, kernel)
+  for impl in (implementations.ConvImpl('shifted', 'im2col', 'xla'),
+               implementations.ConvImpl('xla', 'shifted', 'im2col')):
+    mixed = lambda x, k, impl=impl: implementations.conv(x, k, 2, 'SAME', impl)
     out, grads = _value_and_grads(mixed, x, kernel)
     np.testing.assert_allclose(out, expected[0], **TOLERANCE)
     for got, want in zip(grads, expected[1]):
@@ -98,15 +103,15 @@ def test_a_mixed_convolution_takes_each_part_from_its_implementation():
     xs, kernels = jnp.stack([x, 2 * x]), jnp.stack([kernel, -kernel])
     stacked = jax.vmap(lambda x, k, mixed=mixed: jax.grad(
         lambda k: jnp.sum(mixed(x, k) ** 2))(k))(xs, kernels)
-    alone = jax.grad(lambda k: jnp.sum(layers.conv_xla(2 * x, k, 2, 'SAME') ** 2))(-kernel)
+    alone = jax.grad(lambda k: jnp.sum(implementations.conv_xla(2 * x, k, 2, 'SAME') ** 2))(-kernel)
     np.testing.assert_allclose(stacked[1], alone, rtol=1e-4, atol=1e-4)
 
 
 def test_the_conv_module_initialises_as_flax_nn_conv():
   x = jnp.zeros((1, 9, 9, 3))
   init = jax.nn.initializers.glorot_uniform()
-  ours = layers.Conv(4, 3, 1, 'SAME', layers.ConvImpl.everywhere('shifted'), init,
-                     jax.nn.initializers.normal(0.1)).init(jax.random.key(3), x)
+  ours = cnn.Conv(4, 3, 1, 'SAME', implementations.ConvImpl.everywhere('shifted'), init,
+                  jax.nn.initializers.normal(0.1)).init(jax.random.key(3), x)
   flax_conv = nn.Conv(4, (3, 3), padding='SAME', kernel_init=init,
                       bias_init=jax.nn.initializers.normal(0.1)).init(jax.random.key(3), x)
   for ours_leaf, flax_leaf in zip(jax.tree_util.tree_leaves(ours),
@@ -120,10 +125,16 @@ def _t2(**overrides):
   return model
 
 
+def _resolve(model_cfg, image_shape, batch, **options):
+  """What a Program runs for this model: its layers' implementations resolved."""
+  return resolution.resolve(timed_layers.named_layers(model_cfg, image_shape),
+                            model_cfg.conv_impl, model_cfg.pool_impl, batch, **options)
+
+
 def test_a_named_implementation_is_used_everywhere(tmp_path):
-  chosen = layer_choice.resolve(_t2(conv_impl='im2col', pool_impl='reshape'), (28, 28, 1), 8,
-                                path=str(tmp_path / 'choices.json'))
-  assert chosen.conv == (layers.ConvImpl.everywhere('im2col'),) * 2
+  chosen = _resolve(_t2(conv_impl='im2col', pool_impl='reshape'), (28, 28, 1), 8,
+                    path=str(tmp_path / 'choices.json'))
+  assert chosen.conv == (implementations.ConvImpl.everywhere('im2col'),) * 2
   assert chosen.pool == ('reshape', 'reshape')
   assert chosen.describe() == {'conv0': 'im2col', 'conv1': 'im2col', 'pool0': 'reshape',
                                'pool1': 'reshape'}
@@ -131,13 +142,14 @@ def test_a_named_implementation_is_used_everywhere(tmp_path):
 
 
 def test_a_description_reads_back_as_the_implementations_it_describes():
-  impls = layer_choice.LayerImpls(
-      (layers.ConvImpl('shifted', 'xla', 'im2col'), layers.ConvImpl.everywhere('im2col'),
-       layers.ConvImpl.everywhere('xla')), ('reshape', 'xla', 'xla'))
+  impls = choice.LayerImpls(
+      (implementations.ConvImpl('shifted', 'xla', 'im2col'),
+       implementations.ConvImpl.everywhere('im2col'), implementations.ConvImpl.everywhere('xla')),
+      ('reshape', 'xla', 'xla'))
   described = impls.describe()
   assert described['conv0'] == 'shifted/xla/im2col' and described['conv1'] == 'im2col'
-  assert layer_choice.LayerImpls.from_description(json.loads(json.dumps(described))) == impls
-  assert layer_choice.LayerImpls.from_description({}) == layer_choice.LayerImpls()
+  assert choice.LayerImpls.from_description(json.loads(json.dumps(described))) == impls
+  assert choice.LayerImpls.from_description({}) == choice.LayerImpls()
 
 
 @pytest.mark.parametrize('described, message', [
@@ -151,33 +163,33 @@ def test_a_description_reads_back_as_the_implementations_it_describes():
 ])
 def test_a_bad_description_names_the_layer(described, message):
   with pytest.raises(errors.ConfigError, match=message.replace('(', r'\(')):
-    layer_choice.LayerImpls.from_description(described)
+    choice.LayerImpls.from_description(described)
 
 
 def test_auto_measures_each_layer_once_per_machine(tmp_path, monkeypatch):
   path = str(tmp_path / 'choices.json')
   model = _t2(conv_features=(2, 3), pool_type=('max', 'none'))
-  first = layer_choice.resolve(model, (12, 12, 1), 4, path=path)
+  first = _resolve(model, (12, 12, 1), 4, path=path)
   with open(path) as f:
     measured = json.load(f)[machine.machine_key()]
   # Two convolutions and one pooling; the first layer's input gradient is not timed.
   assert sorted(json.loads(key)[0] for key in measured) == ['conv', 'conv', 'pool']
   conv0 = next(v for k, v in measured.items() if json.loads(k)[-1] is False)
-  assert conv0['version'] == layer_choice.VERSION and conv0['rounds'] == layer_choice.ROUNDS
+  assert conv0['version'] == cache.VERSION and conv0['rounds'] == timing.ROUNDS
   assert set(conv0['ms']) == set(conv0['median_ms']) == {'forward', 'kernel_grad'}
-  assert set(conv0['ms']['forward']) == set(layers.CONV_IMPLS)
+  assert set(conv0['ms']['forward']) == set(implementations.CONV_IMPLS)
   assert all(conv0['ms']['forward'][n] <= conv0['median_ms']['forward'][n]
-             for n in layers.CONV_IMPLS)
-  assert first.conv[0].forward == layer_choice.choose(conv0['ms']['forward'])
+             for n in implementations.CONV_IMPLS)
+  assert first.conv[0].forward == choice.choose(conv0['ms']['forward'])
   assert first.pool[1] == 'xla'  # no pooling after conv1
 
   def no_timing(*args):
     raise AssertionError('measured again')
-  monkeypatch.setattr(layer_choice, '_time_conv', no_timing)
-  monkeypatch.setattr(layer_choice, '_time_pool', no_timing)
-  assert layer_choice.resolve(model, (12, 12, 1), 4, path=path) == first
+  monkeypatch.setattr(timing, 'time_conv', no_timing)
+  monkeypatch.setattr(timing, 'time_pool', no_timing)
+  assert _resolve(model, (12, 12, 1), 4, path=path) == first
   with pytest.raises(AssertionError, match='measured again'):  # another batch is another key
-    layer_choice.resolve(model, (12, 12, 1), 8, path=path)
+    _resolve(model, (12, 12, 1), 8, path=path)
 
 
 @pytest.mark.parametrize('ms, chosen', [
@@ -192,35 +204,40 @@ def test_auto_measures_each_layer_once_per_machine(tmp_path, monkeypatch):
     ({'im2col': 1.0, 'shifted': 0.95}, 'im2col'),                # no XLA among them
 ])
 def test_a_candidate_leaves_xla_s_own_only_by_the_margin(ms, chosen):
-  assert layer_choice.MARGIN == 0.10
-  assert layer_choice.choose(ms) == chosen
+  assert choice.MARGIN == 0.10
+  assert choice.choose(ms) == chosen
 
 
 def _fake_timings(times):
-  """layer_choice._timings that measures nothing: every part of every layer takes `times`
+  """timing.timings that measures nothing: every part of every layer takes `times`
   (candidate -> ms), fastest and median alike."""
   def timings(candidates, args, members):
     ms = {name: times[name] for name in candidates}
-    return ms, dict(ms), layer_choice.ROUNDS
+    return ms, dict(ms), timing.ROUNDS
   return timings
 
 
 @pytest.mark.parametrize('im2col, conv', [(0.95, 'xla'), (0.7, 'im2col')])
 def test_the_margin_rule_decides_what_resolve_runs(tmp_path, monkeypatch, im2col, conv):
-  monkeypatch.setattr(layer_choice, '_timings', _fake_timings(
+  monkeypatch.setattr(timing, 'timings', _fake_timings(
       {'xla': 1.0, 'im2col': im2col, 'shifted': 1.2, 'reshape': 0.95}))
-  chosen = layer_choice.resolve(_t2(), (28, 28, 1), 8, path=str(tmp_path / 'choices.json'))
-  assert chosen.conv == (layers.ConvImpl.everywhere(conv),) * 2
+  chosen = _resolve(_t2(), (28, 28, 1), 8, path=str(tmp_path / 'choices.json'))
+  assert chosen.conv == (implementations.ConvImpl.everywhere(conv),) * 2
   assert chosen.pool == ('xla', 'xla')  # reshape only 5% faster
 
 
 def test_the_log_says_when_and_on_what_timings_each_layer_was_chosen(tmp_path, monkeypatch,
                                                                      caplog):
   path = str(tmp_path / 'choices.json')
-  monkeypatch.setattr(layer_choice, '_timings', _fake_timings(
+  monkeypatch.setattr(timing, 'timings', _fake_timings(
       {'xla': 1.0, 'im2col': 0.7, 'shifted': 0.95, 'reshape': 0.5}))
   caplog.set_level('INFO')
-  layer_choice.resolve(_t2(), (28, 28, 1), 8, path=path)
+  _resolve(_t2(), (28, 28, 1), 8, path=path)
+  timing_lines = [r.getMessage() for r in caplog.records
+                  if r.getMessage().startswith('Timing ')]
+  assert timing_lines == [  # timing is a visible step, said before it starts
+      f'Timing the implementations of 4 layers for this machine (once; cached in {path}): '
+      'conv0, pool0, conv1, pool1']
   lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('Layer ')]
   assert lines[0] == (
       'Layer conv0 (28x28x1 -> 8, 5x5/1 SAME; batch 8, 1 member) measured now, fastest ms of '
@@ -234,28 +251,29 @@ def test_the_log_says_when_and_on_what_timings_each_layer_was_chosen(tmp_path, m
   assert [line.split(' (')[0] for line in lines[:4]] == [
       'Layer conv0', 'Layer pool0', 'Layer conv1', 'Layer pool1']
   caplog.clear()
-  layer_choice.resolve(_t2(), (28, 28, 1), 8, path=path)
+  _resolve(_t2(), (28, 28, 1), 8, path=path)
+  assert not any(r.getMessage().startswith('Timing ') for r in caplog.records)
   lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('Layer')]
   assert len(lines) == 2 and lines[0].startswith(
       f'Layers conv0, pool0, conv1, pool1 (batch 8, 1 member) read from the cache {path} '
       '(measured 20')
-  assert lines[0].endswith('not measured now; `python -m cnn_jax.layer_choice '
+  assert lines[0].endswith('not measured now; `python -m cnn_jax.time_layers '
                            '--config=<experiment>` measures them again')
 
 
 def test_an_entry_of_the_one_shot_timing_is_measured_again(tmp_path, monkeypatch):
   path = tmp_path / 'choices.json'
   model = _t2()
-  conv0, _ = layer_choice.conv_and_pool_layers(model, (28, 28, 1))[0]
+  conv0 = timed_layers.named_layers(model, (28, 28, 1))['conv0']
   old = {'forward': {'xla': 9.0, 'im2col': 9.0, 'shifted': 1e-4}, 'input_grad': {},
          'kernel_grad': {'xla': 9.0, 'im2col': 9.0, 'shifted': 1e-4}}  # version 1, seconds
   path.write_text(json.dumps({machine.machine_key(): {conv0.key(8, 1): old}}))
-  monkeypatch.setattr(layer_choice, '_timings', _fake_timings(
+  monkeypatch.setattr(timing, 'timings', _fake_timings(
       {'xla': 1.0, 'im2col': 0.7, 'shifted': 0.95, 'reshape': 0.5}))
-  chosen = layer_choice.resolve(model, (28, 28, 1), 8, path=str(path))
-  assert chosen.conv[0] == layers.ConvImpl.everywhere('im2col')  # not the old 'shifted'
+  chosen = _resolve(model, (28, 28, 1), 8, path=str(path))
+  assert chosen.conv[0] == implementations.ConvImpl.everywhere('im2col')  # not the old 'shifted'
   entry = json.loads(path.read_text())[machine.machine_key()][conv0.key(8, 1)]
-  assert entry['version'] == layer_choice.VERSION and entry['ms']['forward']['shifted'] == 0.95
+  assert entry['version'] == cache.VERSION and entry['ms']['forward']['shifted'] == 0.95
 
 
 def test_rounds_rotate_and_one_huge_outlier_moves_no_time():
@@ -268,7 +286,7 @@ def test_rounds_rotate_and_one_huge_outlier_moves_no_time():
     order.append(name)
     now[0] += next(left[name])
   calls = {name: (lambda name=name: call(name)) for name in durations}
-  samples = layer_choice.interleaved(calls, 9, clock=lambda: now[0])
+  samples = timing.interleaved(calls, 9, clock=lambda: now[0])
   # Each round calls every candidate once, starting one further along each time.
   assert [order[3 * r] for r in range(4)] == ['xla', 'im2col', 'shifted', 'xla']
   assert all(sorted(order[3 * r:3 * r + 3]) == sorted(durations) for r in range(9))
@@ -276,7 +294,7 @@ def test_rounds_rotate_and_one_huge_outlier_moves_no_time():
   fastest = {name: min(s) for name, s in samples.items()}
   assert fastest == pytest.approx({'xla': 1.0, 'im2col': 0.8, 'shifted': 0.9})
   assert statistics.median(samples['im2col']) == pytest.approx(0.8)
-  assert layer_choice.choose(fastest) == 'im2col'
+  assert choice.choose(fastest) == 'im2col'
 
 
 TINY_EXPERIMENT = """
@@ -290,29 +308,30 @@ def get_config():
 """
 
 
-def _layer_choice_command(args, cache):
-  env = dict(os.environ, CNN_JAX_CACHE=str(cache))
-  return subprocess.run([sys.executable, '-m', 'cnn_jax.layer_choice', *args], cwd=ROOT,
+def _time_layers_command(args, cache_root):
+  env = dict(os.environ, CNN_JAX_CACHE=str(cache_root))
+  return subprocess.run([sys.executable, '-m', 'cnn_jax.time_layers', *args], cwd=ROOT,
                         capture_output=True, text=True, timeout=patience(300), env=env)
 
 
 def test_the_command_measures_a_config_s_layers_again(tmp_path, monkeypatch):
   experiment = tmp_path / 'tiny.py'
   experiment.write_text(TINY_EXPERIMENT)
-  cache = tmp_path / 'cache'
-  cache.mkdir()
-  path = cache / layer_choice.MEASUREMENTS
+  cache_root = tmp_path / 'cache'
+  cache_root.mkdir()
+  path = cache_root / cache.MEASUREMENTS
   config = experiment_files.load_config(str(experiment))
   config.train.batch_size = 4  # as the command's override below
-  named = layer_choice.named_layers(config.model, (28, 28, 1), only_auto=False)
+  named = timed_layers.named_layers(config.model, (28, 28, 1))
   keys = {name: layer.key(4, 1) for name, layer in named.items()}
-  stale = {'version': layer_choice.VERSION, 'rounds': 21, 'measured': '2026-01-01 00:00',
+  stale = {'version': cache.VERSION, 'rounds': 21, 'measured': '2026-01-01 00:00',
            'ms': {'train': {'xla': 1000.0, 'reshape': 1.0}},
            'median_ms': {'train': {'xla': 1000.0, 'reshape': 1.0}}}
   mine = machine.machine_key()
   path.write_text(json.dumps({mine: {keys['pool0']: stale, 'another layer': stale},
                               'cpu|another machine|2 cores': {keys['pool0']: stale}}))
-  proc = _layer_choice_command([f'--config={experiment}', '--config.train.batch_size=4'], cache)
+  proc = _time_layers_command([f'--config={experiment}', '--config.train.batch_size=4'],
+                              cache_root)
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = proc.stdout.splitlines()
   assert lines[0].startswith(f'cntk_pool ({experiment}), batch 4 per device, 1 member, on '
@@ -331,10 +350,10 @@ def test_the_command_measures_a_config_s_layers_again(tmp_path, monkeypatch):
 
   # --all first forgets this machine's other layers; another machine's stay. In process,
   # timing nothing.
-  monkeypatch.setattr(layer_choice, '_timings', _fake_timings(
+  monkeypatch.setattr(timing, 'timings', _fake_timings(
       {'xla': 1.0, 'im2col': 0.7, 'shifted': 0.95, 'reshape': 0.5}))
   config.model.conv_impl = 'xla'
-  table = remeasure_command.remeasure(config, 'tiny.py', forget_all=True, path=str(path))
+  table = time_layers.remeasure(config, 'tiny.py', forget_all=True, path=str(path))
   written = json.loads(path.read_text())
   assert set(written[mine]) == set(keys.values()) and 'cpu|another machine|2 cores' in written
   assert f'cache: {path} (4 entries written, 5 of this machine forgotten first)' in table
@@ -342,7 +361,7 @@ def test_the_command_measures_a_config_s_layers_again(tmp_path, monkeypatch):
          '0.95 (0.95) | - | im2col | 21 | now |' in table
   assert table.splitlines()[-1] == ("note: the config sets model.conv_impl='xla'; its runs "
                                     'use that, not these choices')
-  shown = remeasure_command.remeasure(config, 'tiny.py', again=False, path=str(path))
+  shown = time_layers.remeasure(config, 'tiny.py', again=False, path=str(path))
   assert f'cache: {path} (0 entries written)' in shown and ' | now |' not in shown
 
 
@@ -357,11 +376,11 @@ def test_the_command_measures_a_config_s_layers_again(tmp_path, monkeypatch):
      'error: --members=0: allowed is a count of 1 or more'),
 ])
 def test_the_command_s_bad_input_is_one_line_and_status_2(tmp_path, args, message):
-  proc = _layer_choice_command(args, tmp_path)
+  proc = _time_layers_command(args, tmp_path)
   assert proc.returncode == 2, proc.stderr[-3000:]
   assert proc.stderr.strip().splitlines()[-1] == message, proc.stderr[-3000:]
   assert 'Traceback' not in proc.stderr and proc.stdout == ''
-  assert not (tmp_path / layer_choice.MEASUREMENTS).exists()
+  assert not (tmp_path / cache.MEASUREMENTS).exists()
 
 
 def test_the_model_runs_the_resolved_implementations():
@@ -369,8 +388,8 @@ def test_the_model_runs_the_resolved_implementations():
   x = _random((2, 28, 28, 1), 0)
   params = cnn.build_model(model_cfg).init(jax.random.key(0), x, train=False)
   reference = cnn.build_model(model_cfg).apply(params, x, train=False)
-  impls = layer_choice.LayerImpls((layers.ConvImpl('shifted', 'im2col', 'xla'),
-                                   layers.ConvImpl.everywhere('im2col')), ('reshape', 'reshape'))
+  impls = choice.LayerImpls((implementations.ConvImpl('shifted', 'im2col', 'xla'),
+                             implementations.ConvImpl.everywhere('im2col')), ('reshape', 'reshape'))
   model = cnn.build_model(model_cfg, impls=impls)
   np.testing.assert_allclose(model.apply(params, x, train=False), reference, **TOLERANCE)
   jaxpr = str(jax.make_jaxpr(lambda p: model.apply(p, x, train=False))(params))

@@ -43,7 +43,7 @@ def get_config(arg=None):
                            eval_batch_size=256, pictures='none'))
   config.sweep.heartbeat_seconds = 1
   # Runs compared with each other run XLA's layers: a vmapped group and a run alone would
-  # otherwise time and choose their own (model/layer_choice.py), equal only to float tolerance.
+  # otherwise time and choose their own (layer_impls/), equal only to float tolerance.
   config.model.conv_impl = config.model.pool_impl = 'xla'
   return config
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from cnn_jax.config import validation
+from cnn_jax.layer_impls import padding as paddings
 from cnn_jax.model import architectures
 from cnn_jax.model import cnn as models
 from cnn_jax.model import shapes
@@ -105,7 +106,7 @@ def test_average_pooling_leaves_padding_out_of_the_mean():
 @pytest.mark.parametrize('size, window, stride, expected', [
     (28, 5, 1, (2, 2)), (28, 5, 2, (1, 2)), (14, 2, 2, (0, 0)), (7, 3, 2, (1, 1)), (6, 3, 2, (0, 1))])
 def test_same_padding_puts_the_odd_zero_after(size, window, stride, expected):
-  before, after = shapes.same_padding(size, window, stride)
+  before, after = paddings.same_padding(size, window, stride)
   assert (before, after) == expected
   padded = (size + before + after - window) // stride + 1
-  assert padded == shapes.output_size(size, window, stride, 'SAME')
+  assert padded == paddings.output_size(size, window, stride, 'SAME')

@@ -117,8 +117,8 @@ FIELDS = (
        'dtype of activations and matmuls; parameters, optimizer state and loss stay float32',
        choices=('float32', 'bfloat16')),
     _f('model.conv_impl', 'auto', EXECUTION, 'auto, xla, im2col, shifted',
-       "how convolutions are computed (model/layers.py); 'auto' times the candidates per "
-       'layer shape on this machine (model/layer_choice.py)'),
+       "how convolutions are computed (layer_impls/implementations.py); 'auto' times the "
+       'candidates per layer shape on this machine (layer_impls/resolution.py)'),
     _f('model.pool_impl', 'auto', EXECUTION, 'auto, xla, reshape (window == stride)',
        'how poolings are computed, chosen like conv_impl'),
     # ---- optimizer ----

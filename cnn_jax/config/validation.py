@@ -22,9 +22,9 @@ from cnn_jax.config import fields
 from cnn_jax.data import augment
 from cnn_jax.data import datasets
 from cnn_jax.errors import ConfigError
+from cnn_jax.layer_impls import choice
+from cnn_jax.layer_impls import implementations
 from cnn_jax.model import cnn
-from cnn_jax.model import layer_choice
-from cnn_jax.model import layers
 from cnn_jax.model import shapes
 
 MAX_SEED = 2**32 - 1  # seeds become uint32 PRNG keys and numpy seed sequences
@@ -69,7 +69,7 @@ def validate_determinism(train_cfg, model_cfg) -> None:
           f'train.deterministic=True needs max pools with window == stride (pool{i}: window '
           f'{model_cfg.pool_window[i]}, stride {model_cfg.pool_strides[i]}): XLA\'s '
           "deterministic ops refuse XLA's own max-pool gradient")
-    if model_cfg.pool_impl not in (layer_choice.AUTO, 'reshape'):
+    if model_cfg.pool_impl not in (choice.AUTO, 'reshape'):
       raise ConfigError(f'train.deterministic=True runs max pools as \'reshape\'; '
                         f'model.pool_impl={model_cfg.pool_impl!r}: allowed values auto, reshape')
 
@@ -151,15 +151,15 @@ def validate_model(model_cfg, input_shape=(28, 28, 1), num_classes=None) -> None
   if not _number('model.batch_norm_epsilon', model_cfg.batch_norm_epsilon) > 0:
     raise ConfigError(f'model.batch_norm_epsilon={model_cfg.batch_norm_epsilon!r} must be > 0')
   _chosen('model.compute_dtype', model_cfg.compute_dtype)
-  _choice('model.conv_impl', model_cfg.conv_impl, layer_choice.CONV_CHOICES)
-  _choice('model.pool_impl', model_cfg.pool_impl, layer_choice.POOL_CHOICES)
+  _choice('model.conv_impl', model_cfg.conv_impl, choice.CONV_CHOICES)
+  _choice('model.pool_impl', model_cfg.pool_impl, choice.POOL_CHOICES)
   for i, pool in enumerate(model_cfg.pool_type):
-    exact = layers.pool_impls_for(model_cfg.pool_window[i], model_cfg.pool_strides[i])
-    if pool != 'none' and model_cfg.pool_impl not in (layer_choice.AUTO, *exact):
+    exact = implementations.pool_impls_for(model_cfg.pool_window[i], model_cfg.pool_strides[i])
+    if pool != 'none' and model_cfg.pool_impl not in (choice.AUTO, *exact):
       raise ConfigError(
           f'model.pool_impl={model_cfg.pool_impl!r} cannot compute pool{i} (window '
           f'{model_cfg.pool_window[i]}, stride {model_cfg.pool_strides[i]}); allowed values '
-          f'for this model: {", ".join((layer_choice.AUTO, *exact))}')
+          f'for this model: {", ".join((choice.AUTO, *exact))}')
   shapes.infer_layer_shapes(model_cfg, input_shape)  # a layer shrunk to nothing names itself
 
 

@@ -26,7 +26,9 @@ from cnn_jax.engine import compilation_cache
 from cnn_jax.engine import devices
 from cnn_jax.engine import distributed
 from cnn_jax.engine import grouping
-from cnn_jax.model import layer_choice
+from cnn_jax.layer_impls import choice
+from cnn_jax.layer_impls import resolution
+from cnn_jax.model import timed_layers
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -47,7 +49,7 @@ class Plan:
   splits: datasets.Splits | None
   total_steps: int
   placement: devices.Placement
-  layer_impls: layer_choice.LayerImpls
+  layer_impls: choice.LayerImpls
   steps_per_call: int
   traced: dict
 
@@ -88,7 +90,7 @@ def make(configs: Sequence) -> Plan:
 
 
 def for_evaluation(config, image_shape, num_devices: int,
-                   layer_impls: layer_choice.LayerImpls | None) -> Plan:
+                   layer_impls: choice.LayerImpls | None) -> Plan:
   """The plan of evaluating one trained run (its config validated as trained.read_config
   does) on `num_devices` devices (0: all), with `layer_impls` (None: those the config
   resolves to; on the machine that trained it, the cached choice)."""
@@ -98,7 +100,7 @@ def for_evaluation(config, image_shape, num_devices: int,
 
 def arrange(configs: Sequence, image_shape, num_train_examples: int | None = None, *,
             splits: datasets.Splits | None = None, num_devices: int | None = None,
-            layer_impls: layer_choice.LayerImpls | None = None) -> Plan:
+            layer_impls: choice.LayerImpls | None = None) -> Plan:
   """The plan of `configs` (validated) for images of `image_shape` and `num_train_examples`
   training images (None: a plan that only evaluates, of 1 step): `make`'s second half, and
   the plan of a program over generated shapes (tests, planning's calibration), for configs
@@ -131,21 +133,22 @@ def steps_per_call(train_cfg, backend: str) -> int:
 
 
 def _resolve_layers(configs: Sequence, image_shape, placement: devices.Placement
-                    ) -> layer_choice.LayerImpls:
+                    ) -> choice.LayerImpls:
   """The layer implementations for the group's per-device shapes: the config's, or for
-  'auto' this machine's measured choice (model/layer_choice.py; measured now, and logged,
+  'auto' this machine's measured choice (layer_impls/resolution.py; measured now, and logged,
   if nothing is cached)."""
   first = configs[0]
   members, batch = placement.per_device(len(configs), first.train.batch_size)
-  return agreed_layers(lambda: layer_choice.resolve(
-      first.model, image_shape, batch, members, deterministic=first.train.deterministic))
+  return agreed_layers(lambda: resolution.resolve(
+      timed_layers.named_layers(first.model, image_shape), first.model.conv_impl,
+      first.model.pool_impl, batch, members, deterministic=first.train.deterministic))
 
 
-def agreed_layers(resolve: Callable[[], layer_choice.LayerImpls]) -> layer_choice.LayerImpls:
+def agreed_layers(resolve: Callable[[], choice.LayerImpls]) -> choice.LayerImpls:
   """`resolve()`'s layer implementations; over several processes, process 0's on all of
   them: each would read (or measure) its own machine's choices, and the processes of one
   run must compile one program."""
   if jax.process_count() == 1:
     return resolve()
   chosen = resolve().describe() if distributed.is_writer() else None
-  return layer_choice.LayerImpls.from_description(distributed.from_writer(chosen))
+  return choice.LayerImpls.from_description(distributed.from_writer(chosen))

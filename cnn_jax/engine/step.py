@@ -24,8 +24,8 @@ import optax
 from cnn_jax.data import augment
 from cnn_jax.engine import metrics
 from cnn_jax.engine import optimizers
+from cnn_jax.layer_impls import choice
 from cnn_jax.model import cnn
-from cnn_jax.model import layer_choice
 
 # A member's state: what a checkpoint holds (CHECKPOINTED) plus what the program rebuilds
 # from the config (the traced hyperparameters) and the train sums of the current log window.
@@ -77,7 +77,7 @@ class MemberFunctions:
   shape-determining fields every member shares) with their own traced values."""
   config: ml_collections.ConfigDict
   total_steps: int
-  layer_impls: layer_choice.LayerImpls | None = None  # None: XLA's own layers
+  layer_impls: choice.LayerImpls | None = None  # None: XLA's own layers
 
   def parts(self, hparams: dict):
     model = cnn.build_model(self.config.model, hparams.get('model'), self.layer_impls)

@@ -15,8 +15,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnn_jax.layer_impls import implementations
+from cnn_jax.layer_impls.implementations import ConvImpl
 from cnn_jax.model import layer_list
-from cnn_jax.model import layers
 from cnn_jax.model import shapes
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -76,9 +77,10 @@ class CNN(nn.Module):
   batch_norm_momentum: float = 0.9
   batch_norm_epsilon: float = 1e-5
   compute_dtype: str = 'float32'
-  # Per conv layer, the implementation of its convolution and of its pooling (model/layers.py;
-  # resolved from model.conv_impl / pool_impl by model/layer_choice.py). Empty: XLA's own.
-  conv_impls: Sequence[layers.ConvImpl] = ()
+  # Per conv layer, the implementation of its convolution and of its pooling
+  # (layer_impls/implementations.py; resolved from model.conv_impl / pool_impl by
+  # layer_impls/resolution.py). Empty: XLA's own.
+  conv_impls: Sequence[ConvImpl] = ()
   pool_impls: Sequence[str] = ()
 
   @nn.compact
@@ -93,10 +95,10 @@ class CNN(nn.Module):
     for layer in self.layers:
       i = layer.index
       if layer.kind == 'conv':
-        x = layers.Conv(layer.features, layer.window, layer.stride,
-                        shapes.parse_padding(layer.padding, 'padding'),
-                        self.conv_impls[i] if self.conv_impls else layers.ConvImpl(),
-                        kernel_init, bias_init, dtype, name=layer.name)(x)
+        x = Conv(layer.features, layer.window, layer.stride,
+                 shapes.parse_padding(layer.padding, 'padding'),
+                 self.conv_impls[i] if self.conv_impls else ConvImpl(),
+                 kernel_init, bias_init, dtype, name=layer.name)(x)
       elif layer.kind == 'dense':
         x = nn.Dense(layer.features, kernel_init=kernel_init, bias_init=bias_init,
                      dtype=dtype, param_dtype=jnp.float32, name=layer.name)(x)
@@ -126,6 +128,28 @@ class CNN(nn.Module):
     return x
 
 
+class Conv(nn.Module):
+  """nn.Conv's parameters (names, shapes, initialisation) with a chosen implementation, so a
+  checkpoint or an init does not depend on which implementation runs."""
+  features: int
+  kernel_size: int
+  stride: int
+  padding: Any
+  impl: ConvImpl
+  kernel_init: Callable
+  bias_init: Callable
+  dtype: Any = jnp.float32  # the computation's; the parameters stay float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k = self.kernel_size
+    kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features),
+                        jnp.float32)
+    bias = self.param('bias', self.bias_init, (self.features,), jnp.float32)
+    return (implementations.conv(x.astype(self.dtype), kernel.astype(self.dtype), self.stride,
+                                 self.padding, self.impl) + bias.astype(self.dtype))
+
+
 class Dropout(nn.Module):
   """Inverted dropout, as flax's nn.Dropout computes it (same RNG stream, same mask), except
   that `rate` may be a traced value: a vmapped sweep group trains members with different
@@ -143,7 +167,7 @@ class Dropout(nn.Module):
 
 def pool(x, pool_type, window, stride, padding, impl='xla'):
   padding = shapes.parse_padding(padding, 'padding')
-  return layers.POOL_IMPLS[impl](x, pool_type, window, stride, padding)
+  return implementations.POOL_IMPLS[impl](x, pool_type, window, stride, padding)
 
 
 COMPUTE_DTYPES = ('float32', 'bfloat16')
@@ -154,8 +178,8 @@ def build_model(model_cfg, traced=None, impls=None) -> CNN:
 
   traced: {field: value} for the traced model fields (config/fields.py) whose value is a
   traced array (one member of a vmapped group).
-  impls: the layer_choice.LayerImpls to run; None runs XLA's own convolutions and poolings
-  (the parameters are the same either way).
+  impls: the layer_impls.choice.LayerImpls to run; None runs XLA's own convolutions and
+  poolings (the parameters are the same either way).
   """
   fields = {name: getattr(model_cfg, name) for name in CNN.__dataclass_fields__
             if name not in ('parent', 'name', 'layers') and name in model_cfg}

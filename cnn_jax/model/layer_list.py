@@ -1,7 +1,7 @@
 """The model's layers, in the order they run, read from a `model` config: the one walk over
 conv{i}, conv{i}_bn, pool{i}, dropout, flatten or global pooling, dense{i}, dense{i}_bn and
 logits that the module (cnn.py), the shapes and parameter counts (shapes.py), the layer
-implementation choice (layer_choice.py) and the summary all read.
+implementations' timing (timed_layers.py) and the summary all read.
 
 Each entry names its module (the parameters' key and the sown output's name) and carries
 what its computation needs. `activation` says the entry's output is taken after the model's

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence, Union
+from typing import Sequence
 
 from cnn_jax.errors import ConfigError
+# The padding arithmetic is the implementations' (layer_impls/padding.py); read here as well.
+from cnn_jax.layer_impls.padding import output_size
+from cnn_jax.layer_impls.padding import Padding
 from cnn_jax.model import layer_list
-
-Padding = Union[str, int]
 
 
 def parse_padding(padding: Padding, field: str) -> Padding:
@@ -32,29 +33,6 @@ def parse_padding(padding: Padding, field: str) -> Padding:
       return int(upper)
   raise ConfigError(
       f'{field}={padding!r}: allowed values are "SAME", "VALID" or an integer >= 0')
-
-
-def output_size(size: int, window: int, stride: int, padding: Padding) -> int:
-  """Spatial output size of a convolution or pooling window sliding over `size` inputs.
-
-  SAME pads so that the output is ceil(size / stride) (XLA's and TensorFlow's rule);
-  VALID uses no padding: floor((size - window) / stride) + 1; an integer p pads p zeros on
-  each side: floor((size + 2p - window) / stride) + 1. A result below 1 means the window
-  does not fit.
-  """
-  if padding == 'SAME':
-    return -(-size // stride)
-  pad = 0 if padding == 'VALID' else int(padding)
-  if size + 2 * pad < window:
-    return 0
-  return (size + 2 * pad - window) // stride + 1
-
-
-def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
-  """The zeros SAME adds (before, after) along one axis: XLA's and TensorFlow's rule, the
-  odd one after. What another framework needs to reproduce a SAME layer exactly."""
-  total = max((output_size(size, window, stride, 'SAME') - 1) * stride + window - size, 0)
-  return total // 2, total - total // 2
 
 
 @dataclasses.dataclass(frozen=True)

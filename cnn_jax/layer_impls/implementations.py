@@ -5,7 +5,7 @@ several times slower than the same arithmetic written as shifted slices).
 Every implementation computes the same function as XLA's own (lax.conv_general_dilated,
 lax.reduce_window) to float tolerance, forward and gradients; tests/test_layers.py checks it
 over a grid of kernels, strides, paddings, channels and odd image sizes. Which one a model
-runs is chosen per layer shape and backend by measurement (model/layer_choice.py).
+runs is chosen per layer shape and backend by measurement (resolution.py).
 
 Convolutions (NHWC input, HWIO kernel):
   xla      lax.conv_general_dilated, what flax's nn.Conv runs
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -30,16 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_jax.errors import ConfigError
-from cnn_jax.model import shapes
-
-
-def explicit_pads(size: int, window: int, stride: int, padding) -> tuple[int, int]:
-  """The padding (before, after) of one axis that XLA applies for `padding`."""
-  if padding == 'SAME':
-    return shapes.same_padding(size, window, stride)
-  if padding == 'VALID':
-    return 0, 0
-  return int(padding), int(padding)
+from cnn_jax.layer_impls.padding import explicit_pads
 
 
 def _pad(x: jax.Array, window: int, stride: int, padding, value: float) -> jax.Array:
@@ -201,25 +192,3 @@ POOL_IMPLS: dict[str, Callable] = {'xla': pool_xla, 'reshape': pool_reshape}
 def pool_impls_for(window: int, stride: int) -> tuple[str, ...]:
   """The pooling implementations that compute this window exactly."""
   return tuple(name for name in POOL_IMPLS if name != 'reshape' or window == stride)
-
-
-class Conv(nn.Module):
-  """nn.Conv's parameters (names, shapes, initialisation) with a chosen implementation, so a
-  checkpoint or an init does not depend on which implementation runs."""
-  features: int
-  kernel_size: int
-  stride: int
-  padding: Any
-  impl: ConvImpl
-  kernel_init: Callable
-  bias_init: Callable
-  dtype: Any = jnp.float32  # the computation's; the parameters stay float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    k = self.kernel_size
-    kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features),
-                        jnp.float32)
-    bias = self.param('bias', self.bias_init, (self.features,), jnp.float32)
-    return (conv(x.astype(self.dtype), kernel.astype(self.dtype), self.stride, self.padding,
-                 self.impl) + bias.astype(self.dtype))

@@ -1,13 +1,13 @@
-"""Measures again which implementation each convolution and pooling of an experiment runs on
-this machine (model/layer_choice.py), prints every candidate's timings and the choice, and
+"""Times again, on this machine, every implementation of each convolution and pooling of an
+experiment (cnn_jax/layer_impls/), prints every candidate's timings and the choice, and
 writes them to the cache that runs choose by.
 
-    python -m cnn_jax.layer_choice --config=experiments/pool.py
-    python -m cnn_jax.layer_choice --config=experiments/pool.py --config.train.batch_size=128
-    python -m cnn_jax.layer_choice --config=experiments/pool.py --members=4  # a vmapped group
-    python -m cnn_jax.layer_choice --config=experiments/pool.py --all   # forget this machine's
-                                                                         # other layers too
-    python -m cnn_jax.layer_choice --config=experiments/pool.py --show  # the cache as it is
+    python -m cnn_jax.time_layers --config=experiments/pool.py
+    python -m cnn_jax.time_layers --config=experiments/pool.py --config.train.batch_size=128
+    python -m cnn_jax.time_layers --config=experiments/pool.py --members=4  # a vmapped group
+    python -m cnn_jax.time_layers --config=experiments/pool.py --all   # forget this machine's
+                                                                        # other layers too
+    python -m cnn_jax.time_layers --config=experiments/pool.py --show  # the cache as it is
 
 The layers are measured at the batch each device computes (train.batch_size over
 train.num_devices) and, with --members=K, under vmap as a sweep group of K runs them. The
@@ -61,25 +61,27 @@ def remeasure(config, experiment: str, members: int = 1, forget_all: bool = Fals
   from cnn_jax.data import datasets
   from cnn_jax.engine import compilation_cache
   from cnn_jax.engine import devices
-  from cnn_jax.model import layer_choice
+  from cnn_jax.layer_impls import cache
+  from cnn_jax.layer_impls import resolution
+  from cnn_jax.model import timed_layers
   validation.validate(config, members)
   compilation_cache.enable()  # as a run does: measuring again compiles nothing
-  path = path or cache_dir.cache_dir(layer_choice.MEASUREMENTS)
+  path = path or cache_dir.cache_dir(cache.MEASUREMENTS)
   image_shape = datasets.info(config.data).image_shape
   batch = config.train.batch_size
   members, batch = devices.place(config.train.num_devices, members, batch).per_device(
       members, batch)
-  named = layer_choice.named_layers(config.model, image_shape, only_auto=False)
-  dropped = layer_choice.forget(path) if forget_all else 0
-  found = layer_choice.measure(named, batch, members, path, again=again)
+  named = timed_layers.named_layers(config.model, image_shape)
+  dropped = cache.forget(path) if forget_all else 0
+  found = resolution.measure(named, batch, members, path, again=again)
   return _table(config, experiment, found, batch, members, path, machine.machine_key(),
                 dropped)
 
 
 def _table(config, experiment, found, batch, members, path, machine_key, dropped) -> str:
-  from cnn_jax.model import layer_choice  # pylint: disable=g-import-not-at-top
-  from cnn_jax.model import layers  # pylint: disable=g-import-not-at-top
-  names = list(dict.fromkeys([*layers.CONV_IMPLS, *layers.POOL_IMPLS]))
+  from cnn_jax.layer_impls import choice  # pylint: disable=g-import-not-at-top
+  from cnn_jax.layer_impls import implementations  # pylint: disable=g-import-not-at-top
+  names = list(dict.fromkeys([*implementations.CONV_IMPLS, *implementations.POOL_IMPLS]))
   lines = [f'{config.model.name} ({experiment}), batch {batch} per device, {members} '
            f'member{"s" if members > 1 else ""}, on {machine_key}; ms per call, the fastest '
            'of the rounds (their median); the choice is by the fastest',
@@ -100,7 +102,7 @@ def _table(config, experiment, found, batch, members, path, machine_key, dropped
   lines.append(f'cache: {path} ({fresh} entr{"y" if fresh == 1 else "ies"} written'
                + (f', {dropped} of this machine forgotten first' if dropped else '') + ')')
   for field in ('conv_impl', 'pool_impl'):
-    if config.model[field] != layer_choice.AUTO:
+    if config.model[field] != choice.AUTO:
       lines.append(f'note: the config sets model.{field}={config.model[field]!r}; its runs use '
                    'that, not these choices')
   return '\n'.join(lines)
@@ -109,7 +111,7 @@ def _table(config, experiment, found, batch, members, path, machine_key, dropped
 if __name__ == '__main__':
   # allocator re-executes `[python] + sys.argv`, and under -m sys.argv[0] is this file's path,
   # which would run it as a script outside its package: re-execute it as a module instead.
-  sys.argv[0:1] = ['-m', 'cnn_jax.layer_choice']
+  sys.argv[0:1] = ['-m', 'cnn_jax.time_layers']
   startup.before_jax()  # as in launch.py's runs, whose choice this measures
   sys.argv[0:2] = [__file__]
   cli.run(main)
