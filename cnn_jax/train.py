@@ -3,7 +3,7 @@ group of runs, `train_group(configs, workdirs)`.
 
 A single run is the engine's loop with one member (engine/loop.py); a sweep's vmapped group
 calls the same loop with several. This module adds what the engine leaves to its observers:
-the pictures (reports/run_pictures.py), and what the caller passes (a sweep's pruning). See
+the pictures (pictures/run_pictures.py), and what the caller passes (a sweep's pruning). See
 docs/DESIGN.md for how a config becomes a run.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import ml_collections
 from cnn_jax import console
 from cnn_jax.engine import distributed
 from cnn_jax.engine import loop
-from cnn_jax.reports import run_pictures
+from cnn_jax.pictures import run_pictures
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
