@@ -182,7 +182,7 @@ def _slice_axes(figure: Figure, percent: bool) -> None:
 
 def _intermediate_axes(figure: Figure, objective: str, percent: bool) -> None:
   """The values reported are the objective's, at each evaluation (the worker's step: the
-  count of evaluations, sweeps/worker.py)."""
+  count of evaluations, sweeps/settling.py)."""
   axes = figure.axes[0]
   scales.value_axis(axes, _data_range([axes]), percent)
   axes.set_ylabel(objective)

@@ -103,15 +103,16 @@ def read_study(workdir: str, storage: str = ''):
   """The sweep's Optuna study, or None when it has none (an archived table, a sweep from
   before the studies)."""
   from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
-  if not storage and not os.path.exists(os.path.join(workdir, study_lib.FILENAME)):
+  from cnn_jax.sweeps import study_storage  # pylint: disable=g-import-not-at-top
+  if not storage and not os.path.exists(os.path.join(workdir, study_storage.FILENAME)):
     return None
   import optuna  # pylint: disable=g-import-not-at-top
-  url = study_lib.url_for(workdir, storage)
+  url = study_storage.url_for(workdir, storage)
   try:
     return optuna.load_study(study_name=study_lib.study_name(workdir),
-                             storage=study_lib.open_storage(url, 60))
+                             storage=study_storage.open_storage(url, 60))
   except KeyError:
-    raise UserError(f'{study_lib.masked(url)} holds no study named '
+    raise UserError(f'{study_storage.masked(url)} holds no study named '
                     f'{study_lib.study_name(workdir)!r}') from None
 
 
