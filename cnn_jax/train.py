@@ -4,7 +4,7 @@ of runs, `train_group(configs, workdirs)`, and a plan made beforehand, `train_pl
 A config becomes a plan (engine/plan.py: validated, its data loaded, its devices and layers
 decided), the plan is trained by the engine's loop (engine/loop.py), one member for a single
 run, several for a sweep's vmapped group. This module adds what the engine leaves to its
-observers: the pictures (reports/run_pictures.py), and what the caller passes (a sweep's
+observers: the pictures (pictures/run_pictures.py), and what the caller passes (a sweep's
 pruning). See docs/DESIGN.md for how a config becomes a run.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cnn_jax import console
 from cnn_jax.engine import distributed
 from cnn_jax.engine import loop
 from cnn_jax.engine import plan as plan_lib
-from cnn_jax.reports import run_pictures
+from cnn_jax.pictures import run_pictures
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from PIL import Image
 from tensorboard.summary.writer import record_writer
 
 from cnn_jax.data import datasets as data
-from cnn_jax.data import prepared
+from cnn_jax.data import records as records_lib
 
 TEMPLATE = '{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}'
 
@@ -90,7 +90,7 @@ def _patch(label: int, image_shape, num_classes: int) -> tuple[int, int, int, in
 def example(image: np.ndarray, label: int) -> bytes:
   png = io.BytesIO()
   Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(png, 'PNG')  # L, RGB
-  proto = prepared.Example()
+  proto = records_lib.Example()
   proto.features.feature['image'].bytes_list.value.append(png.getvalue())
   proto.features.feature['label'].int64_list.value.append(int(label))
   return proto.SerializeToString()

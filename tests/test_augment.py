@@ -17,8 +17,9 @@ from cnn_jax.config import validation
 from cnn_jax.data import augment
 from cnn_jax.data import datasets
 from cnn_jax.errors import ConfigError
-from cnn_jax.reports import pictures
-from cnn_jax.reports import run_pictures
+from cnn_jax.pictures import canvas
+from cnn_jax.pictures import grids
+from cnn_jax.pictures import run_pictures
 from cnn_jax.machine import patience
 from experiments import default
 
@@ -381,8 +382,8 @@ def test_the_picture_of_augmented_digits_is_a_png():
   assert shown.shape == (8, 4, 28, 28, 1) and shown.dtype == np.float32
   assert 0.0 <= shown.min() and shown.max() <= 1.0
   np.testing.assert_array_equal(shown, augment.examples(config_of(**STRONG), 0, images, 4))
-  figure = pictures.draw_augmented(images, shown, np.arange(8), 'rotate=20', 't')
-  png, height, width = pictures.render(figure)
+  figure = grids.draw_augmented(images, shown, np.arange(8), 'rotate=20', 't')
+  png, height, width = canvas.render(figure)
   assert png_size(png) == (height, width)
   assert 200 <= height <= 1000 and 400 <= width <= 1300
 

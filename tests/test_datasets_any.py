@@ -19,7 +19,7 @@ from cnn_jax import trained
 from cnn_jax.config import validation
 from cnn_jax.data import datasets
 from cnn_jax.engine import results
-from cnn_jax.reports import run_pictures
+from cnn_jax.pictures import run_pictures
 from cnn_jax.reports import run_report
 from cnn_jax.machine import patience
 from experiments import default

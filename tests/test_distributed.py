@@ -20,6 +20,7 @@ from cnn_jax.engine import results
 from cnn_jax.machine import patience
 from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import study as study_lib
+from cnn_jax.sweeps import study_storage
 from tests.conftest import real_data_or_skip
 from tests.test_batch_norm import read_state
 from tests.test_train import read_params
@@ -279,7 +280,7 @@ def test_a_search_over_two_processes_survives_sigterm_and_resumes_in_one(tmp_pat
   experiment.write_text(SEARCH)
   workdir = str(tmp_path / 'search')
   sweep = declaration.load(str(experiment))
-  study = declaration.start(sweep, workdir, study_lib.url_for(workdir))
+  study = declaration.start(sweep, workdir, study_storage.url_for(workdir))
   for rate in RATES:  # (as the sampler would draw them, but in a known order)
     study.enqueue_trial({'optimizer.learning_rate': rate})
   command = [f'--config={experiment}', '--sweep']

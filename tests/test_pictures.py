@@ -13,8 +13,11 @@ from cnn_jax import train
 from cnn_jax.config import validation
 from cnn_jax.engine import metrics
 from cnn_jax.engine import results
-from cnn_jax.reports import pictures
-from cnn_jax.reports import run_pictures
+from cnn_jax.pictures import canvas
+from cnn_jax.pictures import charts
+from cnn_jax.pictures import grids
+from cnn_jax.pictures import run_pictures
+from cnn_jax.pictures import scales
 
 EPOCH_PICTURES = {'learning_curves', 'confusion_test'}
 END_PICTURES = EPOCH_PICTURES | {'predictions', 'confidently_wrong', 'filters', 'activations'}
@@ -88,7 +91,7 @@ def test_a_picture_that_fails_costs_the_run_nothing_but_the_picture(tmp_path, ti
   tiny_config.train.pictures = 'end'
   def broken(*args, **kwargs):
     raise RuntimeError('no ink')
-  monkeypatch.setattr(pictures, 'draw_filters', broken)
+  monkeypatch.setattr(grids, 'draw_filters', broken)
   record = train.train_and_evaluate(tiny_config, str(tmp_path))
   assert record['status'] == 'ok' and results.read(str(tmp_path))['status'] == 'ok'
   assert any('Pictures at step 12 were not drawn' in r.getMessage() and r.exc_info
@@ -125,8 +128,8 @@ def test_most_confidently_wrong_orders_mistakes_by_confidence():
                             [0.6, 0.4, 0, 0],    # wrong, 60%
                             [0, 0.95, 0.05, 0],  # wrong, 95%
                             [0, 0, 0.3, 0.7]])   # right
-  assert pictures.most_confidently_wrong(labels, probabilities, 5).tolist() == [2, 1]
-  assert pictures.most_confidently_wrong(labels, probabilities, 1).tolist() == [2]
+  assert grids.most_confidently_wrong(labels, probabilities, 5).tolist() == [2, 1]
+  assert grids.most_confidently_wrong(labels, probabilities, 1).tolist() == [2]
 
 
 def test_the_drawings_take_odd_inputs():
@@ -135,14 +138,14 @@ def test_the_drawings_take_odd_inputs():
   confusion[2, 0] = 1
   rng = np.random.default_rng(0)
   figures = [
-      pictures.draw_confusion(confusion, 'test', 't'),
-      pictures.draw_filters(rng.normal(size=(3, 3, 2, 5)), 'conv0', 't'),
-      pictures.draw_activations(np.zeros((28, 28, 1), np.uint8), 3,
-                                {'conv0': rng.normal(size=(28, 28, 3))}, 't'),
-      pictures.draw_learning_curves([{'epoch': 1.0, 'train': {'loss': 1.0, 'error': 0.5}}], 't'),
+      charts.draw_confusion(confusion, 'test', 't'),
+      grids.draw_filters(rng.normal(size=(3, 3, 2, 5)), 'conv0', 't'),
+      grids.draw_activations(np.zeros((28, 28, 1), np.uint8), 3,
+                             {'conv0': rng.normal(size=(28, 28, 3))}, 't'),
+      charts.draw_learning_curves([{'epoch': 1.0, 'train': {'loss': 1.0, 'error': 0.5}}], 't'),
   ]
   for figure in figures:
-    png, height, width = pictures.render(figure)
+    png, height, width = canvas.render(figure)
     assert png_size(png) == (height, width)
 
 
@@ -163,11 +166,11 @@ def shows_integers_only(axis) -> bool:
 
 
 def test_an_axis_is_logarithmic_when_its_values_span_decades():
-  assert pictures.spans_decades([0.014, 0.02, 0.04, 0.88])  # one trial at chance
-  assert not pictures.spans_decades([0.014, 0.02, 0.04])
-  assert pictures.spans_decades([0.01, np.nan, 0.06])  # NaN (not evaluated) left out
-  assert not pictures.spans_decades([0.0, 0.01, 0.5])  # a log axis cannot show the zero
-  assert not pictures.spans_decades([])
+  assert scales.spans_decades([0.014, 0.02, 0.04, 0.88])  # one trial at chance
+  assert not scales.spans_decades([0.014, 0.02, 0.04])
+  assert scales.spans_decades([0.01, np.nan, 0.06])  # NaN (not evaluated) left out
+  assert not scales.spans_decades([0.0, 0.01, 0.5])  # a log axis cannot show the zero
+  assert not scales.spans_decades([])
 
 
 def history(errors, losses):
@@ -177,7 +180,7 @@ def history(errors, losses):
 
 
 def test_learning_curves_show_error_in_percent_on_a_log_axis_where_it_spans_decades():
-  figure = pictures.draw_learning_curves(
+  figure = charts.draw_learning_curves(
       history([0.30, 0.05, 0.02, 0.012, 0.01], [1.2, 0.9, 0.8, 0.75, 0.7]), 't')
   loss, error = figure.axes
   assert error.get_yscale() == 'log' and loss.get_yscale() == 'linear'  # 30x; 1.9x
@@ -187,7 +190,7 @@ def test_learning_curves_show_error_in_percent_on_a_log_axis_where_it_spans_deca
   assert not any('%' in label for label in tick_labels(loss.yaxis))
   assert shows_integers_only(error.xaxis)  # epochs 1 to 5: no 1.5
 
-  flat = pictures.draw_learning_curves(history([0.02, 0.015, 0.012], [0.1, 0.08, 0.07]), 't')
+  flat = charts.draw_learning_curves(history([0.02, 0.015, 0.012], [0.1, 0.08, 0.07]), 't')
   assert flat.axes[1].get_yscale() == 'linear'
   assert all(label.endswith('%') for label in tick_labels(flat.axes[1].yaxis))
   assert shows_integers_only(flat.axes[1].xaxis)  # 3 epochs: matplotlib would tick 1.5
@@ -195,7 +198,7 @@ def test_learning_curves_show_error_in_percent_on_a_log_axis_where_it_spans_deca
 
 def test_per_class_accuracy_ends_at_100_percent_and_labels_every_class():
   confusion = np.diag([980, 1135, 1000]) + np.array([[0, 0, 0], [3, 0, 0], [0, 20, 0]])
-  figure = pictures.draw_confusion(confusion, 'test', 't')
+  figure = charts.draw_confusion(confusion, 'test', 't')
   bars = figure.axes[1]
   assert bars.get_xlim()[1] == 1.0
   assert all(label.endswith('%') for label in tick_labels(bars.xaxis))
@@ -207,8 +210,8 @@ def test_activation_tiles_are_framed_numbered_and_share_a_scale_per_layer():
   rng = np.random.default_rng(0)
   conv = rng.uniform(0, 3, size=(6, 6, 4))
   conv[..., 2] = 0  # a channel zero all over the digit: white on white without its frame
-  figure = pictures.draw_activations(np.zeros((6, 6, 1), np.uint8), 3,
-                                     {'conv0': conv, 'pool0': conv[::2, ::2] / 2}, 't')
+  figure = grids.draw_activations(np.zeros((6, 6, 1), np.uint8), 3,
+                                  {'conv0': conv, 'pool0': conv[::2, ::2] / 2}, 't')
   rows = [[a for a in figure.axes if a.images and a.get_subplotspec().rowspan.start == row]
           for row in (1, 2)]
   for tiles in rows:

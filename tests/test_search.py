@@ -25,6 +25,7 @@ from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import runner
 from cnn_jax.sweeps import tables
 from cnn_jax.sweeps import study as study_lib
+from cnn_jax.sweeps import study_storage
 from cnn_jax.machine import patience
 from tests.test_groups import assert_close_params
 from tests.test_train import read_params
@@ -73,7 +74,7 @@ def learnable(monkeypatch, learnable_mnist_dir):
 
 def final_trials(workdir, experiment):
   sweep = declaration.load(experiment)
-  study = declaration.open_study(sweep, workdir, study_lib.url_for(workdir))
+  study = declaration.open_study(sweep, workdir, study_storage.url_for(workdir))
   return sweep, [t for t in study.get_trials() if not study_lib.superseded(t)]
 
 
@@ -157,7 +158,7 @@ def test_a_worker_killed_mid_trial_is_resumed_from_its_checkpoint(tmp_path, lear
   sweep, trials = final_trials(workdir, f'{experiment}:grid')
   assert [study_lib.state_of(t) for t in trials] == ['complete', 'complete']
   # The original trial failed by its heartbeat, and its retry ran in its directory.
-  study = declaration.open_study(sweep, workdir, study_lib.url_for(workdir))
+  study = declaration.open_study(sweep, workdir, study_storage.url_for(workdir))
   assert sorted(study_lib.state_of(t) for t in study.get_trials()) == [
       'complete', 'complete', 'failed']
 
@@ -209,7 +210,7 @@ def test_the_median_pruner_stops_one_member_of_a_vmapped_group(tmp_path, learnab
       checkpoints[os.path.normpath(run_dir), int(state['step'])] = f.read()
   monkeypatch.setattr(checkpoint, 'save', save_and_keep)
   sweep = declaration.load(experiment)
-  study = declaration.start(sweep, workdir, study_lib.url_for(workdir))
+  study = declaration.start(sweep, workdir, study_storage.url_for(workdir))
   # Two configurations to set the median, then a group of a good one and a hopeless one.
   for rate in (0.05, 0.1, 0.2, 1e-7):
     study.enqueue_trial({'optimizer.learning_rate': rate, 'optimizer.name': 'sgd'})
@@ -319,17 +320,17 @@ def test_a_bad_declaration_from_the_command_line_is_one_line_and_status_2(tmp_pa
   lines = proc.stderr.strip().splitlines()
   assert lines[-1].startswith('error: ') and 'low=1.0 must be below high=0.1' in lines[-1]
   assert 'Traceback' not in proc.stderr
-  assert not os.path.exists(tmp_path / 'w' / study_lib.FILENAME)  # nothing ran
+  assert not os.path.exists(tmp_path / 'w' / study_storage.FILENAME)  # nothing ran
 
 
 @pytest.mark.parametrize('url', ['postgresql://user:s3cret@127.0.0.1:5/db',
                                  'postgresql://user:s3cret@127.0.0.1:port/db'])
 def test_a_password_in_the_storage_url_is_never_shown(url):
-  assert 's3cret' not in study_lib.masked(url)
-  with pytest.raises(study_lib.StorageError) as error:
-    study_lib.open_storage(url, 1)
+  assert 's3cret' not in study_storage.masked(url)
+  with pytest.raises(study_storage.StorageError) as error:
+    study_storage.open_storage(url, 1)
   assert 's3cret' not in str(error.value)
-  assert 'user:***@127.0.0.1' in study_lib.masked('postgresql://user:s3cret@127.0.0.1:5/db')
+  assert 'user:***@127.0.0.1' in study_storage.masked('postgresql://user:s3cret@127.0.0.1:5/db')
 
 
 def test_two_commands_share_a_study_in_postgresql(tmp_path, learnable, postgres_url):
@@ -388,7 +389,7 @@ def test_a_retry_waits_for_the_machine_that_holds_its_checkpoint(tmp_path, learn
   saved = checkpoint.saved_step(run_dir)
 
   other = launch(args(machines[1]), wait=False)
-  storage = study_lib.open_storage(postgres_url, heartbeat)
+  storage = study_storage.open_storage(postgres_url, heartbeat)
   deadline = time.time() + patience(120)
   while not any('failed_trial' in t.system_attrs
                 for t in optuna.load_study(study_name='handover', storage=storage).get_trials()):
@@ -423,7 +424,7 @@ def test_a_storage_address_that_drops_packets_is_one_line_within_its_timeout(tmp
                                                                             learnable):
   """A listening socket whose accept queue is full drops every new SYN without an answer, as
   a firewall or a dead host does: the connection attempt gives up after its timeout
-  (study.network_timeouts: max(3 s, one heartbeat), 3 s here), not TCP's two minutes."""
+  (study_storage.network_timeouts: max(3 s, one heartbeat), 3 s here), not TCP's two minutes."""
   experiment = write_experiment(tmp_path)
   with socket.socket() as full, socket.socket() as filler:
     full.bind(('127.0.0.1', 0))
@@ -609,7 +610,7 @@ def test_a_run_that_trained_to_its_end_keeps_its_results_when_only_the_report_fa
 
 def _open_storage_after(barrier, url):
   barrier.wait()  # every process creates the fresh database's tables at once
-  study_lib.open_storage(url, 1)
+  study_storage.open_storage(url, 1)
 
 
 def test_commands_starting_at_once_on_a_fresh_database_all_open_it():
@@ -637,7 +638,7 @@ def test_a_study_whose_identity_another_command_is_writing_is_waited_for(tmp_pat
   workdir = str(tmp_path / 'search')
   os.makedirs(workdir)
   sweep = declaration.load(experiment)
-  url = study_lib.url_for(workdir)
+  url = study_storage.url_for(workdir)
   started = optuna.create_study(storage=url, study_name=study_lib.study_name(workdir))
   started.set_user_attr('experiment', experiment)
   started.set_user_attr('config', study_lib.sweep_digest(sweep.base, sweep.declared))
@@ -659,12 +660,12 @@ def test_a_study_names_its_objective(tmp_path):
   experiment = write_experiment(tmp_path)
   sweep = declaration.load(experiment)
   fresh = str(tmp_path / 'fresh')
-  study = declaration.start(sweep, fresh, study_lib.url_for(fresh))
+  study = declaration.start(sweep, fresh, study_storage.url_for(fresh))
   assert study.metric_names == ['validation/error']
 
   older = str(tmp_path / 'older')
   os.makedirs(older)
-  url = study_lib.url_for(older)
+  url = study_storage.url_for(older)
   started = optuna.create_study(storage=url, study_name=study_lib.study_name(older))
   for key, value in {'experiment': experiment, 'kind': sweep.kind, 'started': time.time(),
                      'config': study_lib.sweep_digest(sweep.base, sweep.declared)}.items():

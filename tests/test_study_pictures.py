@@ -12,7 +12,7 @@ from optuna import distributions
 from optuna.trial import TrialState
 import pytest
 
-from cnn_jax.reports import study_pictures
+from cnn_jax.pictures import study_pictures
 from tests.test_pictures import shows_integers_only
 from tests.test_pictures import tick_labels
 

@@ -16,6 +16,7 @@ from cnn_jax.sweeps import declaration
 from cnn_jax.sweeps import executors
 from cnn_jax.sweeps import hyper as h
 from cnn_jax.sweeps import study as study_lib
+from cnn_jax.sweeps import study_storage
 from cnn_jax.sweeps import runner
 from cnn_jax.sweeps import tables
 from cnn_jax.sweeps import trials as trials_lib
@@ -159,7 +160,7 @@ def test_sweep_runs_records_and_resumes(toy_experiment, tmp_path, mock_mnist, mo
   # The grid went through the study: one settled trial per grid trial, the stopped one's
   # first attempt failed and retried.
   sweep = declaration.load(toy_experiment)
-  study = declaration.open_study(sweep, workdir, study_lib.url_for(workdir))
+  study = declaration.open_study(sweep, workdir, study_storage.url_for(workdir))
   states = sorted(study_lib.state_of(t) for t in study.get_trials())
   assert states == ['complete'] * 4 + ['diverged', 'failed']
 

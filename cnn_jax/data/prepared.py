@@ -8,7 +8,8 @@ are input and label), features.json (the image shape and dtype, the class count)
 files of serialized tf.train.Example protos, one per example, as tfrecord or array_record.
 `read_info` reads the two JSON files alone, what validating a config needs; Pillow decodes
 the encoded images of a split. Examples come back in file order, as tfds.load gives them
-without shuffling.
+without shuffling. How a shard file frames its records, and the Example proto that parses
+each, are records.py's.
 """
 from __future__ import annotations
 
@@ -16,16 +17,11 @@ import dataclasses
 import io
 import json
 import os
-import struct
-from typing import Iterator
 
-import google_crc32c
 import numpy as np
-from google.protobuf import descriptor_pb2
-from google.protobuf import descriptor_pool
-from google.protobuf import message_factory
 from PIL import Image
 
+from cnn_jax.data import records
 from cnn_jax.errors import CorruptDatasetError
 from cnn_jax.errors import UserError
 
@@ -143,11 +139,11 @@ def read_split(prepared: PreparedSplit) -> tuple[np.ndarray, np.ndarray]:
   labels = np.empty(prepared.num_examples, np.int32)
   count = 0
   for path in prepared.files:
-    for record in _records(path, prepared.file_format):
+    for record in records.read(path, prepared.file_format):
       if count == prepared.num_examples:
         raise CorruptDatasetError(f'{path} holds more examples than dataset_info.json lists '
                                   f'({prepared.num_examples}): prepare it again')
-      features = Example.FromString(record).features.feature
+      features = records.Example.FromString(record).features.feature
       # The encodings TFDS's Image feature writes; naming them skips Pillow's format sniffing,
       # about a quarter of the time an MNIST image takes.
       image = Image.open(io.BytesIO(features[prepared.image_key].bytes_list.value[0]),
@@ -226,91 +222,3 @@ def _num_classes(features: dict, key: str) -> int:
     kind = feature.get('pythonClassName', 'absent').rsplit('.', 1)[-1]
     raise NotImageClassification(f'its label feature {key!r} is not a ClassLabel ({kind})')
   return int(feature['classLabel']['numClasses'])
-
-
-def _records(path: str, file_format: str) -> Iterator[bytes]:
-  if file_format == 'tfrecord':
-    return _tfrecord_records(path)
-  if file_format == 'array_record':
-    return _array_record_records(path)
-  raise CorruptDatasetError(f'{path}: file format {file_format!r} is not supported '
-                            '(tfrecord or array_record)')
-
-
-def _tfrecord_records(path: str) -> Iterator[bytes]:
-  """tfrecord framing: length (uint64 LE), masked crc32c of the length, data, masked crc32c
-  of the data. Both checksums are checked: a damaged label would otherwise pass unnoticed."""
-  with open(path, 'rb') as f:
-    data = f.read()
-  offset = 0
-  while offset < len(data):
-    start = offset + 12
-    header = data[offset:offset + 8]
-    length_ok = (start <= len(data)
-                 and _masked_crc(header) == struct.unpack_from('<I', data, offset + 8)[0])
-    end = start + struct.unpack('<Q', header)[0] if length_ok else len(data)
-    if end + 4 > len(data):
-      raise CorruptDatasetError(f'{path} is damaged or truncated at byte {offset}: '
-                                'prepare it again')
-    record = data[start:end]
-    if _masked_crc(record) != struct.unpack_from('<I', data, end)[0]:
-      raise CorruptDatasetError(f'{path}: the record at byte {offset} fails its checksum: '
-                                'prepare it again')
-    yield record
-    offset = end + 4
-
-
-def _masked_crc(data: bytes) -> int:
-  crc = google_crc32c.value(data)
-  return (((crc >> 15) | (crc << 17)) + 0xa282ead8) & 0xffffffff
-
-
-def _array_record_records(path: str) -> Iterator[bytes]:
-  # Imported here: only this format needs it, and it has no wheel for some platforms.
-  try:
-    from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
-  except ImportError as error:
-    raise CorruptDatasetError(f'{path} is array_record, which needs the array_record package '
-                              f'({error}): pip install array_record') from error
-  reader = array_record_module.ArrayRecordReader(path)
-  try:
-    yield from reader.read_all()
-  finally:
-    reader.close()
-
-
-def _example_class():
-  """tf.train.Example (tensorflow/core/example/{example,feature}.proto), declared here:
-  TensorBoard's copies of TensorFlow's protos leave it out and TFDS's copy needs TFDS. A
-  private pool cannot clash with TensorFlow's own when both are loaded (as when TFDS
-  prepares a dataset)."""
-  field = descriptor_pb2.FieldDescriptorProto
-  proto = descriptor_pb2.FileDescriptorProto(name='cnn_jax/tf_example.proto',
-                                             package='tensorflow', syntax='proto3')
-  feature = proto.message_type.add(name='Feature')
-  feature.oneof_decl.add(name='kind')
-  for number, (name, message, value_type) in enumerate((
-      ('bytes_list', 'BytesList', field.TYPE_BYTES),
-      ('float_list', 'FloatList', field.TYPE_FLOAT),
-      ('int64_list', 'Int64List', field.TYPE_INT64)), start=1):
-    proto.message_type.add(name=message).field.add(name='value', number=1, type=value_type,
-                                                   label=field.LABEL_REPEATED)
-    feature.field.add(name=name, number=number, type=field.TYPE_MESSAGE, oneof_index=0,
-                      label=field.LABEL_OPTIONAL, type_name=f'.tensorflow.{message}')
-  features = proto.message_type.add(name='Features')
-  entry = features.nested_type.add(name='FeatureEntry')  # map<string, Feature> feature = 1
-  entry.options.map_entry = True
-  entry.field.add(name='key', number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
-  entry.field.add(name='value', number=2, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
-                  type_name='.tensorflow.Feature')
-  features.field.add(name='feature', number=1, type=field.TYPE_MESSAGE,
-                     label=field.LABEL_REPEATED, type_name='.tensorflow.Features.FeatureEntry')
-  proto.message_type.add(name='Example').field.add(
-      name='features', number=1, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
-      type_name='.tensorflow.Features')
-  pool = descriptor_pool.DescriptorPool()
-  pool.Add(proto)
-  return message_factory.GetMessageClass(pool.FindMessageTypeByName('tensorflow.Example'))
-
-
-Example = _example_class()

@@ -19,7 +19,7 @@ each member's observers what happened, at these moments:
 
 The two-step epoch end lets observers shared by several members (the seeds of one search
 configuration) see every member's figures before deciding about any of them.
-reports/run_pictures.PictureObserver draws the run's pictures; sweeps/worker.py's
+pictures/run_pictures.PictureObserver draws the run's pictures; sweeps/settling.py's
 TrialObserver reports to an Optuna trial and asks its pruner.
 """
 from __future__ import annotations

@@ -28,8 +28,8 @@ from cnn_jax.errors import DatasetNotFoundError
 from cnn_jax.errors import UserError
 from cnn_jax.model import cnn
 from cnn_jax.model import summary
-from cnn_jax.reports import pictures
-from cnn_jax.reports import run_pictures
+from cnn_jax.pictures import canvas
+from cnn_jax.pictures import run_pictures
 
 FILENAME = 'report.md'
 DEFAULT_EXPERIMENT = 'experiments/default.py'
@@ -98,7 +98,7 @@ def _draw_from_checkpoint(run, record, directory: str) -> list[str]:
   final = (record or {}).get('final', {})
   title = run_pictures.title_of(run.config, run.workdir, run.step)
   figures = run_pictures.end_figures(run, splits.test, history, final, title, splits.train)
-  run_pictures.save(directory, {name: pictures.render(f) for name, f in figures.items()})
+  run_pictures.save(directory, {name: canvas.render(f) for name, f in figures.items()})
   return list(figures)
 
 

@@ -1,6 +1,6 @@
 """A sweep's report: `<sweep dir>/report.md` with the sweep's table, one plot of test error
 against each swept axis of a grid (seeds shown as spread), a search's best configuration and
-Optuna's pictures of its study (reports/study_pictures.py), and a link to each trial's own
+Optuna's pictures of its study (pictures/study_pictures.py), and a link to each trial's own
 report.
 
 It reads the sweep's table, sweep.csv (sweeps/tables.py writes it; an archived sweep may
@@ -19,7 +19,8 @@ from cnn_jax import atomic_files
 from cnn_jax.engine import metrics
 from cnn_jax.engine import run_record
 from cnn_jax.errors import UserError
-from cnn_jax.reports import pictures
+from cnn_jax.pictures import canvas
+from cnn_jax.pictures import scales
 from cnn_jax.reports import run_report
 from cnn_jax.sweeps import tables
 from cnn_jax.sweeps import trials as trials_lib
@@ -60,7 +61,7 @@ def draw_error_by_axis(axes_names: list[str], rows: list[dict], title: str):
   # Room below each panel for its legend, one line a combination of the other axes.
   combinations = max(len({tuple(r[a] for a in shown if a != axis_name) for r in rows})
                      for axis_name in shown)
-  figure = pictures.new_figure(4.2 * len(shown) + 0.6, 3.8 + 0.2 * combinations)
+  figure = canvas.new_figure(4.2 * len(shown) + 0.6, 3.8 + 0.2 * combinations)
   panels = figure.subplots(1, len(shown), squeeze=False)[0]
   done = [r for r in rows if r['status'] == 'ok' and _fraction(r['test_error']) is not None]
   for panel, axis_name in zip(panels, shown):
@@ -82,14 +83,14 @@ def draw_error_by_axis(axes_names: list[str], rows: list[dict], title: str):
                            [max(e) - m for m, e in zip(means, errors)]],
                      marker='o', capsize=3, label=label or None)
     panel.set_xticks(range(len(values)))
-    panel.set_xticklabels(values, rotation=20, fontsize=pictures.SMALL)
+    panel.set_xticklabels(values, rotation=20, fontsize=canvas.SMALL)
     panel.set_xlabel(axis_name)
     panel.set_ylabel('test error')
-    pictures.value_axis(panel, [_fraction(r['test_error']) for r in done], percent=True)
+    scales.value_axis(panel, [_fraction(r['test_error']) for r in done], percent=True)
     panel.grid(True, alpha=0.3)
     if any(series):
       # Below the panel: inside, at a readable size, it would hide the points.
-      panel.legend(fontsize=pictures.SMALL, loc='upper center', bbox_to_anchor=(0.5, -0.22),
+      panel.legend(fontsize=canvas.SMALL, loc='upper center', bbox_to_anchor=(0.5, -0.22),
                    frameon=False)
   seeds = len({r[SEED] for r in rows}) if SEED in axes_names else 1
   figure.suptitle(f'{title}: test error by swept axis'
@@ -102,22 +103,23 @@ def read_study(workdir: str, storage: str = ''):
   """The sweep's Optuna study, or None when it has none (an archived table, a sweep from
   before the studies)."""
   from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
-  if not storage and not os.path.exists(os.path.join(workdir, study_lib.FILENAME)):
+  from cnn_jax.sweeps import study_storage  # pylint: disable=g-import-not-at-top
+  if not storage and not os.path.exists(os.path.join(workdir, study_storage.FILENAME)):
     return None
   import optuna  # pylint: disable=g-import-not-at-top
-  url = study_lib.url_for(workdir, storage)
+  url = study_storage.url_for(workdir, storage)
   try:
     return optuna.load_study(study_name=study_lib.study_name(workdir),
-                             storage=study_lib.open_storage(url, 60))
+                             storage=study_storage.open_storage(url, 60))
   except KeyError:
-    raise UserError(f'{study_lib.masked(url)} holds no study named '
+    raise UserError(f'{study_storage.masked(url)} holds no study named '
                     f'{study_lib.study_name(workdir)!r}') from None
 
 
 def search_section(workdir: str, study) -> list[str]:
   """The best configuration (sweep.md's first line), the trials' states, and Optuna's
   pictures of the study, drawn now."""
-  from cnn_jax.reports import study_pictures  # pylint: disable=g-import-not-at-top
+  from cnn_jax.pictures import study_pictures  # pylint: disable=g-import-not-at-top
   from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
   lines = ['## The search', '']
   with open(os.path.join(workdir, 'sweep.md')) as f:
@@ -155,7 +157,7 @@ def write(workdir: str, trial_reports: bool = True, storage: str = '') -> str:
   if is_search:  # sampled values are continuous: Optuna's slice plot stands for the axes
     lines += search_section(workdir, study)
   else:
-    png, _, _ = pictures.render(draw_error_by_axis(axes_names, rows, name))
+    png, _, _ = canvas.render(draw_error_by_axis(axes_names, rows, name))
     with open(os.path.join(workdir, PLOT), 'wb') as f:
       f.write(png)
     lines += [f'![test error by swept axis]({PLOT})', '']

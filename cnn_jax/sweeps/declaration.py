@@ -134,7 +134,7 @@ def start(sweep: Sweep, workdir: str, url: str):
   os.makedirs(workdir, exist_ok=True)  # the embedded study lives there
   study = open_study(sweep, workdir, url, create=True)
   if sweep.grid is not None:
-    # A trial whose attempts were all taken from stopped workers (study.RETRIES of them)
+    # A trial whose attempts were all taken from stopped workers (study_storage.RETRIES of them)
     # is queued again: a grid never loses a trial.
     queued = {t.user_attrs.get(study_lib.GRID_INDEX_ATTR)
               for t in study.get_trials(deepcopy=False) if not study_lib.superseded(t)}

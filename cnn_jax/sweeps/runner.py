@@ -37,11 +37,11 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
     sweep = declaration.load(experiment, base)
     if trial_index is not None:  # refused before anything is written
       _grid_trial(sweep, trial_index)
-    from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
-    url = study_lib.url_for(workdir, storage)
+    from cnn_jax.sweeps import study_storage  # pylint: disable=g-import-not-at-top
+    url = study_storage.url_for(workdir, storage)
     from cnn_jax.engine import distributed  # pylint: disable=g-import-not-at-top
     if not distributed.is_writer():  # of a distributed worker: process 0 keeps the study
-      if trial_index is not None:    # and the tables (worker.follow)
+      if trial_index is not None:    # and the tables (orders.follow)
         _run_one(sweep, workdir, trial_index)
       else:
         from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
@@ -57,7 +57,7 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
     study = declaration.start(sweep, workdir, url)
     count = workers if workers > 0 else process_pool.default_count()
     logging.info('Sweep %s (%s) in %s, study %r in %s: %d worker(s) here', experiment,
-                 sweep.kind, workdir, study.study_name, study_lib.masked(url), count)
+                 sweep.kind, workdir, study.study_name, study_storage.masked(url), count)
     if count == 1:
       from cnn_jax.sweeps import worker  # pylint: disable=g-import-not-at-top
       worker.work(sweep, workdir, url)

@@ -1,19 +1,14 @@
-"""One Optuna study per sweep directory: where it is stored, how a worker claims and settles
-its trials, and what keeps a dead worker's trial from being lost.
+"""One Optuna study per sweep directory: its identity, the states of its trials, how a worker
+claims its queued trials, and the heartbeat that keeps a dead worker's trial from being lost.
 
-Storage: by default `sqlite:///<sweep dir>/study.db` (embedded: nothing to start, for the
-workers of one machine); `--storage=URL` puts it in a database that workers on several
-machines share (PostgreSQL: `postgresql://user@host/db`, the password from ~/.pgpass or
-$PGPASSWORD, or in the URL). Both are Optuna's RDBStorage, the storage that has heartbeats:
-each worker records one for every trial it holds, every `sweep.heartbeat_seconds`; a trial
-whose heartbeat is older than three of those is failed by the next worker that looks, and
-Optuna's RetryHeartbeatStaleTrialCallback queues a copy of it, which the next free worker
-takes and resumes from the original's run directory (its checkpoint). The study is named after
-the sweep directory and remembers the experiment and the config it was started with; a
-command that differs is refused rather than mixed in.
-
-A URL's password is never written anywhere (`masked`, credentials.py, is what logs and errors
-show).
+The study is stored where study_storage.py says (`<sweep dir>/study.db`, or a database that
+workers on several machines share). Each worker records a heartbeat for every trial it holds,
+every `sweep.heartbeat_seconds` (`Heartbeat`); a trial whose heartbeat is older than three of
+those is failed by the next worker that looks, and Optuna's RetryHeartbeatStaleTrialCallback
+queues a copy of it, which the next free worker takes and resumes from the original's run
+directory (its checkpoint). The study is named after the sweep directory and remembers the
+experiment and the config it was started with; a command that differs is refused rather than
+mixed in.
 """
 from __future__ import annotations
 
@@ -24,166 +19,23 @@ import os
 import threading
 import time
 import warnings
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from absl import logging
 import ml_collections
 import optuna
 import sqlalchemy
 
-from cnn_jax import credentials
 from cnn_jax import interrupts
-from cnn_jax.errors import ConfigError, UserError
+from cnn_jax.errors import ConfigError
+from cnn_jax.sweeps import study_storage
 
-FILENAME = 'study.db'
-RETRIES = 3  # a trial whose worker died this often is left failed
 # Our verdict on a settled trial (user attr 'status'); Optuna's own states cannot say
 # 'diverged' or 'invalid', which it stores as FAIL.
 STATUS_ATTR = 'status'
 GRID_INDEX_ATTR = 'grid_index'
 RUN_NUMBER_ATTR = 'run_number'
 IDENTITY_WAIT_SECONDS = 30  # for a study's identity that another command is writing
-NETWORK_TIMEOUT_MIN = 3  # seconds: a loaded machine's own delays stay under it
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)  # our log says what each trial does
-
-
-class StorageError(UserError, RuntimeError):
-  """The study's storage cannot be reached or used."""
-
-
-def url_for(workdir: str, storage: str = '') -> str:
-  return storage or f'sqlite:///{os.path.abspath(os.path.join(workdir, FILENAME))}'
-
-
-def masked(url: str) -> str:
-  """The URL as logs, errors and files may show it: without its password."""
-  return credentials.masked(url)
-
-
-def open_storage(url: str, heartbeat_seconds: int) -> optuna.storages.RDBStorage:
-  engine_kwargs: dict[str, Any] = {'pool_pre_ping': True}
-  if url.startswith('sqlite'):
-    # Workers of one machine wait for each other's writes instead of failing at once.
-    engine_kwargs = {'connect_args': {'timeout': 60}}
-  elif url.startswith('postgresql'):
-    engine_kwargs['connect_args'] = network_timeouts(url, heartbeat_seconds)
-  try:
-    storage = _created_storage(url, engine_kwargs, heartbeat_seconds)
-    if url.startswith('sqlite'):
-      _lock_on_begin(storage.engine)
-    return storage
-  except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-    raise StorageError(f'--storage={masked(url)}: cannot open the study\'s storage: '
-                       f'{trouble(error, url)}') from None
-
-
-def network_timeouts(url: str, heartbeat_seconds: int) -> dict[str, int]:
-  """libpq's limits on waiting for a server that stopped answering, as connect arguments
-  (those the URL's query sets itself are left to it). Without them a connection whose
-  packets are dropped waits for TCP's retransmission timeout (about 15 minutes) in silence.
-  A connection attempt waits `seconds`; a request whose packets go unacknowledged fails after
-  `seconds` (tcp_user_timeout); an idle connection is probed from one heartbeat on, and given
-  up three probes later."""
-  seconds = max(NETWORK_TIMEOUT_MIN, heartbeat_seconds)
-  wanted = {'connect_timeout': seconds, 'keepalives': 1, 'keepalives_idle': heartbeat_seconds,
-            'keepalives_interval': max(1, heartbeat_seconds // 3), 'keepalives_count': 3,
-            'tcp_user_timeout': seconds * 1000}
-  try:
-    given = sqlalchemy.engine.make_url(url).query
-  except Exception:  # pylint: disable=broad-except  (open_storage says what is wrong)
-    given = {}
-  return {name: value for name, value in wanted.items() if name not in given}
-
-
-def trouble(error: BaseException, url: str) -> str:
-  """What went wrong with the storage, naming the cause and the server: Optuna wraps a lost
-  connection as 'An exception is raised during the commit ... invalid data', and libpq's own
-  words for a stopped or unreachable server do not say which server."""
-  cause = error
-  while not isinstance(cause, sqlalchemy.exc.DBAPIError) and (
-      cause.__cause__ or cause.__context__):
-    cause = cause.__cause__ or cause.__context__
-  text = ' '.join(str(getattr(cause, 'orig', None) or cause).split())
-  where = _server(url)
-  for words, meaning in _CAUSES:
-    if any(w in text for w in words):
-      return f'{meaning.format(where=where)} ({first_line(cause)})'
-  return first_line(cause)
-
-
-def _server(url: str) -> str:
-  try:
-    parsed = sqlalchemy.engine.make_url(url)
-  except Exception:  # pylint: disable=broad-except
-    return 'the server'
-  return f'{parsed.host or "localhost"}:{parsed.port or 5432}' if parsed.host or parsed.port else (
-      'the server')
-
-
-_CAUSES = (
-    (('Connection refused',), 'nothing accepts connections at {where}: is the server running?'),
-    (('timeout expired', 'timed out', 'Connection timed out'),
-     'no answer from {where} within the network timeout: the server or the network is down'),
-    (('server closed the connection', 'terminating connection', 'connection is closed',
-      'the connection is lost', 'Connection reset', 'consuming input failed',
-      'server conn crashed', 'SSL SYSCALL'),
-     'the connection to {where} was lost: the server stopped or the network failed'),
-    (('could not translate host name', 'Name or service not known', 'nodename nor servname'),
-     'no such host: {where}'),
-    (('No route to host', 'Network is unreachable'), 'no route to {where}'),
-    (('password authentication failed', 'no password supplied'),
-     'the server at {where} refused the user name or password'),
-    (('does not exist',), 'the server at {where} has no such database or user'),
-)
-
-
-def _created_storage(url: str, engine_kwargs: dict, heartbeat_seconds: int):
-  """Optuna's RDBStorage. Commands that start on a fresh database at the same moment (two
-  machines joining one study) race to create its tables, and PostgreSQL refuses the
-  loser's CREATE TABLE: its next try finds the tables made."""
-  for attempt in range(5):
-    try:
-      with warnings.catch_warnings():
-        warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
-            grace_period=3 * heartbeat_seconds,
-            heartbeat_stale_trial_callback=retry_callback())
-    except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-      if attempt == 4:
-        raise
-      time.sleep(0.5 * (attempt + 1))
-
-
-def retry_callback():
-  """Queues a copy of a trial whose worker stopped. The copy keeps the evaluations the
-  original reported: it resumes from the run's checkpoint and reports only the later ones,
-  and the pruner judges the trials after it against every evaluation."""
-  with warnings.catch_warnings():
-    warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-    return optuna.storages.RetryHeartbeatStaleTrialCallback(
-        max_retry=RETRIES, inherit_intermediate_values=True)
-
-
-def _lock_on_begin(engine) -> None:
-  """Every SQLite transaction takes the database's write lock first (BEGIN IMMEDIATE,
-  SQLAlchemy's documented recipe for pysqlite). Optuna moves a trial from WAITING to RUNNING
-  with a SELECT ... FOR UPDATE, which SQLite ignores: without this, two workers could claim
-  one trial (Optuna issue #4002)."""
-  @sqlalchemy.event.listens_for(engine, 'connect')
-  def _no_implicit_transactions(dbapi_connection, _):
-    dbapi_connection.isolation_level = None  # pysqlite would BEGIN lazily, after the SELECT
-
-  @sqlalchemy.event.listens_for(engine, 'begin')
-  def _begin_immediate(connection):
-    connection.exec_driver_sql('BEGIN IMMEDIATE')
-  engine.dispose()  # connections opened before (creating the tables) get the hooks too
-
-
-def first_line(error: BaseException) -> str:
-  text = str(error).strip().splitlines()
-  return f'{type(error).__name__}: {text[0] if text else ""}'
 
 
 def study_name(workdir: str) -> str:
@@ -208,7 +60,7 @@ def open_study(workdir: str, url: str, *, experiment: str, base, declared: str, 
                create: bool = True) -> optuna.Study:
   """The sweep directory's study, created on first use, its objective ('validation/error')
   named; a study started by another experiment or config is refused."""
-  storage = open_storage(url, base.sweep.heartbeat_seconds)
+  storage = study_storage.open_storage(url, base.sweep.heartbeat_seconds)
   name = study_name(workdir)
   try:
     if create:
@@ -232,16 +84,18 @@ def open_study(workdir: str, url: str, *, experiment: str, base, declared: str, 
     differing = [k for k, v in mine.items() if found.get(k) != v]
     if differing:
       raise ConfigError(
-          f'the study {name!r} in {masked(url)} was started by another sweep (its experiment '
-          f'{found.get("experiment")!r}, config and declaration {found.get("config")}, kind '
-          f'{found.get("kind")}; this command: {experiment!r}, {mine["config"]}, {kind}); use '
-          'another --workdir, or the same experiment, get_sweep and command-line overrides')
+          f'the study {name!r} in {study_storage.masked(url)} was started by another sweep '
+          f'(its experiment {found.get("experiment")!r}, config and declaration '
+          f'{found.get("config")}, kind {found.get("kind")}; this command: {experiment!r}, '
+          f'{mine["config"]}, {kind}); use another --workdir, or the same experiment, '
+          'get_sweep and command-line overrides')
     _name_objective(study, objective)  # a study started before studies named it
   except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-    raise StorageError(f'--storage={masked(url)}: {trouble(error, url)}') from None
+    raise study_storage.StorageError(f'--storage={study_storage.masked(url)}: '
+                                     f'{study_storage.trouble(error, url)}') from None
   except KeyError:  # load_study of a study never started
-    raise StorageError(f'{masked(url)} holds no study {name!r}: run the sweep (--sweep) '
-                       'once to start it') from None
+    raise study_storage.StorageError(f'{study_storage.masked(url)} holds no study {name!r}: '
+                                     'run the sweep (--sweep) once to start it') from None
   return study
 
 
@@ -274,7 +128,8 @@ def run_number(trial) -> int:
 
 
 def superseded(trial: optuna.trial.FrozenTrial) -> bool:
-  """A trial failed by its heartbeat: a retry of it stands for it (or none, after RETRIES)."""
+  """A trial failed by its heartbeat: a retry of it stands for it (or none, after
+  study_storage.RETRIES)."""
   return (trial.state == optuna.trial.TrialState.FAIL
           and STATUS_ATTR not in trial.user_attrs)
 
@@ -381,7 +236,7 @@ class Heartbeat:
     if self.lost is None:
       self.lost = error
       logging.error('the study\'s storage failed (%s): stopping at the next step',
-                    first_line(error))
+                    study_storage.first_line(error))
       interrupts.request_stop()
 
   def _beat(self) -> None:
@@ -393,7 +248,7 @@ class Heartbeat:
           self._storage.record_heartbeat(trial_id)
         self._last_success = time.monotonic()
       except Exception as error:  # pylint: disable=broad-except  (the worker reports it)
-        logging.warning('heartbeat not recorded: %s', first_line(error))
+        logging.warning('heartbeat not recorded: %s', study_storage.first_line(error))
         if time.monotonic() - self._last_success >= 2 * self._interval:
           self.lose(error)
           return

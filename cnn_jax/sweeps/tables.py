@@ -201,8 +201,9 @@ def write(workdir: str, sweep, url: str) -> list[dict[str, Any]]:
   grid's array job): the study if the sweep directory has one, else the runs alone."""
   from cnn_jax.sweeps import declaration  # pylint: disable=g-import-not-at-top
   from cnn_jax.sweeps import study as study_lib  # pylint: disable=g-import-not-at-top
-  if not url and os.path.exists(os.path.join(workdir, study_lib.FILENAME)):
-    url = study_lib.url_for(workdir)
+  from cnn_jax.sweeps import study_storage  # pylint: disable=g-import-not-at-top
+  if not url and os.path.exists(os.path.join(workdir, study_storage.FILENAME)):
+    url = study_storage.url_for(workdir)
   study = declaration.open_study(sweep, workdir, url) if url else None
   states: dict[str, tuple[int, str]] = {}
   if sweep.grid is not None:

@@ -30,7 +30,9 @@ from cnn_jax import atomic_files
 from cnn_jax import trained
 from cnn_jax.data import augment
 from cnn_jax.engine import observers
-from cnn_jax.reports import pictures
+from cnn_jax.pictures import canvas
+from cnn_jax.pictures import charts
+from cnn_jax.pictures import grids
 
 DIRECTORY = 'pictures'
 TAG_PREFIX = 'pictures/'
@@ -75,10 +77,10 @@ def epoch_figures(history: list[dict], final: dict[str, dict], title: str) -> di
   """The pictures drawn from numbers alone: learning curves and confusion matrices."""
   figures = {}
   if history:
-    figures['learning_curves'] = pictures.draw_learning_curves(history, title)
+    figures['learning_curves'] = charts.draw_learning_curves(history, title)
   for split, values in sorted(final.items()):
     if 'confusion' in values:
-      figures[f'confusion_{split}'] = pictures.draw_confusion(values['confusion'], split, title)
+      figures[f'confusion_{split}'] = charts.draw_confusion(values['confusion'], split, title)
   return figures
 
 
@@ -94,7 +96,7 @@ def augmented_figures(config, train, title: str) -> dict[str, Any]:
   shown = augment.examples(section, config.seed, images, AUGMENTED_COPIES)
   described = ', '.join(f'{field}={section[field]:g}' for field in augment.FIELDS
                         if section[field] > 0 and (field != 'elastic_sigma' or 'elastic' in on))
-  return {'augmented': pictures.draw_augmented(images, shown, labels, described, title)}
+  return {'augmented': grids.draw_augmented(images, shown, labels, described, title)}
 
 
 def end_figures(run, test, history: list[dict], final: dict[str, dict], title: str,
@@ -105,17 +107,17 @@ def end_figures(run, test, history: list[dict], final: dict[str, dict], title: s
   if train is not None:
     figures.update(augmented_figures(run.config, train, title))
   probabilities = run.predict(test.images)
-  figures['predictions'] = pictures.draw_predictions(test.images, test.labels, probabilities,
-                                                     title)
-  figures['confidently_wrong'] = pictures.draw_confidently_wrong(test.images, test.labels,
-                                                                 probabilities, title)
+  figures['predictions'] = grids.draw_predictions(test.images, test.labels, probabilities,
+                                                  title)
+  figures['confidently_wrong'] = grids.draw_confidently_wrong(test.images, test.labels,
+                                                              probabilities, title)
   if 'conv0' in run.params:
-    figures['filters'] = pictures.draw_filters(np.asarray(run.params['conv0']['kernel']),
-                                               'conv0', title)
+    figures['filters'] = grids.draw_filters(np.asarray(run.params['conv0']['kernel']),
+                                            'conv0', title)
     digit = test.images[ACTIVATION_DIGIT]
     maps = {name: value[0] for name, value in run.intermediates(digit[None]).items()
             if ACTIVATION_LAYERS.fullmatch(name)}
-    figures['activations'] = pictures.draw_activations(
+    figures['activations'] = grids.draw_activations(
         digit, int(test.labels[ACTIVATION_DIGIT]), maps, title)
   return figures
 
@@ -148,7 +150,7 @@ class PictureWriter:
   def _write(self, step: int, draw: Callable[[str], dict[str, Any]]) -> None:
     try:
       figures = draw(title_of(self.config, self.workdir, step))
-      rendered = {name: pictures.render(figure) for name, figure in figures.items()}
+      rendered = {name: canvas.render(figure) for name, figure in figures.items()}
       if rendered:
         save(self.directory, rendered)
         self.events.write_images(step, {TAG_PREFIX + name: image

@@ -7,7 +7,7 @@ than the study has is left out, see `_plans`); `save` writes them. The plots are
 our long parameter names ('optimizer.learning_rate'), titles them with the sweep's name, and
 adjusts the Axes Optuna returns: the objective named as the study names it
 (study.set_metric_names, sweeps/study.py), in percent where it is an error rate and on a log
-scale where its values span decades (pictures.value_axis), and counts (trials, evaluations)
+scale where its values span decades (scales.value_axis), and counts (trials, evaluations)
 with integer ticks.
 
 Optuna draws with pyplot and switches pyplot's style to ggplot, which would stay on for
@@ -26,8 +26,9 @@ import warnings
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from cnn_jax.engine import metrics
-from cnn_jax.reports import pictures
-from cnn_jax.reports import run_pictures
+from cnn_jax.pictures import canvas
+from cnn_jax.pictures import run_pictures
+from cnn_jax.pictures import scales
 
 if TYPE_CHECKING:
   import optuna
@@ -59,7 +60,7 @@ class _Plan(NamedTuple):
   what: str  # the title after the sweep's name
   adjust: Callable[[Figure], None] | None = None  # after Optuna, before our layout
   # Optuna lays out only some of its figures, and the others cut off long tick labels such
-  # as parameter names. Constrained, as pictures.new_figure; tight for the parallel
+  # as parameter names. Constrained, as canvas.new_figure; tight for the parallel
   # coordinates, whose colorbar (made before any layout) has a zero-height row that
   # constrained layout divides by (tight layout in turn cannot place the slice's colorbar).
   layout: str = 'constrained'
@@ -165,28 +166,28 @@ def _data_range(axes_list, which: str = 'y') -> tuple[float, float]:
 
 def _history_axes(figure: Figure, percent: bool) -> None:
   axes = figure.axes[0]
-  pictures.value_axis(axes, _data_range([axes]), percent)
-  pictures.count_ticks(axes.xaxis)  # trial numbers
+  scales.value_axis(axes, _data_range([axes]), percent)
+  scales.count_ticks(axes.xaxis)  # trial numbers
 
 
 def _slice_axes(figure: Figure, percent: bool) -> None:
   """The objective's axis (shared by the panels) as value_axis has it, the trial numbers'
   colorbar in integers, and the parameters' log axes labelled plainly."""
   panels = _plotted(figure)
-  pictures.value_axis(panels[0], _data_range(panels), percent)  # sharey: every panel's
+  scales.value_axis(panels[0], _data_range(panels), percent)  # sharey: every panel's
   trials = next(c.colorbar for p in panels for c in p.collections if c.colorbar)
-  pictures.count_ticks(trials.ax.yaxis)
+  scales.count_ticks(trials.ax.yaxis)
   _plain_log_ticks(figure)
 
 
 def _intermediate_axes(figure: Figure, objective: str, percent: bool) -> None:
   """The values reported are the objective's, at each evaluation (the worker's step: the
-  count of evaluations, sweeps/worker.py)."""
+  count of evaluations, sweeps/settling.py)."""
   axes = figure.axes[0]
-  pictures.value_axis(axes, _data_range([axes]), percent)
+  scales.value_axis(axes, _data_range([axes]), percent)
   axes.set_ylabel(objective)
   axes.set_xlabel('evaluation')
-  pictures.count_ticks(axes.xaxis)
+  scales.count_ticks(axes.xaxis)
   _legend_if_colours_tell(figure)
 
 
@@ -198,12 +199,12 @@ def _parallel_axes(figure: Figure, params: list[str], percent: bool) -> None:
   _full_names(figure, params)
   _plain_log_ticks(figure)
   axes = figure.axes[0]
-  pictures.value_ticks(axes.yaxis, percent, log=False)
+  scales.value_ticks(axes.yaxis, percent, log=False)
   lines = axes.collections[0]
-  log = pictures.spans_decades(lines.get_array())
+  log = scales.spans_decades(lines.get_array())
   if log:
     lines.set_norm(LogNorm(*lines.get_clim()))  # its colorbar follows
-  pictures.value_ticks(lines.colorbar.ax.yaxis, percent, log)
+  scales.value_ticks(lines.colorbar.ax.yaxis, percent, log)
 
 
 def _complete_trials(trials: list) -> str:
@@ -228,7 +229,7 @@ def _full_names(figure: Figure, params: list[str]) -> None:
 
 def _plain_log_ticks(figure: Figure) -> None:
   """The parameters' log axes (a learning rate's) ticked and labelled as ours are
-  (pictures.value_ticks: 0.02 0.05 0.1, not 2x10^-2 and the like, whose labels run into each
+  (scales.value_ticks: 0.02 0.05 0.1, not 2x10^-2 and the like, whose labels run into each
   other on a narrow panel or a parallel coordinate's axis). matplotlib's own log labels are
   the sign of an axis nobody labelled: Optuna's parameter axes, not our objective's."""
   from matplotlib import ticker  # pylint: disable=g-import-not-at-top  (slow import)
@@ -236,7 +237,7 @@ def _plain_log_ticks(figure: Figure) -> None:
     for axis in (axes.xaxis, axes.yaxis):
       if axis.get_scale() == 'log' and isinstance(axis.get_major_formatter(),
                                                   ticker.LogFormatterSciNotation):
-        pictures.value_ticks(axis, percent=False, log=True)
+        scales.value_ticks(axis, percent=False, log=True)
 
 
 def _legend_if_colours_tell(figure: Figure) -> None:
@@ -287,7 +288,7 @@ def save(study: optuna.Study, directory: str, title: str) -> list[str]:
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top  (slow import)
   figures = draw(study, title)
   try:
-    rendered = {name: pictures.render(figure) for name, figure in figures.items()}
+    rendered = {name: canvas.render(figure) for name, figure in figures.items()}
   finally:  # pyplot keeps every figure until closed: a long search would pile them up
     for figure in figures.values():
       pyplot.close(figure)
