@@ -16,9 +16,9 @@ import pytest
 from cnn_jax import errors
 from cnn_jax import layer_choice as remeasure_command
 from cnn_jax import machine
+from cnn_jax.config import architectures
 from cnn_jax.config import files as experiment_files
 from cnn_jax.config import validation
-from cnn_jax.model import architectures
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_choice
 from cnn_jax.model import layers

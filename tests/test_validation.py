@@ -2,11 +2,11 @@
 field and what is allowed."""
 import pytest
 
+from cnn_jax.config import architectures
 from cnn_jax.config import validation
-from cnn_jax.engine import optimizers
 from cnn_jax.errors import ConfigError
-from cnn_jax.model import architectures
 from cnn_jax.model import cnn
+from cnn_jax.optim import optimizers
 from experiments import default
 
 

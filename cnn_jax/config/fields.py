@@ -9,7 +9,7 @@ Roles say what a field's value does to a run's program:
   execution  how a run is computed, not which run it is (the layer implementations agree to
              float tolerance): it may change between resumptions of one run directory
 
-The table is read by experiments/default.py and model/architectures.py (the defaults), by
+The table is read by experiments/default.py and config/architectures.py (the defaults), by
 config/validation.py (the allowed choices), by engine/program.py (which fields are traced,
 which execution only), by engine/run_record.py and trained.py (a config.json written before a
 field existed reads as its default) and by docs/CONFIG.md (`python -m cnn_jax.config.fields`

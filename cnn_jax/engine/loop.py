@@ -39,12 +39,12 @@ from cnn_jax.engine import ensembles
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
 from cnn_jax.engine import observers as observers_lib
-from cnn_jax.engine import optimizers
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import run_record
 from cnn_jax.errors import ConfigError, UserError
 from cnn_jax.model import cnn
 from cnn_jax.model import summary
+from cnn_jax.optim import optimizers
 
 
 def steps_per_call(train_cfg, backend: str) -> int:
