@@ -51,7 +51,7 @@ BAD_SEARCHES = [
     # Float ranges with an end outside the field's range, on a linear and a log scale.
     ("h.search({'model.dense_dropout': h.uniform(0.0, 1.0)}, trials=4)",
      r"the search's model.dense_dropout \(the high end of h.uniform\(0.0, 1.0\)\): "
-     r'model.dense_dropout=1.0: a dropout rate must lie in \[0, 1\)$'),
+     r'model.dense_dropout=1.0 must lie in \[0, 1\) \(a dropout rate\)$'),
     ("h.search({GOOD, 'optimizer.momentum': h.loguniform(0.5, 1.5)}, trials=4)",
      r"\(the high end of h.loguniform\(0.5, 1.5\)\): optimizer.momentum=1.5 must lie in \[0, 1\)"),
     ("h.search({'augment.translate': h.uniform(0.0, 28.0)}, trials=4)",  # the image's side

@@ -14,12 +14,13 @@ from cnn_jax.errors import ConfigError
 from cnn_jax.model import layer_list
 
 Padding = Union[str, int]
+PADDING_ALLOWED = '"SAME", "VALID" or an integer >= 0'  # what parse_padding reads, in words
 
 
 def parse_padding(padding: Padding, field: str) -> Padding:
   """Returns 'SAME', 'VALID' or a non-negative int; raises ConfigError naming `field`."""
   if isinstance(padding, bool):  # bool is an int subclass; True is surely a mistake
-    raise ConfigError(f'{field}={padding!r}: allowed values are "SAME", "VALID" or an integer >= 0')
+    raise ConfigError(f'{field}={padding!r}: allowed values are {PADDING_ALLOWED}')
   if isinstance(padding, int):
     if padding < 0:
       raise ConfigError(f'{field}={padding}: explicit zero padding must be >= 0')
@@ -31,7 +32,7 @@ def parse_padding(padding: Padding, field: str) -> Padding:
     if upper.isdigit():
       return int(upper)
   raise ConfigError(
-      f'{field}={padding!r}: allowed values are "SAME", "VALID" or an integer >= 0')
+      f'{field}={padding!r}: allowed values are {PADDING_ALLOWED}')
 
 
 def output_size(size: int, window: int, stride: int, padding: Padding) -> int:
