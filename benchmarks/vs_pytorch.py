@@ -135,7 +135,7 @@ def torch_model(cfg, image_size=28):
 
 
 def torch_optimizer(opt_cfg, params):
-  """cnn_jax's optimizer (engine/optimizers.py): weight_decay decoupled for adamw (both scale
+  """cnn_jax's optimizer (optim/optimizers.py): weight_decay decoupled for adamw (both scale
   it by the learning rate), an L2 gradient term otherwise, as torch's weight_decay is."""
   import torch
   decay = opt_cfg.weight_decay
@@ -271,7 +271,7 @@ def read_idx(name):
 
 
 def torch_schedule(opt_cfg, total_steps):
-  """cnn_jax's learning-rate schedule (engine/optimizers.py) as a LambdaLR factor."""
+  """cnn_jax's learning-rate schedule (optim/optimizers.py) as a LambdaLR factor."""
   import math
   warmup = opt_cfg.warmup_steps
   def factor(step):

@@ -27,7 +27,7 @@ Published figures it stands against: 0.21% test error for an ensemble of DropCon
 networks (Wan et al. 2013), about 0.2% for ensembles of simple CNNs with augmentation, about
 0.3% for single CNNs with augmentation; T5's deep CNN reaches 0.81% here in 20,000 steps.
 """
-from cnn_jax.model import architectures
+from cnn_jax.config import architectures
 from experiments import default
 
 EPOCHS = 8.0

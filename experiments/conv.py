@@ -11,7 +11,7 @@ Tutorial: 1.57% test error (30.4 s of training). Here (seed 0, all 10,000 test i
 1.23% test error, 30.7 s of training on 2 CPU cores with tcmalloc, jax 0.10.2. Over seeds
 0-4 (python -m cnn_jax.reproduce): 1.44 ± 0.16% (min 1.23, max 1.64).
 """
-from cnn_jax.model import architectures
+from cnn_jax.config import architectures
 from experiments import default
 
 

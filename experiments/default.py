@@ -13,8 +13,8 @@ override of batch size or length carries through.
 """
 import ml_collections
 
+from cnn_jax.config import architectures
 from cnn_jax.config import fields
-from cnn_jax.model import architectures
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -14,7 +14,7 @@ Tutorial: 98.71% and 98.78% test accuracy on the 8,000 (1.29% / 1.22% error); va
 error on the 8,000 (min 0.99, max 1.16; seeds 0-4: 1.09, 1.04, 1.13, 1.16, 0.99%), 0.53%
 validation error on the 2,000; about 1,000 s of training per run on 2 CPU cores.
 """
-from cnn_jax.model import architectures
+from cnn_jax.config import architectures
 from experiments import default
 
 

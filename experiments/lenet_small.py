@@ -13,7 +13,7 @@ Here, seeds 0-4 (python -m cnn_jax.reproduce): 1.15 ± 0.04% test error (min 1.1
 1.21), validation error 1.46% on average, test loss 0.035-0.042; 504-671 s of training per
 run on 2 CPU cores (about 12 s per epoch).
 """
-from cnn_jax.model import architectures
+from cnn_jax.config import architectures
 from experiments import default
 
 

@@ -46,7 +46,7 @@ with median pruning at each epoch end, 24 configurations, 2 workers on the 2 cor
 The same command with `,sampler=random`, `,pruner=none`, `,trials=N` or `,seconds=S` after
 `sweep=search` changes the search; docs/sweeps/pool-search/ holds the report of one run.
 """
-from cnn_jax.model import architectures
+from cnn_jax.config import architectures
 from cnn_jax.config import arguments
 from experiments import default
 

@@ -12,7 +12,7 @@ Tutorial: 91.87% test accuracy (8.13% error). Here, seeds 0-4: 9.28 ± 0.58% err
 20 seeds: 8.94 ± 0.52%. With minibatch 100 (TensorFlow's beginners' recipe for this model)
 8.29 ± 0.20% over 10 seeds: see docs/REPRODUCTION.md for why the figures differ.
 """
-from cnn_jax.model import architectures
+from cnn_jax.config import architectures
 from experiments import default
 
 

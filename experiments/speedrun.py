@@ -107,7 +107,7 @@ gained nothing over 128. For a margin above 99% rather than speed: 1.25 epochs a
 warm-up 117 gives 99.16% (seeds 0-4: 99.15 / 99.12 / 99.13 / 99.19 / 99.20) for 1-2 s more (with
 one more test evaluation).
 """
-from cnn_jax.model import architectures
+from cnn_jax.config import architectures
 from experiments import default
 
 

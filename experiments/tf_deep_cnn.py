@@ -16,7 +16,7 @@ run is 20,000 steps (0.81% test error for seed 0, 1,968 s of training here):
 
   python launch.py --config=experiments/tf_deep_cnn.py:variant=full
 """
-from cnn_jax.model import architectures
+from cnn_jax.config import architectures
 from cnn_jax.config import arguments
 from experiments import default
 

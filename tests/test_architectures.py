@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from cnn_jax.model import architectures
+from cnn_jax.config import architectures
 from cnn_jax.model import cnn as models
 from cnn_jax.model import shapes
 from cnn_jax.model import summary

@@ -9,16 +9,16 @@ import sys
 
 from cnn_jax import train
 from cnn_jax import trained
+from cnn_jax.config import architectures
 from cnn_jax.config import fields
 from cnn_jax.data import augment
 from cnn_jax.data import datasets
-from cnn_jax.engine import optimizers
 from cnn_jax.engine import grouping
 from cnn_jax.layer_impls import choice
-from cnn_jax.model import architectures
+from cnn_jax.machine import patience
 from cnn_jax.model import cnn
 from cnn_jax.model import layer_list
-from cnn_jax.machine import patience
+from cnn_jax.optim import optimizers
 from experiments import default
 from tests.conftest import train_until_first_checkpoint
 

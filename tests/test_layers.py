@@ -16,6 +16,7 @@ import pytest
 from cnn_jax import errors
 from cnn_jax import machine
 from cnn_jax import time_layers
+from cnn_jax.config import architectures
 from cnn_jax.config import files as experiment_files
 from cnn_jax.config import validation
 from cnn_jax.layer_impls import cache
@@ -23,7 +24,6 @@ from cnn_jax.layer_impls import choice
 from cnn_jax.layer_impls import implementations
 from cnn_jax.layer_impls import resolution
 from cnn_jax.layer_impls import timing
-from cnn_jax.model import architectures
 from cnn_jax.model import cnn
 from cnn_jax.model import timed_layers
 from cnn_jax.machine import patience

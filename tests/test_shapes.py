@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cnn_jax.config import architectures
 from cnn_jax.config import validation
 from cnn_jax.layer_impls import padding as paddings
-from cnn_jax.model import architectures
 from cnn_jax.model import cnn as models
 from cnn_jax.model import shapes
 

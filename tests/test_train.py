@@ -256,8 +256,9 @@ def test_a_metric_declared_once_reaches_every_output(tmp_path, tiny_config, mock
 @pytest.mark.parametrize('model, optimizer', [('cntk_pool', 'sgd'), ('keras_cnn', 'adam'),
                                               ('tf_deep_cnn', 'momentum')])
 def test_the_jitted_init_gives_the_eager_parameters_bit_for_bit(model, optimizer):
-  from cnn_jax.model import architectures, cnn  # pylint: disable=g-import-not-at-top
-  from cnn_jax.engine import optimizers  # pylint: disable=g-import-not-at-top
+  from cnn_jax.config import architectures  # pylint: disable=g-import-not-at-top
+  from cnn_jax.model import cnn  # pylint: disable=g-import-not-at-top
+  from cnn_jax.optim import optimizers  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.model = architectures.TUTORIAL_MODELS[model]()
   config.optimizer.name = optimizer

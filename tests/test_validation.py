@@ -2,11 +2,11 @@
 field and what is allowed."""
 import pytest
 
+from cnn_jax.config import architectures
 from cnn_jax.config import validation
-from cnn_jax.engine import optimizers
 from cnn_jax.errors import ConfigError
-from cnn_jax.model import architectures
 from cnn_jax.model import cnn
+from cnn_jax.optim import optimizers
 from experiments import default
 
 
@@ -34,7 +34,7 @@ def pool_model(**changes):
     (dict(conv_kernel_size=(5, 5, 5)), r'model.conv_kernel_size=.* one entry per conv layer: model.conv_features=\(8, 16\) has 2'),
     (dict(pool_type=('max',)), r'model.pool_type=.* one entry per conv layer'),
     (dict(conv_padding=('SAME', 'FULL')), r"model.conv_padding\[1\]='FULL': allowed values are \"SAME\", \"VALID\" or an integer"),
-    (dict(conv_dropout=1.0), r'model.conv_dropout=1.0: a dropout rate must lie in \[0, 1\)'),
+    (dict(conv_dropout=1.0), r'model.conv_dropout=1.0 must lie in \[0, 1\) \(a dropout rate\)'),
     (dict(kernel_init='normal', kernel_init_std=0.0), r'model.kernel_init_std=0.0 must be > 0'),
     (dict(num_classes=0), r'model.num_classes=0 must be a positive integer'),
     # Layers whose output would be empty name themselves and their input size.

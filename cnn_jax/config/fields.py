@@ -9,196 +9,236 @@ Roles say what a field's value does to a run's program:
   execution  how a run is computed, not which run it is (the layer implementations agree to
              float tolerance): it may change between resumptions of one run directory
 
-The table is read by experiments/default.py and model/architectures.py (the defaults), by
-config/validation.py (the allowed choices), by engine/program.py (which fields are traced,
-which execution only), by engine/run_record.py and trained.py (a config.json written before a
-field existed reads as its default) and by docs/CONFIG.md (`python -m cnn_jax.config.fields`
-writes it; a test checks it is current). A new field is one entry here plus its
-implementation.
+What a field may hold is data: choices read from the module that implements them (a new
+activation is one entry in model/cnn.py), numbers a ranges.Range, the augmentation strengths
+declared whole in data/augment.py. Read by experiments/default.py and config/architectures.py
+(defaults), config/validation.py (one generic check), engine/program.py (traced and execution
+fields), engine/run_record.py and trained.py (a config.json older than a field reads as its
+default) and docs/CONFIG.md, its `allowed` column written from the same data (`python -m
+cnn_jax.config.fields`; a test checks it is current). A new field is one entry here.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import ml_collections
 
+from cnn_jax.data import augment
+from cnn_jax.data import datasets
+from cnn_jax.layer_impls import choice
+from cnn_jax.model import cnn
+from cnn_jax.model import layer_list
+from cnn_jax.model import shapes
+from cnn_jax.optim import optimizers
+from cnn_jax.ranges import Range
+
 PROGRAM, TRACED, EXECUTION = 'program', 'traced', 'execution'
-SWEEP_STRATEGIES = ('auto', 'sequential', 'vmap')
-PICTURES = ('epochs', 'end', 'none')
+SWEEP_STRATEGIES = ('auto', 'sequential', 'vmap')  # implemented above config/ (sweeps/),
+PICTURES = ('epochs', 'end', 'none')  # (reports/): so declared here
+MAX_SEED = 2**32 - 1  # seeds become uint32 PRNG keys and numpy seed sequences
+EPOCHS_DECIDE = -1  # train.num_train_steps's default: the run's length is train.num_epochs
+TRAINING_IMAGES = 'training images'  # a bound known with the dataset (less a validation split)
 
 
 @dataclasses.dataclass(frozen=True)
 class Field:
+  """A config field. What it may hold: `choices` (a dict's values say what each does), or
+  `range`, or `check` (a function(value, path) raising ConfigError), or its default's type;
+  `holds` says so in words where no choices or range do. A tuple's entries are checked."""
   path: str
   default: Any
   role: str
-  allowed: str    # what validation accepts, in words (config/validation.py checks it)
   meaning: str
   off_at_zero: bool = False
-  choices: tuple = ()  # the allowed values of a choice field (validation reads them here)
+  choices: tuple | dict = ()
+  range: Range | None = None
+  check: Callable | None = None
+  holds: str = ''
+
+  @property
+  def name(self) -> str:
+    return self.path.rpartition('.')[2]
+
+  @property
+  def per_conv_layer(self) -> bool:
+    return self.path.startswith('model.') and self.name in cnn.PER_CONV_LAYER_FIELDS
+
+  @property
+  def allowed(self) -> str:
+    """What the field may hold, in words (docs/CONFIG.md), written from its declaration."""
+    what = (', '.join(map(str, self.choices)) if self.choices
+            else self.range.text() if self.range
+            else self.holds or ('True or False' if isinstance(self.default, bool) else 'a string'))
+    if not isinstance(self.default, tuple):
+      return what
+    return (f'a tuple, one entry per conv layer: {what}' if self.per_conv_layer
+            else f'a tuple of {what}')
 
 
-def _f(path, default, role, allowed, meaning, **kw) -> Field:
-  return Field(path, default, role, allowed, meaning, **kw)
+_f = Field
 
 
-_PER_CONV = 'a tuple, one entry per conv layer'
+def _ints(low=None, high=None, **kw) -> Range:
+  return Range(low, high, integer=True, **kw)
+
+
+_ANY, _POSITIVE = Range(), Range(0, low_open=True)
+_STD = Range(0, low_open=True, why='the std of a normal initializer')
+_FRACTION = Range(0, 1, high_open=True)  # [0, 1): rates, decays, momenta
+_ENTRIES, _COUNT = _ints(1, noun='integers'), _ints(0)  # entries of a tuple of sizes; counts
+_DROPOUT = Range(0, 1, high_open=True, noun='a rate', why='a dropout rate')
+_PADDING = dict(check=shapes.parse_padding, holds=shapes.PADDING_ALLOWED)
 FIELDS = (
-    _f('seed', 0, TRACED, 'an integer in [0, 2^32 - 1]',
-       'parameters, dropout, augmentation and the shuffling order all derive from it'),
+    _f('seed', 0, TRACED,
+       'parameters, dropout, augmentation and the shuffling order all derive from it',
+       range=_ints(0, MAX_SEED)),
     # ---- data ----
-    _f('data.name', 'mnist', PROGRAM, 'a dataset prepared for TFDS in data_dir',
+    _f('data.name', 'mnist', PROGRAM,
        'any image-classification dataset; its shape, classes and sizes are read from its '
-       'dataset_info.json'),
-    _f('data.data_dir', '', EXECUTION, 'a directory, or empty',
-       "where the prepared dataset lies ('' -> $TFDS_DATA_DIR -> ~/tensorflow_datasets)"),
-    _f('data.download', False, EXECUTION, 'True or False',
+       'dataset_info.json', holds='a dataset prepared for TFDS in data_dir'),
+    _f('data.data_dir', '', EXECUTION,
+       "where the prepared dataset lies ('' -> $TFDS_DATA_DIR -> ~/tensorflow_datasets)",
+       holds='a directory, or empty'),
+    _f('data.download', False, EXECUTION,
        'prepare the dataset with TFDS when it is missing (needs the network)'),
-    _f('data.validation', 'none', PROGRAM, 'none, train_head, train_random, test_stratified',
-       'where a validation split comes from (data/datasets.py VALIDATION_MODES)'),
-    _f('data.num_validation', 0, PROGRAM, 'an integer >= 0 (0 with validation none)',
-       'images in the validation split'),
-    _f('data.split_seed', 0, PROGRAM, 'an integer in [0, 2^32 - 1]',
-       'the validation split\'s draw: fixed, so that seeds vary training and not the split'),
+    _f('data.validation', 'none', PROGRAM,
+       'where a validation split comes from (data/datasets.py VALIDATION_MODES)',
+       choices=datasets.VALIDATION_MODES),
+    _f('data.num_validation', 0, PROGRAM,
+       'images in the validation split: 0 with validation none, else fewer than its source '
+       'split has', range=_COUNT),
+    _f('data.split_seed', 0, PROGRAM,
+       'the validation split\'s draw: fixed, so that seeds vary training and not the split',
+       range=_ints(0, MAX_SEED)),
     # ---- model (the neutral defaults of architectures.base_model: a softmax regression) ----
-    _f('model.name', 'custom', PROGRAM, 'a string', 'the architecture\'s name in logs and reports'),
-    _f('model.conv_features', (), PROGRAM, 'a tuple of integers >= 1',
-       'filters of each conv layer (its length is the number of conv layers)'),
-    _f('model.conv_kernel_size', (), PROGRAM, _PER_CONV + ', integers >= 1', 'square kernels'),
-    _f('model.conv_strides', (), PROGRAM, _PER_CONV + ', integers >= 1', 'conv strides'),
-    _f('model.conv_padding', (), PROGRAM, _PER_CONV + ": 'SAME', 'VALID' or an integer >= 0",
-       'conv padding'),
-    _f('model.pool_type', (), PROGRAM, _PER_CONV + ': max, avg or none',
-       'pooling after each conv layer'),
-    _f('model.pool_window', (), PROGRAM, _PER_CONV + ', integers >= 1', 'pooling windows'),
-    _f('model.pool_strides', (), PROGRAM, _PER_CONV + ', integers >= 1', 'pooling strides'),
-    _f('model.pool_padding', (), PROGRAM, _PER_CONV + ": 'SAME', 'VALID' or an integer >= 0",
-       'pooling padding'),
-    _f('model.global_pool', 'none', PROGRAM, 'none, max, avg',
+    _f('model.name', 'custom', PROGRAM, 'the architecture\'s name in logs and reports'),
+    _f('model.conv_features', (), PROGRAM,
+       'filters of each conv layer (its length is the number of conv layers)', range=_ENTRIES),
+    _f('model.conv_kernel_size', (), PROGRAM, 'square kernels', range=_ENTRIES),
+    _f('model.conv_strides', (), PROGRAM, 'conv strides', range=_ENTRIES),
+    _f('model.conv_padding', (), PROGRAM, 'conv padding', **_PADDING),
+    _f('model.pool_type', (), PROGRAM, 'pooling after each conv layer', choices=cnn.POOL_TYPES),
+    _f('model.pool_window', (), PROGRAM, 'pooling windows', range=_ENTRIES),
+    _f('model.pool_strides', (), PROGRAM, 'pooling strides', range=_ENTRIES),
+    _f('model.pool_padding', (), PROGRAM, 'pooling padding', **_PADDING),
+    _f('model.global_pool', 'none', PROGRAM,
        "'none' flattens the last feature map; max or avg pools it to one value per channel",
-       choices=('none', 'max', 'avg')),
-    _f('model.conv_dropout', 0.0, TRACED, 'a rate in [0, 1)',
-       'dropout on the last feature map, before flatten', off_at_zero=True),
-    _f('model.hidden_dims', (), PROGRAM, 'a tuple of integers >= 1',
-       'hidden dense layers, each followed by the activation'),
-    _f('model.dense_dropout', 0.0, TRACED, 'a rate in [0, 1)',
-       'dropout after each hidden dense layer', off_at_zero=True),
-    _f('model.activation', 'relu', PROGRAM, 'relu, sigmoid, tanh, leaky_relu, elu, gelu, linear',
-       'the activation of every conv and hidden dense layer',
-       choices=('relu', 'sigmoid', 'tanh', 'leaky_relu', 'elu', 'gelu', 'linear')),
-    _f('model.num_classes', 10, PROGRAM, "an integer >= 1, the dataset's class count",
-       'outputs of the last layer'),
-    _f('model.kernel_init', 'glorot_uniform', PROGRAM,
-       'glorot_uniform, glorot_normal, he_normal, he_uniform, lecun_normal, normal, '
-       'truncated_normal, zeros, constant', 'weight initializer',
-       choices=('glorot_uniform', 'glorot_normal', 'he_normal', 'he_uniform', 'lecun_normal',
-                'normal', 'truncated_normal', 'zeros', 'constant')),
-    _f('model.kernel_init_std', 0.1, TRACED, 'a number > 0',
-       'std of a normal weight initializer'),
-    _f('model.kernel_init_value', 0.0, TRACED, 'a number', 'value of a constant weight initializer'),
-    _f('model.bias_init', 'zeros', PROGRAM, 'zeros, constant, normal, truncated_normal',
-       'bias initializer', choices=('zeros', 'constant', 'normal', 'truncated_normal')),
-    _f('model.bias_init_std', 0.1, TRACED, 'a number > 0',
-       'std of a normal bias initializer'),
-    _f('model.bias_init_value', 0.0, TRACED, 'a number', 'value of a constant bias initializer'),
-    _f('model.batch_norm', 'none', PROGRAM, 'none, before, after',
+       choices=cnn.GLOBAL_POOL_TYPES),
+    _f('model.conv_dropout', 0.0, TRACED, 'dropout on the last feature map, before flatten',
+       off_at_zero=True, range=_DROPOUT),
+    _f('model.hidden_dims', (), PROGRAM, 'hidden dense layers, each followed by the activation',
+       range=_ENTRIES),
+    _f('model.dense_dropout', 0.0, TRACED, 'dropout after each hidden dense layer',
+       off_at_zero=True, range=_DROPOUT),
+    _f('model.activation', 'relu', PROGRAM, 'the activation of every conv and hidden dense layer',
+       choices=tuple(cnn.ACTIVATIONS)),
+    _f('model.num_classes', 10, PROGRAM, "outputs of the last layer: the dataset's class count",
+       range=_ints(1)),
+    _f('model.kernel_init', 'glorot_uniform', PROGRAM, 'weight initializer',
+       choices=cnn.KERNEL_INITIALIZERS),
+    # A std <= 0 is no std, whichever initializer is chosen (one that does not draw would
+    # otherwise keep it silently, and a sweep over the initializer would then fail late).
+    _f('model.kernel_init_std', 0.1, TRACED, 'std of a normal weight initializer', range=_STD),
+    _f('model.kernel_init_value', 0.0, TRACED, 'value of a constant weight initializer',
+       range=_ANY),
+    _f('model.bias_init', 'zeros', PROGRAM, 'bias initializer', choices=cnn.BIAS_INITIALIZERS),
+    _f('model.bias_init_std', 0.1, TRACED, 'std of a normal bias initializer', range=_STD),
+    _f('model.bias_init_value', 0.0, TRACED, 'value of a constant bias initializer', range=_ANY),
+    _f('model.batch_norm', 'none', PROGRAM,
        'batch normalization of every conv and hidden dense layer, before or after the '
        'activation: batch statistics in training, running averages in evaluation',
-       choices=('none', 'before', 'after')),
-    _f('model.batch_norm_momentum', 0.9, TRACED, 'a number in [0, 1)',
+       choices=layer_list.BATCH_NORM),
+    _f('model.batch_norm_momentum', 0.9, TRACED,
        "the running averages keep this fraction at each step (flax's convention: PyTorch's "
-       'momentum 0.1 is 0.9 here)'),
-    _f('model.batch_norm_epsilon', 1e-5, TRACED, 'a number > 0',
-       'added to the variance before its square root'),
-    _f('model.compute_dtype', 'float32', PROGRAM, 'float32, bfloat16',
+       'momentum 0.1 is 0.9 here)',
+       range=Range(0, 1, high_open=True, why='the running averages keep this fraction of '
+                                              'their value at each step')),
+    _f('model.batch_norm_epsilon', 1e-5, TRACED, 'added to the variance before its square root',
+       range=_POSITIVE),
+    _f('model.compute_dtype', 'float32', PROGRAM,
        'dtype of activations and matmuls; parameters, optimizer state and loss stay float32',
-       choices=('float32', 'bfloat16')),
-    _f('model.conv_impl', 'auto', EXECUTION, 'auto, xla, im2col, shifted',
+       choices=cnn.COMPUTE_DTYPES),
+    _f('model.conv_impl', 'auto', EXECUTION,
        "how convolutions are computed (layer_impls/implementations.py); 'auto' times the "
-       'candidates per layer shape on this machine (layer_impls/resolution.py)'),
-    _f('model.pool_impl', 'auto', EXECUTION, 'auto, xla, reshape (window == stride)',
-       'how poolings are computed, chosen like conv_impl'),
+       'candidates per layer shape (layer_impls/resolution.py)', choices=choice.CONV_CHOICES),
+    _f('model.pool_impl', 'auto', EXECUTION,
+       "how poolings are computed, chosen like conv_impl ('reshape' computes window == stride "
+       'only)', choices=choice.POOL_CHOICES),
     # ---- optimizer ----
-    _f('optimizer.name', 'sgd', PROGRAM, 'sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw',
-       'the optax optimizer',
-       choices=('sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw')),
-    _f('optimizer.learning_rate', 0.2, TRACED, 'a number > 0', 'the peak learning rate'),
-    _f('optimizer.schedule', 'constant', PROGRAM, 'constant, cosine',
-       "'cosine' decays to 0 at the last step", choices=('constant', 'cosine')),
-    _f('optimizer.warmup_steps', 0, PROGRAM, 'an integer >= 0',
-       'linear warm-up from 0 over these steps'),
-    _f('optimizer.momentum', 0.9, TRACED, 'a number in [0, 1)', 'momentum / nesterov'),
-    _f('optimizer.b1', 0.9, TRACED, 'a number in [0, 1)', 'adam / adamw first moment decay'),
-    _f('optimizer.b2', 0.999, TRACED, 'a number in [0, 1)', 'adam / adamw second moment decay'),
-    _f('optimizer.eps', 1e-8, TRACED, 'a number > 0', 'adam / adamw / rmsprop / adagrad epsilon'),
-    _f('optimizer.rms_decay', 0.9, TRACED, 'a number in [0, 1)', 'rmsprop decay'),
-    _f('optimizer.initial_accumulator', 0.1, TRACED, 'a number >= 0', 'adagrad start value'),
-    _f('optimizer.weight_decay', 0.0, TRACED, 'a number >= 0',
-       'decoupled for adamw, an L2 gradient term otherwise', off_at_zero=True),
+    _f('optimizer.name', 'sgd', PROGRAM, 'the optax optimizer', choices=optimizers.OPTIMIZERS),
+    _f('optimizer.learning_rate', 0.2, TRACED, 'the peak learning rate', range=_POSITIVE),
+    _f('optimizer.schedule', 'constant', PROGRAM, "'cosine' decays to 0 at the last step",
+       choices=optimizers.SCHEDULES),
+    _f('optimizer.warmup_steps', 0, PROGRAM, 'linear warm-up from 0 over these steps',
+       range=_COUNT),
+    _f('optimizer.momentum', 0.9, TRACED, 'momentum / nesterov', range=_FRACTION),
+    _f('optimizer.b1', 0.9, TRACED, 'adam / adamw first moment decay', range=_FRACTION),
+    _f('optimizer.b2', 0.999, TRACED, 'adam / adamw second moment decay', range=_FRACTION),
+    _f('optimizer.eps', 1e-8, TRACED, 'adam / adamw / rmsprop / adagrad epsilon', range=_POSITIVE),
+    _f('optimizer.rms_decay', 0.9, TRACED, 'rmsprop decay', range=_FRACTION),
+    _f('optimizer.initial_accumulator', 0.1, TRACED, 'adagrad start value', range=Range(0)),
+    _f('optimizer.weight_decay', 0.0, TRACED,
+       'decoupled for adamw, an L2 gradient term otherwise', off_at_zero=True, range=Range(0)),
     # ---- train ----
-    _f('train.batch_size', 64, PROGRAM, 'an integer in [1, training images]', 'examples per step'),
-    _f('train.num_epochs', 10.0, PROGRAM, 'a number > 0',
-       'passes over the training split (may be fractional), unless num_train_steps is set'),
-    _f('train.num_train_steps', -1, PROGRAM, 'an integer >= 1, or -1',
-       'train steps; -1: num_epochs decides'),
-    _f('train.log_every_steps', 200, PROGRAM, 'an integer >= 1',
-       'train/* scalars are averages over this many steps'),
-    _f('train.eval_every_steps', 0, PROGRAM, 'an integer >= 0',
+    _f('train.batch_size', 64, PROGRAM, 'examples per step',
+       range=_ints(1, TRAINING_IMAGES, why='the {high} training images')),
+    # Checked even when num_train_steps overrides it: a bad value is never kept silently.
+    _f('train.num_epochs', 10.0, PROGRAM,
+       'passes over the training split (may be fractional), unless num_train_steps is set',
+       range=_POSITIVE),
+    _f('train.num_train_steps', EPOCHS_DECIDE, PROGRAM, 'train steps; -1: num_epochs decides',
+       range=_ints(1, also=(EPOCHS_DECIDE,), why='the default: train.num_epochs decides')),
+    _f('train.log_every_steps', 200, PROGRAM, 'train/* scalars are averages over this many steps',
+       range=_ints(1)),
+    _f('train.eval_every_steps', 0, PROGRAM,
        'evaluate every N steps as well as at epoch ends (0: epoch ends only); a search\'s '
-       'pruner sees every evaluation'),
-    _f('train.eval_batch_size', 1000, PROGRAM, 'an integer >= 1', 'examples per eval batch'),
-    _f('train.label_smoothing', 0.0, TRACED, 'a number in [0, 1)',
+       'pruner sees every evaluation', range=_ints(0, why='0: evaluate at epoch ends only')),
+    _f('train.eval_batch_size', 1000, PROGRAM, 'examples per eval batch', range=_ints(1)),
+    _f('train.label_smoothing', 0.0, TRACED,
        "the training loss's targets: (1 - s) one-hot + s / classes; the reported loss stays "
-       'the unsmoothed one', off_at_zero=True),
-    _f('train.checkpoint_every_epochs', 1, PROGRAM, 'an integer >= 0',
-       '0 disables checkpoints (and so resuming)'),
-    _f('train.pictures', 'epochs', EXECUTION, 'epochs, end, none',
+       'the unsmoothed one', off_at_zero=True,
+       range=Range(0, 1, high_open=True, why='0: one-hot targets')),
+    _f('train.checkpoint_every_epochs', 1, PROGRAM, '0 disables checkpoints (and so resuming)',
+       range=_ints(0, why='0 turns checkpoints off')),
+    _f('train.pictures', 'epochs', EXECUTION,
        "PNGs in <workdir>/pictures and TensorBoard images: 'epochs' (curves and confusion "
-       "matrices at each epoch end, every picture at the end), 'end' or 'none'",
-       choices=PICTURES),
+       "matrices at each epoch end, every picture at the end), 'end' or 'none'", choices=PICTURES),
     _f('train.steps_per_call', 0, EXECUTION,
-       'an integer in [0, log_every_steps] (and <= eval_every_steps when set)',
-       'train steps per jitted call; 0 = the backend\'s measured best (1 on CPU); K > 1 scans'),
-    _f('train.deterministic', False, EXECUTION, 'True or False',
+       'train steps per jitted call, at most log_every_steps (and eval_every_steps when set); '
+       '0 = the backend\'s measured best (1 on CPU); K > 1 scans',
+       range=_ints(0, why='0 chooses per backend')),
+    _f('train.deterministic', False, EXECUTION,
        "on GPUs, XLA's deterministic ops (--xla_gpu_deterministic_ops, set when the run's "
        "process starts): the same command gives the same bits; max pooling then runs as "
        "'reshape', whose gradient XLA compiles under them (its own select-and-scatter it "
        'refuses), so max pools need window == stride. CPUs are deterministic without it'),
-    _f('train.num_devices', 0, EXECUTION, 'an integer >= 0, at most the devices',
-       'devices to use (0: all; over several processes, every process\'s): a run splits its '
-       'batch over them, a vmapped group its members'),
-    # ---- augment (cnn_jax/data/augment.py; every example of every member its own draw) ----
-    _f('augment.translate', 0.0, TRACED, 'pixels in [0, min(height, width))',
-       'shift along each axis uniform in [-translate, translate]', off_at_zero=True),
-    _f('augment.rotate', 0.0, TRACED, 'degrees in [0, 180]',
-       'rotation uniform in [-rotate, rotate]', off_at_zero=True),
-    _f('augment.scale', 0.0, TRACED, 'a fraction in [0, 1)',
-       'zoom uniform in [1 - scale, 1 + scale]', off_at_zero=True),
-    _f('augment.elastic_alpha', 0.0, TRACED, 'pixels >= 0',
-       'elastic distortion (Simard et al. 2003 used 34 on MNIST): the displacements\' scale',
-       off_at_zero=True),
-    _f('augment.elastic_sigma', 4.0, TRACED, 'pixels in (0, max(height, width)]',
-       'std of the Gaussian smoothing the displacements (Simard: 4)'),
-    _f('augment.erase_prob', 0.0, TRACED, 'a probability in [0, 1]',
-       'random erasing (Zhong et al. 2017): the chance an example gets a rectangle of zeros',
-       off_at_zero=True),
-    _f('augment.erase_max_area', 0.0, TRACED, 'a fraction in [0, 1]',
-       'the most of the image the rectangle covers (at least 2% of it)', off_at_zero=True),
+    _f('train.num_devices', 0, EXECUTION,
+       'devices to use, at most the devices there are (0: all; over several processes, every '
+       'process\'s): a run splits its batch over them, a vmapped group its members',
+       range=_ints(0, why='0: every device')),
+    # ---- augment (declared in cnn_jax/data/augment.py; every example its own draw) ----
+    *(_f(f'augment.{s.name}', s.default, TRACED, s.meaning, off_at_zero=s.off_at_zero,
+         range=s.range) for s in augment.STRENGTHS),
     # ---- sweep ----
-    _f('sweep.strategy', 'auto', EXECUTION, 'auto, sequential, vmap',
+    _f('sweep.strategy', 'auto', EXECUTION,
        "how a sweep's worker executes its trials: 'vmap' trains trials that differ only in "
        "traced fields as one program; 'auto' the measured best on this backend",
        choices=SWEEP_STRATEGIES),
-    _f('sweep.max_group_size', 16, EXECUTION, 'an integer >= 1', 'members of a vmapped group'),
-    _f('sweep.heartbeat_seconds', 10, EXECUTION, 'an integer >= 1',
+    _f('sweep.max_group_size', 16, EXECUTION, 'members of a vmapped group', range=_ints(1)),
+    _f('sweep.heartbeat_seconds', 10, EXECUTION,
        'a worker records a heartbeat for its trials this often; a trial silent for three is '
-       'taken over by another worker'),
+       'taken over by another worker', range=_ints(1)),
 )
 BY_PATH = {field.path: field for field in FIELDS}
 SECTIONS = ('data', 'model', 'optimizer', 'train', 'augment', 'sweep')
+
+
+def of_section(section: str) -> tuple[Field, ...]:
+  """The fields of a section ('seed' is a section of one), in the table's order."""
+  return tuple(f for f in FIELDS if f.path == section or f.path.startswith(section + '.'))
 
 
 def paths(role: str) -> tuple[str, ...]:
@@ -207,9 +247,7 @@ def paths(role: str) -> tuple[str, ...]:
 
 def section_defaults(section: str) -> ml_collections.ConfigDict:
   """A section's fields at their defaults, as a ConfigDict."""
-  prefix = section + '.'
-  return ml_collections.ConfigDict({f.path[len(prefix):]: f.default for f in FIELDS
-                                    if f.path.startswith(prefix)})
+  return ml_collections.ConfigDict({f.name: f.default for f in of_section(section)})
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -248,10 +286,9 @@ def markdown() -> str:
            '"A number" is a finite one: inf and NaN are refused like any other value outside',
            'a field\'s allowed ones.', '']
   for section in ('seed', *SECTIONS):
-    rows = [f for f in FIELDS if f.path == section or f.path.startswith(section + '.')]
     lines += [f'## {section}', '', '| field | default | allowed | role | meaning |',
               '| --- | --- | --- | --- | --- |']
-    for f in rows:
+    for f in of_section(section):
       role = f.role + (' (off at 0)' if f.off_at_zero else '')
       lines.append(f'| `{f.path}` | `{f.default!r}` | {f.allowed} | {role} | {f.meaning} |')
     lines.append('')

@@ -36,9 +36,50 @@ import jax.numpy as jnp
 from jax.scipy import ndimage
 import numpy as np
 
-# config.augment's fields, their meaning and units in experiments/default.py.
-FIELDS = ('translate', 'rotate', 'scale', 'elastic_alpha', 'elastic_sigma', 'erase_prob',
-          'erase_max_area')
+from cnn_jax.ranges import Range
+
+# Bounds of the strengths' ranges known only with the dataset (validation gives their values).
+SIDE, LONGEST = 'min(height, width)', 'max(height, width)'
+
+
+@dataclasses.dataclass(frozen=True)
+class Strength:
+  """One field of config.augment, declared here where it is implemented: the field table
+  (config/fields.py: traced, its docs row), Settings and validation (its range) read it.
+  With `off_at_zero`, 0 turns its transform off (part of the program's structure)."""
+  name: str
+  default: float
+  range: Range
+  meaning: str
+  off_at_zero: bool = True
+
+
+STRENGTHS = (
+    Strength('translate', 0.0, Range(0, SIDE, high_open=True, noun='pixels',
+                                     why='pixels; a shift by the whole {high}-pixel side '
+                                         'leaves nothing'),
+             'shift along each axis uniform in [-translate, translate]'),
+    Strength('rotate', 0.0, Range(0, 180, noun='degrees', why='degrees'),
+             'rotation uniform in [-rotate, rotate]'),
+    Strength('scale', 0.0, Range(0, 1, high_open=True, noun='a fraction',
+                                 why='the zoom lies in [1 - scale, 1 + scale]'),
+             'zoom uniform in [1 - scale, 1 + scale]'),
+    Strength('elastic_alpha', 0.0, Range(0, math.inf, high_open=True, noun='pixels',
+                                         why='pixels; 0 turns elastic distortion off'),
+             "elastic distortion (Simard et al. 2003 used 34 on MNIST): the displacements' "
+             'scale'),
+    # Checked with elastic distortion off too: a sweep that turns it on must not meet it late.
+    Strength('elastic_sigma', 4.0, Range(0, LONGEST, low_open=True, noun='pixels',
+                                         why='pixels: the std of the smoothing; wider than '
+                                             'the image it is a plain shift'),
+             'std of the Gaussian smoothing the displacements (Simard: 4)', off_at_zero=False),
+    Strength('erase_prob', 0.0, Range(0, 1, noun='a probability', why='a probability'),
+             'random erasing (Zhong et al. 2017): the chance an example gets a rectangle of '
+             'zeros'),
+    Strength('erase_max_area', 0.0, Range(0, 1, noun='a fraction', why='a fraction of the image'),
+             'the most of the image the rectangle covers (at least 2% of it)'),
+)
+FIELDS = tuple(strength.name for strength in STRENGTHS)  # config.augment's fields
 # Numeric fields that change no shape and no program: a vmapped group may pass them as traced
 # per-member values. All of them: even the smoothing's width is a value, not a kernel size.
 TRACEABLE_FIELDS = FIELDS
@@ -55,28 +96,22 @@ ERASE_MIN_AREA = 0.02
 ERASE_ASPECT = 0.3
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-  """Strengths of one member's augmentation, each a Python number or a traced scalar; `on`
-  (which TRANSFORMS run) is static, part of the program. A pytree of the strengths."""
-  translate: Any = 0.0       # pixels: the largest shift along each axis
-  rotate: Any = 0.0          # degrees: the largest rotation either way
-  scale: Any = 0.0           # fraction: the zoom lies in [1 - scale, 1 + scale]
-  elastic_alpha: Any = 0.0   # pixels: the displacement field's scale
-  elastic_sigma: Any = 4.0   # pixels: std of the Gaussian smoothing the displacements
-  erase_prob: Any = 0.0      # probability that an example has a rectangle erased
-  erase_max_area: Any = 0.0  # fraction of the image the rectangle covers at most
-  on: frozenset = frozenset()
-
-  @classmethod
-  def from_config(cls, augment_cfg, traced: dict | None = None) -> Settings:
-    """A validated config.augment, with `traced` ({field: value}, fields of
-    TRACEABLE_FIELDS) replacing its numbers; the structure from the config alone."""
-    values = {field: augment_cfg[field] for field in FIELDS}
-    values.update(traced or {})
-    return cls(**values, on=active(augment_cfg))
+def _from_config(cls, augment_cfg, traced: dict | None = None) -> Settings:
+  """A validated config.augment, with `traced` ({field: value}, fields of TRACEABLE_FIELDS)
+  replacing its numbers; the structure from the config alone."""
+  values = {field: augment_cfg[field] for field in FIELDS}
+  values.update(traced or {})
+  return cls(**values, on=active(augment_cfg))
 
 
+SETTINGS_DOC = """Strengths of one member's augmentation (the fields of STRENGTHS, defaults
+as there), each a Python number or a traced scalar; `on` (which TRANSFORMS run) is static,
+part of the program. A pytree of the strengths. Made from STRENGTHS: a strength is declared
+once."""
+Settings = dataclasses.make_dataclass(
+    'Settings', [(s.name, Any, s.default) for s in STRENGTHS] + [('on', frozenset, frozenset())],
+    frozen=True, namespace={'from_config': classmethod(_from_config), '__module__': __name__,
+                            '__doc__': SETTINGS_DOC})
 jax.tree_util.register_dataclass(Settings, data_fields=list(FIELDS), meta_fields=['on'])
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from cnn_jax.data import batches
 from cnn_jax.engine import devices
-from cnn_jax.engine import optimizers
+from cnn_jax.optim import optimizers
 from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import run_record

@@ -23,9 +23,9 @@ import optax
 
 from cnn_jax.data import augment
 from cnn_jax.engine import metrics
-from cnn_jax.engine import optimizers
 from cnn_jax.layer_impls import choice
 from cnn_jax.model import cnn
+from cnn_jax.optim import optimizers
 
 # A member's state: what a checkpoint holds (CHECKPOINTED) plus what the program rebuilds
 # from the config (the traced hyperparameters) and the train sums of the current log window.

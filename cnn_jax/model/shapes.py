@@ -16,11 +16,13 @@ from cnn_jax.layer_impls.padding import output_size
 from cnn_jax.layer_impls.padding import Padding
 from cnn_jax.model import layer_list
 
+PADDING_ALLOWED = '"SAME", "VALID" or an integer >= 0'  # what parse_padding reads, in words
+
 
 def parse_padding(padding: Padding, field: str) -> Padding:
   """Returns 'SAME', 'VALID' or a non-negative int; raises ConfigError naming `field`."""
   if isinstance(padding, bool):  # bool is an int subclass; True is surely a mistake
-    raise ConfigError(f'{field}={padding!r}: allowed values are "SAME", "VALID" or an integer >= 0')
+    raise ConfigError(f'{field}={padding!r}: allowed values are {PADDING_ALLOWED}')
   if isinstance(padding, int):
     if padding < 0:
       raise ConfigError(f'{field}={padding}: explicit zero padding must be >= 0')
@@ -32,7 +34,7 @@ def parse_padding(padding: Padding, field: str) -> Padding:
     if upper.isdigit():
       return int(upper)
   raise ConfigError(
-      f'{field}={padding!r}: allowed values are "SAME", "VALID" or an integer >= 0')
+      f'{field}={padding!r}: allowed values are {PADDING_ALLOWED}')
 
 
 @dataclasses.dataclass(frozen=True)

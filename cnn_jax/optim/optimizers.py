@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import optax
 
-OPTIMIZERS = ('sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw')
+# optimizer.name's choices (config/fields.py reads them here), each with its state's slots
+# per parameter (momentum, second moments ...): validation's memory estimate counts them.
+STATE_SLOTS = {'sgd': 0, 'momentum': 1, 'nesterov': 1, 'adagrad': 1, 'rmsprop': 1, 'adam': 2,
+               'adamw': 2}
+OPTIMIZERS = tuple(STATE_SLOTS)
 SCHEDULES = ('constant', 'cosine')
 
 

@@ -2,7 +2,9 @@
 
 Each function returns a fresh ConfigDict holding every model field, so an experiment file
 starts from one of these and command-line overrides can change any field. The parameter
-counts in the docstrings are checked by tests/test_architectures.py.
+counts in the docstrings are checked by tests/test_architectures.py. They live with the
+config data, not in model/: each is a `model` section built from the field table's defaults,
+and model/ reads no config module (config/ reads model/'s choices).
 """
 import ml_collections
 
