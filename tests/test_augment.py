@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as scipy_ndimage
 
+from cnn_jax import member_view
 from cnn_jax.config import validation
 from cnn_jax.data import augment
 from cnn_jax.data import datasets
@@ -100,7 +101,7 @@ def test_members_vmapped_with_their_own_keys_and_traced_strengths():
   structure = config_of(**STRONG)  # what the group shares: every transform on
 
   def member(key, traced):
-    return augment.augment(key, images, augment.Settings.from_config(structure, traced))
+    return augment.augment(key, images, augment.Settings.from_config(member_view.section(structure, traced)))
 
   together = np.asarray(jax.jit(jax.vmap(member))(keys, stacked))
   for k, values in enumerate(members):
@@ -147,7 +148,8 @@ def test_a_traced_zero_strength_is_the_identity():
   zeros = {field: jnp.float32(0.0) for field in augment.TRACEABLE_FIELDS}
 
   def member(key, traced):
-    return augment.augment(key, images, augment.Settings.from_config(config_of(**STRONG), traced))
+    return augment.augment(key, images, augment.Settings.from_config(
+        member_view.section(config_of(**STRONG), traced)))
 
   out = jax.jit(member)(jax.random.key(0), zeros)
   np.testing.assert_allclose(np.asarray(out), np.asarray(images), atol=1e-6)
@@ -155,13 +157,13 @@ def test_a_traced_zero_strength_is_the_identity():
     traced = {f: jnp.float32(0.0) for f in strengths}
     structure = config_of(**strengths)
     out = jax.jit(lambda k, t, s=structure: augment.augment(
-        k, images, augment.Settings.from_config(s, t)))(jax.random.key(1), traced)
+        k, images, augment.Settings.from_config(member_view.section(s, t))))(jax.random.key(1), traced)
     np.testing.assert_allclose(np.asarray(out), np.asarray(images), atol=1e-6, err_msg=name)
   # In the one resampling of both warps, an elastic distortion of 0 leaves the affine warp's
   # result (to rounding: XLA fuses the coordinates' arithmetic differently).
   both = config_of(**ALONE['rotate'], **ALONE['elastic'])
   composed = jax.jit(lambda k, t: augment.augment(k, images, augment.Settings.from_config(
-      both, t)))(jax.random.key(2), {'elastic_alpha': jnp.float32(0.0)})
+      member_view.section(both, t))))(jax.random.key(2), {'elastic_alpha': jnp.float32(0.0)})
   rotated = run(jax.random.key(2), images, settings_of(**ALONE['rotate']))
   np.testing.assert_allclose(np.asarray(composed), np.asarray(rotated), atol=1e-5)
 

@@ -41,7 +41,7 @@ def test_label_smoothing_changes_the_gradient_not_the_reported_loss(tiny_config,
     state = member_state(functions, tiny_config)
     stepped[smoothing] = jax.jit(functions.train_step)(state, 0, images, labels, indices)
     # The reported loss is the plain cross-entropy of the logits before the update.
-    model, _ = functions.parts(state['hparams'])
+    model, _ = functions.parts(functions.view(state['traced']))
     logits = model.apply({'params': state['params']}, step.to_float(images), train=True,
                          rngs={'dropout': jax.random.key(0)})
     plain = float(jnp.sum(metrics.cross_entropy(logits, labels)))

@@ -26,7 +26,7 @@ def test_a_run_and_a_group_build_the_same_program(tiny_config, mock_mnist):
   assert run.total_steps == group.total_steps == 12
   run_state, group_state = jax.device_get(run.init()), jax.device_get(group.init())
   # One tree, the same leaves; the group's member axis holds 2 where the run's holds 1.
-  assert set(run_state) == set(group_state) == {*step_lib.CHECKPOINTED, 'hparams', 'sums'}
+  assert set(run_state) == set(group_state) == {*step_lib.CHECKPOINTED, 'traced', 'sums'}
   tree = lambda s: jax.tree_util.tree_structure({k: s[k] for k in step_lib.CHECKPOINTED})
   assert tree(run_state) == tree(group_state)
   jax.tree_util.tree_map(lambda a, b: (a.shape[1:] == b.shape[1:] and a.shape[0] == 1
@@ -37,8 +37,8 @@ def test_a_run_and_a_group_build_the_same_program(tiny_config, mock_mnist):
   jax.tree_util.tree_map(np.testing.assert_array_equal, run.member_state(run_state, 0),
                          group.member_state(group_state, 0))
   # Only the values that differ are traced: the learning rate, not the dropout rate.
-  assert group_state['hparams']['optimizer'] == {'learning_rate': pytest.approx([0.1, 0.2])}
-  assert run_state['hparams'] == {'model': {}, 'optimizer': {}, 'train': {}, 'augment': {}}
+  assert group_state['traced']['optimizer'] == {'learning_rate': pytest.approx([0.1, 0.2])}
+  assert run_state['traced'] == {'model': {}, 'optimizer': {}, 'train': {}, 'augment': {}}
 
 
 def test_a_checkpoint_of_parameters_and_optimizer_state_only_resumes(tmp_path, tiny_config,

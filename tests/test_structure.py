@@ -15,7 +15,8 @@ LIBRARY = os.path.join(ROOT, 'cnn_jax')
 
 # Bottom first. A name is a package (a folder of cnn_jax) or a top-level module.
 LAYERS = (
-    ('errors', 'credentials', 'console', 'cache_dir', 'machine', 'allocator', 'ranges'),
+    ('errors', 'credentials', 'console', 'cache_dir', 'machine', 'allocator', 'ranges',
+     'member_view'),
     ('atomic_files', 'cpu_threads', 'interrupts'),
     ('startup',),
     ('layer_impls', 'data'),

@@ -33,7 +33,7 @@ def zero_train_sums():
 
 def member_state(functions, config):
   """One member's whole state, as the program builds it for a run without traced values."""
-  return {**functions.init(config, (28, 28, 1)), 'hparams': step.NO_HPARAMS,
+  return {**functions.init(config, (28, 28, 1)), 'traced': step.NOTHING_TRACED,
           'sums': zero_train_sums()}
 
 

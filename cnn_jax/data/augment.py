@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from jax.scipy import ndimage
 import numpy as np
 
+from cnn_jax import member_view
 from cnn_jax.ranges import Range
 
 # Bounds of the strengths' ranges known only with the dataset (validation gives their values).
@@ -96,12 +97,11 @@ ERASE_MIN_AREA = 0.02
 ERASE_ASPECT = 0.3
 
 
-def _from_config(cls, augment_cfg, traced: dict | None = None) -> Settings:
-  """A validated config.augment, with `traced` ({field: value}, fields of TRACEABLE_FIELDS)
-  replacing its numbers; the structure from the config alone."""
-  values = {field: augment_cfg[field] for field in FIELDS}
-  values.update(traced or {})
-  return cls(**values, on=active(augment_cfg))
+def _from_config(cls, augment_cfg) -> Settings:
+  """A validated config.augment, or one member's view of it (member_view.Section, whose
+  traced strengths are traced arrays); the structure from the config alone."""
+  augment_cfg = member_view.section(augment_cfg)
+  return cls(**{field: augment_cfg[field] for field in FIELDS}, on=active(augment_cfg))
 
 
 SETTINGS_DOC = """Strengths of one member's augmentation (the fields of STRENGTHS, defaults
@@ -117,14 +117,15 @@ jax.tree_util.register_dataclass(Settings, data_fields=list(FIELDS), meta_fields
 
 def active(augment_cfg) -> frozenset:
   """The transforms a config runs (a subset of TRANSFORMS): those with a non-zero strength.
-  Static: configs that share a program must agree on it (engine/program.py's key)."""
-  value = lambda field: augment_cfg[field]  # a ConfigDict or a plain dict
+  Static, from the config's numbers even in a member's view: configs that share a program
+  must agree on it (engine/grouping.py's key). A ConfigDict, a plain dict or a Section."""
+  is_on = member_view.section(augment_cfg).is_on
   on = set()
-  if value('translate') > 0 or value('rotate') > 0 or value('scale') > 0:
+  if is_on('translate') or is_on('rotate') or is_on('scale'):
     on.add('affine')
-  if value('elastic_alpha') > 0:
+  if is_on('elastic_alpha'):
     on.add('elastic')
-  if value('erase_prob') > 0 and value('erase_max_area') > 0:
+  if is_on('erase_prob') and is_on('erase_max_area'):
     on.add('erase')
   return frozenset(on)
 

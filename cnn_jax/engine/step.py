@@ -2,8 +2,8 @@
 
 A member is one run, and its whole state is one pytree (MemberState): the parameters, the
 model's own state (batch statistics; {} for a model without), the optimizer state, its key,
-its traced hyperparameters (the numeric fields that may differ between members of a vmapped
-group: engine/program.py decides which) and its running train metric sums. A single run
+its traced values (the numeric fields that may differ between members of a vmapped group:
+engine/grouping.py decides which; cnn_jax/member_view.py applies them) and its running train metric sums. A single run
 jits these functions; a group runs the very same functions under jax.vmap. Nothing here knows
 about devices, members or the loop.
 
@@ -21,6 +21,7 @@ import numpy as np
 import ml_collections
 import optax
 
+from cnn_jax import member_view
 from cnn_jax.data import augment
 from cnn_jax.engine import metrics
 from cnn_jax.layer_impls import choice
@@ -28,18 +29,18 @@ from cnn_jax.model import cnn
 from cnn_jax.optim import optimizers
 
 # A member's state: what a checkpoint holds (CHECKPOINTED) plus what the program rebuilds
-# from the config (the traced hyperparameters) and the train sums of the current log window.
+# from the config (the traced values) and the train sums of the current log window.
 #   params       the trainable parameters
 #   model_state  the model's other variables, e.g. {'batch_stats': ...}; {} without
 #   opt_state    the optimizer's state
 #   key          the member's random key as raw uint32 key data (dropout, augmentation):
 #                fixed for the run, folded with the step, so a resumed run draws alike
-#   hparams      {'model': {...}, 'optimizer': {...}, 'train': {...}, 'augment': {...}}
-#                traced values
+#   traced       {'model': {...}, 'optimizer': {...}, 'train': {...}, 'augment': {...}}:
+#                the member's traced values, read through member_view.Member
 #   sums         the train metric sums since the last log step
 MemberState = dict
 CHECKPOINTED = ('params', 'model_state', 'opt_state', 'key')
-NO_HPARAMS = {'model': {}, 'optimizer': {}, 'train': {}, 'augment': {}}
+NOTHING_TRACED = {'model': {}, 'optimizer': {}, 'train': {}, 'augment': {}}
 
 
 def to_float(images_uint8: jax.Array) -> jax.Array:
@@ -79,11 +80,13 @@ class MemberFunctions:
   total_steps: int
   layer_impls: choice.LayerImpls | None = None  # None: XLA's own layers
 
-  def parts(self, hparams: dict):
-    model = cnn.build_model(self.config.model, hparams.get('model'), self.layer_impls)
-    tx = optimizers.make_optimizer(self.config.optimizer, self.total_steps,
-                                   hparams.get('optimizer'))
-    return model, tx
+  def view(self, traced: dict) -> member_view.Member:
+    """The member's config as its step reads it: this config with `traced` in place."""
+    return member_view.Member(self.config, traced)
+
+  def parts(self, view: member_view.Member):
+    model = cnn.build_model(view.model, self.layer_impls)
+    return model, optimizers.make_optimizer(view.optimizer, self.total_steps)
 
   def init(self, member_config: ml_collections.ConfigDict, image_shape) -> MemberState:
     """The CHECKPOINTED part of a member's state from its own concrete config, one member at
@@ -111,15 +114,14 @@ class MemberFunctions:
   def train_step(self, state: MemberState, step, images, labels, indices) -> MemberState:
     """One optimizer step on the batch images[indices]: the new state, its sums grown by the
     batch's metric sums (taken before the update)."""
-    hparams = state['hparams']
-    model, tx = self.parts(hparams)
+    view = self.view(state['traced'])
+    model, tx = self.parts(view)
     batch_images, batch_labels = to_float(images[indices]), labels[indices]
     key = jax.random.wrap_key_data(state['key'])
     rng = jax.random.fold_in(key, step)
-    if augment.active(self.config.augment):  # structure from the config; strengths traced
-      settings = augment.Settings.from_config(self.config.augment, hparams['augment'])
-      batch_images = augment.augment(augment.key_for_step(key, step), batch_images, settings)
-    smoothing = hparams['train'].get('label_smoothing', self.config.train.label_smoothing)
+    if augment.active(view.augment):  # structure from the config; strengths traced
+      batch_images = augment.augment(augment.key_for_step(key, step), batch_images,
+                                     augment.Settings.from_config(view.augment))
     mutable = list(state['model_state'])
 
     def loss_fn(params):
@@ -127,8 +129,8 @@ class MemberFunctions:
           {'params': params, **state['model_state']}, batch_images, train=True,
           rngs={'dropout': rng}, mutable=mutable)
       logits = logits.astype(jnp.float32)  # the loss in float32 whatever the compute dtype
-      if self.config.train.label_smoothing > 0:  # structure from the config: 0 adds nothing
-        loss = smoothed_cross_entropy(logits, batch_labels, smoothing)
+      if view.train.is_on('label_smoothing'):  # 0 adds nothing to the program
+        loss = smoothed_cross_entropy(logits, batch_labels, view.train.label_smoothing)
       else:
         loss = metrics.cross_entropy(logits, batch_labels)
       return loss.mean(), (logits, new_model_state)
@@ -144,7 +146,7 @@ class MemberFunctions:
   def eval_logits(self, state: MemberState, images_uint8):
     """float32 logits of one batch in evaluation: batch statistics are the running averages
     training kept."""
-    model, _ = self.parts(state['hparams'])
+    model, _ = self.parts(self.view(state['traced']))
     logits = model.apply({'params': state['params'], **state['model_state']},
                          to_float(images_uint8), train=False)
     return logits.astype(jnp.float32)

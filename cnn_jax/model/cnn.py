@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnn_jax import member_view
 from cnn_jax.layer_impls import implementations
 from cnn_jax.layer_impls.implementations import ConvImpl
 from cnn_jax.model import layer_list
@@ -173,18 +174,18 @@ def pool(x, pool_type, window, stride, padding, impl='xla'):
 COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
-def build_model(model_cfg, traced=None, impls=None) -> CNN:
-  """The (stateless) Flax module of a validated `model` config (config/validation.py).
+def build_model(model_cfg, impls=None) -> CNN:
+  """The (stateless) Flax module of a validated `model` config (config/validation.py), or of
+  that section as one member of a vmapped group reads it (a member_view.Section, whose traced
+  fields are traced arrays).
 
-  traced: {field: value} for the traced model fields (config/fields.py) whose value is a
-  traced array (one member of a vmapped group).
   impls: the layer_impls.choice.LayerImpls to run; None runs XLA's own convolutions and
   poolings (the parameters are the same either way).
   """
-  fields = {name: getattr(model_cfg, name) for name in CNN.__dataclass_fields__
+  model_cfg = member_view.section(model_cfg)
+  fields = {name: model_cfg[name] for name in CNN.__dataclass_fields__
             if name not in ('parent', 'name', 'layers') and name in model_cfg}
   fields['layers'] = layer_list.layers(model_cfg)
-  fields.update(traced or {})
   if impls is not None:
     fields.update(conv_impls=impls.conv, pool_impls=impls.pool)
   return CNN(**fields)

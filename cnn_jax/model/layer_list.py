@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from cnn_jax import member_view
+
 BATCH_NORM = ('none', 'before', 'after')  # where model.batch_norm puts it: the activation's
 
 
@@ -31,8 +33,10 @@ class Layer:
 
 
 def layers(model_cfg) -> tuple[Layer, ...]:
-  """The layers of a (name-validated) model config, in order. Dropout is an entry when its
-  rate is > 0 (a vmapped group traces only rates that are > 0 in every member)."""
+  """The layers of a (name-validated) model config, or of a member's view of it, in order.
+  Dropout is an entry when its rate is on (> 0 in the config: a vmapped group traces only
+  rates that are > 0 in every member)."""
+  model_cfg = member_view.section(model_cfg)
   bn = getattr(model_cfg, 'batch_norm', 'none')  # configs written before it have none
   found = []
 
@@ -48,7 +52,7 @@ def layers(model_cfg) -> tuple[Layer, ...]:
       found.append(Layer(f'pool{i}', f'{model_cfg.pool_type[i]}_pool', i,
                          window=model_cfg.pool_window[i], stride=model_cfg.pool_strides[i],
                          padding=model_cfg.pool_padding[i]))
-  if model_cfg.conv_dropout > 0 and model_cfg.conv_features:
+  if model_cfg.is_on('conv_dropout') and model_cfg.conv_features:
     found.append(Layer('conv_dropout', 'dropout', rate='conv_dropout'))
   if model_cfg.global_pool != 'none':
     found.append(Layer('global_pool', f'global_{model_cfg.global_pool}_pool'))
@@ -56,7 +60,7 @@ def layers(model_cfg) -> tuple[Layer, ...]:
     found.append(Layer('flatten', 'flatten'))
   for i, width in enumerate(model_cfg.hidden_dims):
     block(f'dense{i}', 'dense', i, features=width)
-    if model_cfg.dense_dropout > 0:
+    if model_cfg.is_on('dense_dropout'):
       found.append(Layer(f'dense_dropout{i}', 'dropout', i, rate='dense_dropout'))
   found.append(Layer('logits', 'dense', len(model_cfg.hidden_dims),
                      features=model_cfg.num_classes))

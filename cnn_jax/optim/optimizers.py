@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import optax
 
+from cnn_jax import member_view
+
 # optimizer.name's choices (config/fields.py reads them here), each with its state's slots
 # per parameter (momentum, second moments ...): validation's memory estimate counts them.
 STATE_SLOTS = {'sgd': 0, 'momentum': 1, 'nesterov': 1, 'adagrad': 1, 'rmsprop': 1, 'adam': 2,
@@ -11,12 +13,13 @@ OPTIMIZERS = tuple(STATE_SLOTS)
 SCHEDULES = ('constant', 'cosine')
 
 
-def make_schedule(opt_cfg, total_steps: int, traced=None) -> optax.Schedule:
+def make_schedule(opt_cfg, total_steps: int) -> optax.Schedule:
   """Learning rate as a function of the step: constant, or cosine decay to 0 at the end.
 
-  Both take an optional linear warm-up over optimizer.warmup_steps.
+  Both take an optional linear warm-up over optimizer.warmup_steps. The peak is a traced
+  value where `opt_cfg` is a member's view (member_view.Section) that traces it.
   """
-  peak = (traced or {}).get('learning_rate', opt_cfg.learning_rate)
+  peak = opt_cfg.learning_rate
   warmup = opt_cfg.warmup_steps
   if opt_cfg.schedule == 'cosine':
     return optax.warmup_cosine_decay_schedule(0.0 if warmup else peak, peak, warmup,
@@ -27,21 +30,20 @@ def make_schedule(opt_cfg, total_steps: int, traced=None) -> optax.Schedule:
   return optax.constant_schedule(peak)
 
 
-def make_optimizer(opt_cfg, total_steps: int, traced=None) -> optax.GradientTransformation:
+def make_optimizer(opt_cfg, total_steps: int) -> optax.GradientTransformation:
   """The optax transformation for a validated `optimizer` config.
 
   Defaults follow the frameworks the tutorials used where optax differs: RMSprop adds its
   epsilon outside the square root, as Keras/TensorFlow do. weight_decay is decoupled for
   adamw and an L2 term added to the gradient for every other optimizer.
 
-  traced: {field: value} for the traced optimizer fields (config/fields.py) given as traced
-  arrays (one member of a vmapped group). The optimizer state has the same structure either way, so a member's
-  checkpoint is an ordinary single-run checkpoint.
+  `opt_cfg` may be one member's view of the section (member_view.Section), whose traced
+  fields are traced arrays. The optimizer state has the same structure either way, so a
+  member's checkpoint is an ordinary single-run checkpoint.
   """
-  traced = dict(traced or {})
-  uses_decay = opt_cfg.weight_decay > 0  # structure comes from the concrete config
-  lr = make_schedule(opt_cfg, total_steps, traced)
-  opt_cfg = _WithValues(opt_cfg, traced)
+  opt_cfg = member_view.section(opt_cfg)
+  uses_decay = opt_cfg.is_on('weight_decay')  # structure from the config, never a traced value
+  lr = make_schedule(opt_cfg, total_steps)
   name = opt_cfg.name
   if name == 'sgd':
     tx = optax.sgd(lr)
@@ -60,12 +62,3 @@ def make_optimizer(opt_cfg, total_steps: int, traced=None) -> optax.GradientTran
     tx = optax.chain(optax.add_decayed_weights(opt_cfg.weight_decay), tx)
   return tx
 
-
-class _WithValues:
-  """The config's fields, with some replaced by (traced) values."""
-
-  def __init__(self, config, values):
-    self._config, self._values = config, values
-
-  def __getattr__(self, name):
-    return self._values[name] if name in self._values else getattr(self._config, name)
