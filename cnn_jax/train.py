@@ -30,10 +30,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
-                observers: Sequence[Sequence] | None = None) -> list[dict[str, Any]]:
+                observers: Sequence[Sequence] | None = None, *,
+                checked: bool = False) -> list[dict[str, Any]]:
   """Trains runs that share a program as one group, each with its pictures and the given
-  observers (one list per run); returns their results.json records."""
-  return train_plan(plan_lib.make(configs), workdirs, observers)
+  observers (one list per run); returns their results.json records. `checked`: as
+  engine/plan.make's."""
+  return train_plan(plan_lib.make(configs, checked=checked), workdirs, observers)
 
 
 def train_plan(plan: plan_lib.Plan, workdirs: Sequence[str],

@@ -1,4 +1,5 @@
 """Sweeps: declaration, checks before running, per-trial runs, tables, HParams, resumption."""
+import collections
 import csv
 import glob
 import os
@@ -125,12 +126,12 @@ def test_sweep_runs_records_and_resumes(toy_experiment, tmp_path, mock_mnist, mo
   workdir = str(tmp_path / 'sweep')
   real_train = train.train_group
   calls, killed = [], []
-  def train_then_maybe_die(configs, run_dirs, observers=None):
+  def train_then_maybe_die(configs, run_dirs, observers=None, **kwargs):
     calls.append(os.path.basename(run_dirs[0]))
     if len(calls) == 3 and not killed:
       killed.append(True)
       raise KeyboardInterrupt  # the sweep is stopped (Ctrl-C) during its third trial
-    return real_train(configs, run_dirs, observers)
+    return real_train(configs, run_dirs, observers, **kwargs)
   monkeypatch.setattr(train, 'train_group', train_then_maybe_die)
   with pytest.raises(KeyboardInterrupt):
     runner.run(toy_experiment, workdir)
@@ -198,11 +199,22 @@ def base_config_with(toy_experiment, **sweep_fields):
 
 
 def test_sweep_trains_same_program_trials_as_vmapped_groups(toy_experiment, tmp_path,
-                                                            mock_mnist):
+                                                            mock_mnist, monkeypatch):
   base = base_config_with(toy_experiment, strategy='vmap')
+  validated = collections.Counter()
+  real_validate = validation.validate
+
+  def counted_validate(config, *args, **kwargs):
+    validated[config.to_json()] += 1
+    return real_validate(config, *args, **kwargs)
+
+  monkeypatch.setattr(validation, 'validate', counted_validate)
   rows = runner.run(toy_experiment, str(tmp_path), base=base)
   assert {r['index']: r['status'] for r in rows} == {
       0: 'ok', 1: 'ok', 2: 'ok', 3: 'ok', 4: 'diverged'}
+  # Each trial's config is validated once, when the grid is declared: neither the worker nor
+  # the plans of its groups validate it again.
+  assert len(validated) == 5 and set(validated.values()) == {1}, validated.values()
   ran_by = {r['index']: results.read(os.path.join(str(tmp_path), r['trial']))['executor']
             for r in rows}
   # relu seeds 0 and 1 and the diverging learning rate share a program; tanh is another.

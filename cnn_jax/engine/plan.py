@@ -77,13 +77,20 @@ class Plan:
                                 self.first.train.batch_size))
 
 
-def make(configs: Sequence) -> Plan:
-  """The plan of training `configs` (K >= 1 runs that can share one program) together."""
+def make(configs: Sequence, *, checked: bool = False) -> Plan:
+  """The plan of training `configs` (K >= 1 runs that can share one program) together.
+
+  checked: a sweep worker already validated each config alone and grouped them by program
+  (sweeps/worker.py, sweeps/planning.py); only what a group adds is checked here, whether
+  its K members fit in memory together."""
   compilation_cache.enable()
   configs = tuple(configs)
-  for config in configs:
-    validation.validate(config, members=len(configs))
-  grouping.check_shared(configs)
+  if not checked:
+    for config in configs:
+      validation.validate(config, members=len(configs))
+    grouping.check_shared(configs)
+  elif len(configs) > 1:
+    validation.check_fits_in_memory(configs[0], len(configs))
   startup.use_deterministic_ops(configs[0].train.deterministic)
   splits = datasets.load_splits(configs[0].data)
   return arrange(configs, splits.image_shape, len(splits.train), splits=splits)

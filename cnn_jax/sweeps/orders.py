@@ -66,23 +66,24 @@ def follow(sweep: declaration.Sweep, workdir: str) -> int:
     train = received['train']
     runs = [trials_lib.Trial(index, overrides, trials_lib.apply_overrides(
         sweep.base, overrides, f'trial {index}')) for index, overrides in train['runs']]
-    carry_out(runs, [[] for _ in runs], workdir, train['invalid'],
+    carry_out(runs, [[] for _ in runs], workdir, [tuple(item) for item in train['invalid']],
               [tuple(step) for step in train['plan']])
     trained += len(train['pending'])
 
 
 def carry_out(runs: Sequence[trials_lib.Trial], owners: Sequence, workdir: str,
-              invalid: Sequence[int], plan: Sequence[tuple[str, list[int]]]) -> None:
-  """Trains the planned runs (positions in `runs`), each watched by its `owners`, and has
-  the invalid ones recorded (by process 0: the others have nothing to train there)."""
+              invalid: Sequence[tuple[int, str]], plan: Sequence[tuple[str, list[int]]]) -> None:
+  """Trains the planned runs (positions in `runs`, validated and grouped by process 0 of the
+  worker), each watched by its `owners`, and has the invalid ones ((position, why)) recorded
+  (by process 0: the others have nothing to train there)."""
   if distributed.is_writer():
-    for k in invalid:
-      executors.run_alone(runs[k], executors.run_dir(workdir, runs[k]), owners[k])
+    for k, message in invalid:
+      executors.record_invalid(runs[k], executors.run_dir(workdir, runs[k]), owners[k], message)
   for strategy, members in plan:
     if strategy == 'vmap':
       executors.run_group([runs[k] for k in members],
                           [executors.run_dir(workdir, runs[k]) for k in members],
-                          [owners[k] for k in members])
+                          [owners[k] for k in members], checked=True)
     else:
       executors.run_alone(runs[members[0]], executors.run_dir(workdir, runs[members[0]]),
-                          owners[members[0]])
+                          owners[members[0]], checked=True)

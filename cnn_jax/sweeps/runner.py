@@ -87,7 +87,8 @@ def _run_one(sweep, workdir: str, trial_index: int) -> None:
   """A grid trial on its own, outside the study; a worker that later claims it from the
   study finds it finished and only settles it."""
   trial = _grid_trial(sweep, trial_index)
-  executors.run_alone(trial, executors.run_dir(workdir, trial))  # (a finished one: skipped)
+  # (a finished one: skipped; declaration.load checked the trial's config)
+  executors.run_alone(trial, executors.run_dir(workdir, trial), checked=True)
 
 
 def _grid_trial(sweep, trial_index: int):

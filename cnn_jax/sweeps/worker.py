@@ -22,6 +22,7 @@ import time
 from typing import Sequence
 
 from cnn_jax import interrupts
+from cnn_jax.errors import ConfigError
 from cnn_jax.engine import distributed
 from cnn_jax.sweeps import claims
 from cnn_jax.sweeps import declaration
@@ -121,13 +122,17 @@ def execute(sweep, workdir: str, claimed: Sequence[settling.Claimed], backend: s
   try:
     pending = [k for k, run in enumerate(runs)
                if not executors.finished(executors.run_dir(workdir, run))]
+    # Each run's config is validated once: a grid's when the sweep was declared (in this
+    # process: declaration.load checks every trial), a search's configuration here, when its
+    # parameters are known; the plans that train them check only what a group adds.
     valid, invalid = [], []
     for k in pending:
       try:
-        validation.validate(runs[k].config)
+        if sweep.grid is None:
+          validation.validate(runs[k].config)
         valid.append(k)
-      except Exception:  # pylint: disable=broad-except  (run_alone records why)
-        invalid.append(k)
+      except ConfigError as error:  # the run cannot work; the others may
+        invalid.append((k, str(error)))
     # With several processes an accelerator group that 'auto' would time first trains
     # vmapped (timing it would need every process): over hosts is where groups pay most.
     calibrate = (lambda _: True) if distributed.process_count() > 1 else None
