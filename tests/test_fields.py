@@ -11,6 +11,7 @@ from cnn_jax import train
 from cnn_jax import trained
 from cnn_jax.config import architectures
 from cnn_jax.config import fields
+from cnn_jax.config import paths
 from cnn_jax.data import augment
 from cnn_jax.data import datasets
 from cnn_jax.engine import grouping
@@ -26,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_every_field_of_the_config_is_in_the_table_once():
-  flat = grouping.flatten(json.loads(default.get_config().to_json()))
+  flat = paths.flatten(json.loads(default.get_config().to_json()))
   assert sorted(flat) == sorted(fields.BY_PATH)
   assert len(fields.BY_PATH) == len(fields.FIELDS)
   assert {f.role for f in fields.FIELDS} == {fields.PROGRAM, fields.TRACED, fields.EXECUTION}

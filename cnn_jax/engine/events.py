@@ -27,6 +27,7 @@ from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboard.summary.writer import record_writer
 
 from cnn_jax import atomic_files
+from cnn_jax.config import paths
 
 _FILE_NUMBERS = itertools.count()  # two writers in one second and process get two files
 _SCALARS_PLUGIN = summary_pb2.SummaryMetadata(
@@ -118,17 +119,10 @@ class NoEvents:
     return lambda *args, **kwargs: None
 
 
-def flatten_hparams(config: ml_collections.ConfigDict, prefix: str = '') -> dict[str, Any]:
+def flatten_hparams(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """Config -> {'model.activation': 'relu', ...} with values the HParams plugin accepts
   (bool, int, float, str); tuples become their string form, e.g. '(8, 16)'."""
-  flat = {}
-  for key, value in config.items():
-    name = f'{prefix}{key}'
-    if isinstance(value, ml_collections.ConfigDict):
-      flat.update(flatten_hparams(value, name + '.'))
-    else:
-      flat[name] = hparam_value(value)
-  return flat
+  return paths.flatten(config, leaf=hparam_value)
 
 
 def hparam_value(value: Any):

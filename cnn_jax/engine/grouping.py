@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from cnn_jax.config import fields
+from cnn_jax.config import paths
 from cnn_jax.errors import ConfigError
 
 # The fields whose values may differ inside a group, and those that only change how a run
@@ -25,38 +26,21 @@ EXECUTION_PATHS = fields.paths(fields.EXECUTION)
 TRACED_SECTIONS = ('model', 'optimizer', 'train', 'augment')
 
 
-def flatten(tree: dict, prefix: str = '') -> dict:
-  """{'a': {'b': 1}} -> {'a.b': 1}; lists become JSON text so values stay hashable."""
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = json.dumps(value) if isinstance(value, list) else value
-  return flat
-
-
 def program_key(config, resume_step: int | None = None) -> str:
   """Equal keys <=> the configs can train as one program (starting at the same step)."""
-  flat = flatten(json.loads(config.to_json()))
+  flat = paths.flatten(json.loads(config.to_json()))
   for path in TRACEABLE_PATHS:
     flat.pop(path, None)
   for field in fields.FIELDS:
     if field.off_at_zero:
-      flat[f'{field.path} is on'] = _value(config, field.path) > 0
+      flat[f'{field.path} is on'] = paths.value_at(config, field.path) > 0
   flat['resumes at step'] = resume_step
   return json.dumps(flat, sort_keys=True)
 
 
-def _value(config, path: str):
-  for part in path.split('.'):
-    config = config[part]
-  return config
-
-
 def differing_values(configs: Sequence) -> dict[str, list]:
   """{path: [value per member]} for the traceable paths whose values differ."""
-  flats = [flatten(json.loads(c.to_json())) for c in configs]
+  flats = [paths.flatten(json.loads(c.to_json())) for c in configs]
   return {path: [flat[path] for flat in flats] for path in TRACEABLE_PATHS
           if path in flats[0] and len({flat[path] for flat in flats}) > 1}
 

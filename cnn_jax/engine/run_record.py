@@ -25,6 +25,7 @@ import numpy as np
 from cnn_jax import atomic_files
 from cnn_jax.data import datasets
 from cnn_jax.config import fields
+from cnn_jax.config import paths
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import events
 from cnn_jax.engine import metrics
@@ -83,8 +84,8 @@ class RunRecord:
     if os.path.exists(path) and os.path.exists(checkpoint.path_in(self.workdir)):
       previous = atomic_files.read_json(path)
       # A field the earlier config.json lacks (written before it existed) had its default.
-      before = grouping.flatten(fields.with_defaults(previous))
-      now = grouping.flatten(current)
+      before = paths.flatten(fields.with_defaults(previous))
+      now = paths.flatten(current)
       changed = [key for key in sorted(set(before) | set(now))
                  if before.get(key) != now.get(key)
                  and key not in grouping.EXECUTION_PATHS]

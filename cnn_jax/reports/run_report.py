@@ -19,9 +19,9 @@ from cnn_jax import atomic_files
 from cnn_jax import trained
 from cnn_jax.config import fields
 from cnn_jax.config import files
+from cnn_jax.config import paths
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import metrics
-from cnn_jax.engine import grouping
 from cnn_jax.engine import results
 from cnn_jax.engine import run_record
 from cnn_jax.errors import DatasetNotFoundError
@@ -42,7 +42,7 @@ def _experiment_defaults(workdir: str) -> tuple[str, dict | None]:
   for candidate in (path, os.path.join(files.REPO_ROOT, path)):
     if os.path.exists(candidate):
       config = files.load_config(f'{candidate}:{arg}' if arg else candidate)
-      return spec, grouping.flatten(json.loads(config.to_json()))
+      return spec, paths.flatten(json.loads(config.to_json()))
   return spec, None
 
 
@@ -54,7 +54,7 @@ def config_differences(workdir: str, config_json: dict) -> tuple[str, list[tuple
   spec, defaults = _experiment_defaults(workdir)
   if defaults is None:
     return spec, None
-  flat = grouping.flatten(fields.with_defaults(config_json))
+  flat = paths.flatten(fields.with_defaults(config_json))
   return spec, [(key, defaults[key], flat.get(key, '(absent)'))
                 for key in sorted(defaults) if defaults[key] != flat.get(key)]
 

@@ -47,8 +47,9 @@ def sweep_digest(config: ml_collections.ConfigDict, declared: str) -> str:
   trials or the search, as text), less what may differ between the machines of one study
   (engine/program.py's execution fields, and how a worker groups its trials); the
   heartbeat's period stays in, as every worker judges the others' by its own."""
+  from cnn_jax.config import paths  # pylint: disable=g-import-not-at-top
   from cnn_jax.engine import grouping  # pylint: disable=g-import-not-at-top
-  flat = grouping.flatten(json.loads(config.to_json()))
+  flat = paths.flatten(json.loads(config.to_json()))
   for path in (*grouping.EXECUTION_PATHS, 'sweep.strategy', 'sweep.max_group_size'):
     flat.pop(path, None)
   text = json.dumps(flat, sort_keys=True, default=str) + declared
