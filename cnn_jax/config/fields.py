@@ -11,11 +11,9 @@ Roles say what a field's value does to a run's program:
 
 What a field may hold is data: choices read from the module that implements them (a new
 activation is one entry in model/cnn.py), numbers a ranges.Range, the augmentation strengths
-declared whole in data/augment.py. Read by experiments/default.py and config/architectures.py
-(defaults), config/validation.py (one generic check), engine/program.py (traced and execution
-fields), engine/run_record.py and trained.py (a config.json older than a field reads as its
-default) and docs/CONFIG.md, its `allowed` column written from the same data (`python -m
-cnn_jax.config.fields`; a test checks it is current). A new field is one entry here.
+declared whole in data/augment.py. Read for defaults, by the one generic check of validation,
+by engine/grouping.py (traced and execution fields), for a config.json older than a field, and
+by docs/CONFIG.md (`python -m cnn_jax.config.fields`). A new field is one entry here.
 """
 from __future__ import annotations
 
