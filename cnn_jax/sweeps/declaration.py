@@ -20,6 +20,7 @@ import numpy as np
 from cnn_jax.config import validation
 from cnn_jax.errors import ConfigError
 from cnn_jax.sweeps import hyper
+from cnn_jax.sweeps import pbt as pbt_lib
 from cnn_jax.sweeps import search as search_lib
 from cnn_jax.sweeps import trials as trials_lib
 
@@ -64,9 +65,14 @@ def load(experiment: str, base: ml_collections.ConfigDict | None = None) -> Swee
   validation.validate_sweep(base.sweep)
   if isinstance(declared, hyper.Search):
     return Sweep(experiment, base, search=search_lib.check(declared, base, experiment))
+  if isinstance(declared, hyper.PBT):
+    pbt_lib.check(declared, base, experiment)
+    raise ConfigError(f'{experiment}: h.pbt is checked and valid, but this version cannot '
+                      'train a population yet; declare a grid or an h.search')
   if not isinstance(declared, list):
     raise ConfigError(f'{experiment}: get_sweep must return a list of trials (h.product, '
-                      f'h.sweep, ...) or h.search(...), not {type(declared).__name__}')
+                      f'h.sweep, ...), h.search(...) or h.pbt(...), not '
+                      f'{type(declared).__name__}')
   return Sweep(experiment, base, grid=trials_lib.grid_trials(experiment, declared, base))
 
 

@@ -114,6 +114,40 @@ def search(space: dict[str, Float | Int | Choice], **fields) -> Search:
   return Search(dict(space), **fields)
 
 
+@dataclasses.dataclass(frozen=True)
+class PBT:
+  """Population-based training: a population trained together that, every interval, ranks
+  its members and lets the bottom quantile copy a top member's state and perturb its traced
+  numbers (sweeps/pbt.py documents each field and checks them)."""
+  space: dict[str, Float]
+  population: int = 8
+  interval_steps: int = 0      # one of these two: how often the population is ranked
+  interval_epochs: float = 0.0
+  objective: str = 'validation/error'
+  direction: str = ''          # '' -> from the metric
+  quantile: float = 0.25       # the bottom quantile copies from the top quantile
+  factors: tuple = (0.8, 1.2)  # explore: multiply by one of these ...
+  resample_probability: float = 0.25  # ... or, with this chance, draw from the space again
+  seed: int = 0                # the initial draws and every selection
+
+
+def pbt(space: dict[str, Float], **fields) -> PBT:
+  """Population-based training over `space` ({traced config path: uniform/loguniform});
+  `fields` are PBT's (population, interval_steps or interval_epochs, objective, quantile,
+  factors, resample_probability, seed)."""
+  unknown = set(fields) - {f.name for f in dataclasses.fields(PBT)}
+  if unknown:
+    raise ConfigError(f'h.pbt got unknown fields {sorted(unknown)}; allowed: '
+                      f'{", ".join(f.name for f in dataclasses.fields(PBT)[1:])}')
+  if not isinstance(space, dict):
+    raise ConfigError(f'h.pbt needs a space {{config path: distribution}}, not '
+                      f'{type(space).__name__}')
+  if 'factors' in fields and isinstance(fields['factors'], Iterable) and not isinstance(
+      fields['factors'], (str, bytes)):
+    fields['factors'] = tuple(fields['factors'])
+  return PBT(dict(space), **fields)
+
+
 # ---- grids ----
 
 

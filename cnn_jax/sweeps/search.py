@@ -39,32 +39,11 @@ def check(declared: hyper.Search, base, where: str) -> hyper.Search:
   if not isinstance(declared.space, dict) or not declared.space:
     raise ConfigError(f'{where}: h.search needs a space: {{config path: distribution}}')
   for path, distribution in declared.space.items():
-    _check_distribution(path, distribution, where)
+    check_distribution(path, distribution, where)
   if 'seed' in declared.space:
     raise ConfigError(f"{where}: 'seed' cannot be searched; give h.search(seeds=...) the "
                       'seeds every configuration runs with')
-  if not isinstance(declared.objective, str):
-    raise ConfigError(f'{where}: objective={declared.objective!r} must be a string such as '
-                      "'validation/error'")
-  split, _, name = declared.objective.partition('/')
-  evaluated = ('validation', 'test') if base.data.validation != 'none' else ('test',)
-  if split not in ('validation', 'test') or name not in metrics.BY_NAME or not (
-      metrics.EVAL in metrics.BY_NAME[name].phases and metrics.BY_NAME[name].scalar):
-    scalars = [m.name for m in metrics.METRICS if metrics.EVAL in m.phases and m.scalar]
-    raise ConfigError(f'{where}: objective={declared.objective!r} is not a metric of an '
-                      f'evaluation; allowed: validation/<{"|".join(scalars)}>')
-  if split == 'test':
-    raise ConfigError(f'{where}: objective={declared.objective!r} selects on the test split, '
-                      'which leaks it into the result; search on a validation split '
-                      "(data.validation='train_random' and data.num_validation) and read "
-                      "the best trial's test error apart")
-  if split not in evaluated:
-    raise ConfigError(f"{where}: objective={declared.objective!r} needs a validation split, "
-                      "and the experiment has data.validation='none'; set "
-                      "data.validation='train_random' and data.num_validation")
-  direction = declared.direction or (
-      'maximize' if metrics.BY_NAME[name].higher_is_better else 'minimize')
-  _one_of(where, 'direction', direction, DIRECTIONS)
+  direction = check_objective(declared.objective, declared.direction, base, where)
   _one_of(where, 'sampler', declared.sampler, SAMPLERS)
   _one_of(where, 'pruner', declared.pruner, PRUNERS)
   if declared.sampler == 'grid' and not all(isinstance(d, hyper.Choice)
@@ -87,13 +66,41 @@ def check(declared: hyper.Search, base, where: str) -> hyper.Search:
   return checked
 
 
+def check_objective(objective, direction: str, base, where: str) -> str:
+  """The direction of `objective` ('<split>/<metric>' of an evaluation, never the test
+  split; a search's or a population's), filled in from the metric when '', or a ConfigError
+  naming what is wrong."""
+  if not isinstance(objective, str):
+    raise ConfigError(f'{where}: objective={objective!r} must be a string such as '
+                      "'validation/error'")
+  split, _, name = objective.partition('/')
+  evaluated = ('validation', 'test') if base.data.validation != 'none' else ('test',)
+  if split not in ('validation', 'test') or name not in metrics.BY_NAME or not (
+      metrics.EVAL in metrics.BY_NAME[name].phases and metrics.BY_NAME[name].scalar):
+    scalars = [m.name for m in metrics.METRICS if metrics.EVAL in m.phases and m.scalar]
+    raise ConfigError(f'{where}: objective={objective!r} is not a metric of an '
+                      f'evaluation; allowed: validation/<{"|".join(scalars)}>')
+  if split == 'test':
+    raise ConfigError(f'{where}: objective={objective!r} selects on the test split, '
+                      'which leaks it into the result; search on a validation split '
+                      "(data.validation='train_random' and data.num_validation) and read "
+                      "the best trial's test error apart")
+  if split not in evaluated:
+    raise ConfigError(f"{where}: objective={objective!r} needs a validation split, "
+                      "and the experiment has data.validation='none'; set "
+                      "data.validation='train_random' and data.num_validation")
+  direction = direction or ('maximize' if metrics.BY_NAME[name].higher_is_better else 'minimize')
+  _one_of(where, 'direction', direction, DIRECTIONS)
+  return direction
+
+
 def _check_values(declared: hyper.Search, base, where: str) -> None:
   """Every value the space can give a path, as config validation checks a single run
   (trials.checked_config): each choice, each range's ends. A value is checked with the
   other paths at their first value, so that every config checked is one the search can
   sample; a value that is wrong only beside another path's is still found when that trial
   runs (recorded 'invalid')."""
-  corners = {path: _corner_values(d) for path, d in declared.space.items()}
+  corners = {path: corner_values(d) for path, d in declared.space.items()}
   first = {path: values[0][0] for path, values in corners.items()}
   trials_lib.checked_config(base, first, f'{where}: the search with each path at its first '
                             f'value {first}')
@@ -116,7 +123,7 @@ def _number(value) -> bool:
   return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check_distribution(path: str, distribution, where: str) -> None:
+def check_distribution(path: str, distribution, where: str) -> None:
   what = f'{where}: {path}'
   if isinstance(distribution, hyper.Choice):
     if not distribution.values:
@@ -152,7 +159,7 @@ def _check_distribution(path: str, distribution, where: str) -> None:
     raise ConfigError(f'{what}: a log scale takes no step')
 
 
-def _corner_values(distribution) -> list[tuple[Any, str]]:
+def corner_values(distribution) -> list[tuple[Any, str]]:
   """(value, what it is) for each value that stands for the distribution: its choices, or
   its range's ends. The field table's numeric ranges are intervals, so a range whose ends
   are allowed holds only allowed values; the exception is an integer sentinel next to 0
