@@ -1,11 +1,13 @@
 """A population-based training declaration (h.pbt, sweeps/pbt.py) is checked before anything
 runs: each bad field is one line naming it, and through launch.py exit status 2."""
+import dataclasses
 import os
 import subprocess
 import sys
 
 import pytest
 
+from cnn_jax.engine import grouping
 from cnn_jax.engine import population
 from cnn_jax.errors import ConfigError
 from cnn_jax.sweeps import declaration
@@ -84,3 +86,23 @@ def test_a_bad_declaration_through_launch_is_one_line_and_status_2(tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('error: ') and BAD[0][1] in lines[0], lines
   assert not workdir.exists()
+
+
+def test_the_initial_population_shares_one_program_with_every_path_traced(tmp_path):
+  declared, base = trials_lib.read_declaration(write(tmp_path, GOOD), None)
+  checked = pbt.check(declared, base, 'experiment.py')
+  members = pbt.initial_configs(checked, base)
+  assert [m.seed for m in members] == [base.seed + k for k in range(4)]
+  rates = [m.optimizer.learning_rate for m in members]
+  dropouts = [m.model.dense_dropout for m in members]
+  assert all(0.01 <= r <= 0.5 for r in rates) and all(0.1 <= d <= 0.6 for d in dropouts)
+  assert len(set(rates)) == len(set(dropouts)) == 4
+  grouping.check_shared(members)
+  traced = grouping.traced_values(members)
+  assert set(traced['optimizer']) == {'learning_rate'} and set(traced['model']) == {
+      'dense_dropout'}
+  # The same declaration draws the same population; another seed another one.
+  assert [m.to_json() for m in pbt.initial_configs(checked, base)] == [
+      m.to_json() for m in members]
+  other = pbt.initial_configs(dataclasses.replace(checked, seed=1), base)
+  assert [m.optimizer.learning_rate for m in other] != rates

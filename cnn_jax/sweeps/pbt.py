@@ -26,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 from cnn_jax.config import fields
 from cnn_jax.engine import population
 from cnn_jax.errors import ConfigError
@@ -80,6 +82,20 @@ def rule(checked: hyper.PBT) -> population.Rule:
       quantile=float(checked.quantile), factors=tuple(float(f) for f in checked.factors),
       resample_probability=float(checked.resample_probability),
       maximize=checked.direction == 'maximize')
+
+
+def initial_configs(checked: hyper.PBT, base) -> list:
+  """The population's members at the start: member k is `base` with seed base.seed + k (its
+  own initial parameters, data order and dropout) and each path of the space drawn from it
+  (log-uniformly on a log scale) by a generator seeded with the declaration's seed. Their
+  draws differ, so every path of the space is a traced value of the group's program."""
+  rng = np.random.default_rng(checked.seed)
+  draws = {path: (np.exp(rng.uniform(np.log(d.low), np.log(d.high), checked.population))
+                  if d.log else rng.uniform(d.low, d.high, checked.population))
+           for path, d in checked.space.items()}
+  return [trials_lib.apply_overrides(
+      base, {'seed': base.seed + k, **{path: float(v[k]) for path, v in draws.items()}},
+      f'h.pbt member {k}') for k in range(checked.population)]
 
 
 def _check_path(path: str, distribution, where: str) -> None:
