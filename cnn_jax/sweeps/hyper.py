@@ -99,13 +99,7 @@ class Search:
 def search(space: dict[str, Float | Int | Choice], **fields) -> Search:
   """A search over `space` ({config path: uniform/loguniform/integer/choice}); `fields` are
   Search's (objective, direction, trials, seconds, sampler, pruner, seeds, ...)."""
-  unknown = set(fields) - {f.name for f in dataclasses.fields(Search)}
-  if unknown:
-    raise ConfigError(f'h.search got unknown fields {sorted(unknown)}; allowed: '
-                     f'{", ".join(f.name for f in dataclasses.fields(Search)[1:])}')
-  if not isinstance(space, dict):
-    raise ConfigError(f'h.search needs a space {{config path: distribution}}, not '
-                      f'{type(space).__name__}')
+  _check_declared('h.search', Search, space, fields)
   if 'seeds' in fields:
     seeds = fields['seeds']
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
@@ -135,17 +129,23 @@ def pbt(space: dict[str, Float], **fields) -> PBT:
   """Population-based training over `space` ({traced config path: uniform/loguniform});
   `fields` are PBT's (population, interval_steps or interval_epochs, objective, quantile,
   factors, resample_probability, seed)."""
-  unknown = set(fields) - {f.name for f in dataclasses.fields(PBT)}
-  if unknown:
-    raise ConfigError(f'h.pbt got unknown fields {sorted(unknown)}; allowed: '
-                      f'{", ".join(f.name for f in dataclasses.fields(PBT)[1:])}')
-  if not isinstance(space, dict):
-    raise ConfigError(f'h.pbt needs a space {{config path: distribution}}, not '
-                      f'{type(space).__name__}')
+  _check_declared('h.pbt', PBT, space, fields)
   if 'factors' in fields and isinstance(fields['factors'], Iterable) and not isinstance(
       fields['factors'], (str, bytes)):
     fields['factors'] = tuple(fields['factors'])
   return PBT(dict(space), **fields)
+
+
+def _check_declared(name: str, declaration, space, fields: dict) -> None:
+  """The space is a dict and every field one of `declaration`'s (a dataclass whose first
+  field is the space)."""
+  unknown = set(fields) - {f.name for f in dataclasses.fields(declaration)}
+  if unknown:
+    raise ConfigError(f'{name} got unknown fields {sorted(unknown)}; allowed: '
+                      f'{", ".join(f.name for f in dataclasses.fields(declaration)[1:])}')
+  if not isinstance(space, dict):
+    raise ConfigError(f'{name} needs a space {{config path: distribution}}, not '
+                      f'{type(space).__name__}')
 
 
 # ---- grids ----
