@@ -59,7 +59,8 @@ def section(config, traced: Mapping | None = None) -> Section:
   """`config` (a config section, or a Section already) read with `traced` ({field: value})
   in place of its values."""
   if isinstance(config, Section):
-    return Section(config._config, {**config._traced, **(traced or {})})  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    return Section(config._config, {**config._traced, **(traced or {})})
   return Section(config, traced)
 
 

@@ -101,7 +101,8 @@ def test_members_vmapped_with_their_own_keys_and_traced_strengths():
   structure = config_of(**STRONG)  # what the group shares: every transform on
 
   def member(key, traced):
-    return augment.augment(key, images, augment.Settings.from_config(member_view.section(structure, traced)))
+    return augment.augment(key, images,
+                           augment.Settings.from_config(member_view.section(structure, traced)))
 
   together = np.asarray(jax.jit(jax.vmap(member))(keys, stacked))
   for k, values in enumerate(members):
@@ -157,7 +158,8 @@ def test_a_traced_zero_strength_is_the_identity():
     traced = {f: jnp.float32(0.0) for f in strengths}
     structure = config_of(**strengths)
     out = jax.jit(lambda k, t, s=structure: augment.augment(
-        k, images, augment.Settings.from_config(member_view.section(s, t))))(jax.random.key(1), traced)
+        k, images, augment.Settings.from_config(member_view.section(s, t))))(
+            jax.random.key(1), traced)
     np.testing.assert_allclose(np.asarray(out), np.asarray(images), atol=1e-6, err_msg=name)
   # In the one resampling of both warps, an elastic distortion of 0 leaves the affine warp's
   # result (to rounding: XLA fuses the coordinates' arithmetic differently).

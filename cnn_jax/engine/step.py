@@ -3,9 +3,9 @@
 A member is one run, and its whole state is one pytree (MemberState): the parameters, the
 model's own state (batch statistics; {} for a model without), the optimizer state, its key,
 its traced values (the numeric fields that may differ between members of a vmapped group:
-engine/grouping.py decides which; cnn_jax/member_view.py applies them) and its running train metric sums. A single run
-jits these functions; a group runs the very same functions under jax.vmap. Nothing here knows
-about devices, members or the loop.
+engine/grouping.py decides which; cnn_jax/member_view.py applies them) and its running train
+metric sums. A single run jits these functions; a group runs the very same functions under
+jax.vmap. Nothing here knows about devices, members or the loop.
 
 The whole dataset sits on the device as uint8; a step gathers its batch by index, scales it
 to [0, 1] and augments it (data/augment.py) there, so the loop never runs an input pipeline.
