@@ -24,18 +24,19 @@ Every failure is one ConfigError line naming the field.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
 from cnn_jax.config import fields
+from cnn_jax.engine import grouping
 from cnn_jax.engine import population
 from cnn_jax.errors import ConfigError
 from cnn_jax.sweeps import hyper
 from cnn_jax.sweeps import search as search_lib
 from cnn_jax.sweeps import trials as trials_lib
 
-TRACED_PATHS = tuple(f.path for f in fields.FIELDS if f.role == fields.TRACED and f.path != 'seed')
+# The traced fields less the seed, which only seeds a member.
+TRACED_PATHS = tuple(path for path in grouping.TRACEABLE_PATHS if path != 'seed')
 
 
 def check(declared: hyper.PBT, base, where: str) -> hyper.PBT:
@@ -54,18 +55,18 @@ def check(declared: hyper.PBT, base, where: str) -> hyper.PBT:
                       f'interval_epochs (a number > 0), got {steps!r} and {epochs!r}')
   if steps:
     _integer(where, 'interval_steps', steps, 1)
-  elif not _number(epochs) or epochs <= 0:
+  elif not search_lib.finite_number(epochs) or epochs <= 0:
     raise ConfigError(f'{where}: interval_epochs={epochs!r} must be a number > 0')
   direction = search_lib.check_objective(declared.objective, declared.direction, base, where)
-  if not _number(declared.quantile) or not 0 < declared.quantile <= 0.5:
+  if not search_lib.finite_number(declared.quantile) or not 0 < declared.quantile <= 0.5:
     raise ConfigError(f'{where}: quantile={declared.quantile!r} must lie in (0, 0.5]')
   factors = declared.factors
   if not isinstance(factors, tuple) or not factors or not all(
-      _number(f) and f > 0 for f in factors):
+      search_lib.finite_number(f) and f > 0 for f in factors):
     raise ConfigError(f'{where}: factors={factors!r} must be a list of numbers > 0, e.g. '
                       '[0.8, 1.2]')
   chance = declared.resample_probability
-  if not _number(chance) or not 0 <= chance <= 1:
+  if not search_lib.finite_number(chance) or not 0 <= chance <= 1:
     raise ConfigError(f'{where}: resample_probability={chance!r} must lie in [0, 1]')
   _integer(where, 'seed', declared.seed, 0)
   for path, distribution in declared.space.items():
@@ -113,10 +114,6 @@ def _check_path(path: str, distribution, where: str) -> None:
   if fields.BY_PATH[path].off_at_zero and distribution.low <= 0:
     raise ConfigError(f"{where}: space path '{path}' needs low > 0 (got {distribution.low}): "
                       'at 0 its computation leaves the program, which a population shares')
-
-
-def _number(value) -> bool:
-  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _integer(where: str, name: str, value, low: int) -> None:

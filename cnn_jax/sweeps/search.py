@@ -119,7 +119,8 @@ def _one_of(where, field, value, allowed):
                       f'{", ".join(allowed)}')
 
 
-def _number(value) -> bool:
+def finite_number(value) -> bool:
+  """A finite int or float (not a bool): what a declaration's numbers must be."""
   return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -146,7 +147,7 @@ def check_distribution(path: str, distribution, where: str) -> None:
   else:
     raise ConfigError(f'{what}: {distribution!r} is not a distribution; use h.uniform, '
                       'h.loguniform, h.integer or h.choice')
-  if not all(_number(n) for n in numbers):
+  if not all(finite_number(n) for n in numbers):
     raise ConfigError(f'{what}: bounds must be finite numbers, got {numbers}')
   if not distribution.low < distribution.high:
     raise ConfigError(f'{what}: low={distribution.low} must be below high={distribution.high}')
