@@ -31,8 +31,9 @@ config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_
 flags.DEFINE_string('workdir', '', 'Where events, checkpoints and results.json go. Default: '
                     'runs/<experiment>-<hash of the config>, so re-running the same command '
                     'resumes (or re-reports) that run and any override gets a fresh directory.')
-flags.DEFINE_bool('sweep', False, "Run the file's get_sweep (a grid or a search) into "
-                  '--workdir, with --workers workers on the study in --storage.')
+flags.DEFINE_bool('sweep', False, "Run the file's get_sweep (a grid, a search or a "
+                  'population) into --workdir, with --workers workers on the study in '
+                  '--storage.')
 flags.DEFINE_string('storage', '', "Where the sweep's study lives (an SQLAlchemy URL, e.g. "
                     'postgresql://USER@HOST/DB, the password from ~/.pgpass or $PGPASSWORD): '
                     'the same command on another machine joins it. Default: an SQLite file '
@@ -89,6 +90,15 @@ def main(argv):
   if FLAGS.list_trials:
     from cnn_jax.sweeps import declaration  # pylint: disable=g-import-not-at-top
     sweep = declaration.load(experiment, config)
+    if sweep.pbt is not None:
+      from cnn_jax.config import paths  # pylint: disable=g-import-not-at-top
+      from cnn_jax.sweeps import pbt  # pylint: disable=g-import-not-at-top
+      print(f'a population of {sweep.pbt.population} ({sweep.pbt.objective} '
+            f'{sweep.pbt.direction}d), its members at the start:')
+      for k, member in enumerate(pbt.initial_configs(sweep.pbt, config)):
+        print(f'member-{k}', json.dumps({p: paths.value_at(member, p) for p in
+                                         ('seed', *sweep.pbt.space)}))
+      return
     if sweep.grid is None:
       print(f'a search ({sweep.search.sampler}, pruner {sweep.search.pruner}, '
             f'{sweep.search.trials or "unlimited"} trials, {sweep.search.objective} '

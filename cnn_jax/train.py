@@ -39,10 +39,13 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
 
 
 def train_plan(plan: plan_lib.Plan, workdirs: Sequence[str],
-               observers: Sequence[Sequence] | None = None) -> list[dict[str, Any]]:
+               observers: Sequence[Sequence] | None = None,
+               population=None) -> list[dict[str, Any]]:
   """Trains a plan's members (engine/plan.make), each into its workdir, with its pictures and
-  the given observers; returns their results.json records."""
+  the given observers; returns their results.json records. `population`: the members are a
+  population (engine/population_run.Spec; sweeps/population_sweep.py)."""
   observers = observers or [[] for _ in plan.configs]
   pictures = distributed.is_writer()  # (process 0 alone draws a distributed run's)
   return loop.train(plan, workdirs, [
-      [*([run_pictures.PictureObserver()] if pictures else []), *extra] for extra in observers])
+      [*([run_pictures.PictureObserver()] if pictures else []), *extra] for extra in observers],
+      population)

@@ -2,9 +2,10 @@
 
   close_window       at log steps and evaluations: each member's train metrics of the
                      window, its progress line (records: engine/run_record.py)
-  evaluate           at epoch ends and every train.eval_every_steps: every member on every
-                     eval split, checkpoints at the epoch ends that are due, the observers
-                     told, and the members they stop marked
+  evaluate           at epoch ends, every train.eval_every_steps and a population's
+                     intervals: every member on every eval split, the population ranked
+                     (engine/population_run.py), checkpoints at the epoch ends that are due,
+                     the observers told, and the members they stop marked
   checkpoint_and_stop  after a signal: every running member checkpointed where it is, then
                      Interrupted (the same command resumes it bit for bit)
 Finishing members and re-packing the group are engine/finishing.py's.
@@ -39,10 +40,11 @@ def close_window(group: group_lib.Group, step: int, window_sums: dict, sums_star
         'examples_per_second': steps * plan.first.train.batch_size / seconds}, progress)
 
 
-def evaluate(group: group_lib.Group, state: dict, step: int, epoch_end: bool) -> None:
-  """Every member on every eval split, its record and observers told; checkpoints at the
-  epoch ends that are due; the members an observer stops (process 0's observers decide over
-  several processes: a sweep's pruner lives there) marked stopped."""
+def evaluate(group: group_lib.Group, state: dict, step: int, due: timetable_lib.Due) -> dict:
+  """Every member on every eval split, its record told; a population's ranking at its
+  intervals (which may change the state: returned); checkpoints at the epoch ends that are
+  due; the observers told, and the members they stop marked (process 0's observers decide
+  over several processes: a sweep's pruner lives there)."""
   plan = group.plan
   evaluations = {}
   for name in group.eval_splits:
@@ -52,27 +54,36 @@ def evaluate(group: group_lib.Group, state: dict, step: int, epoch_end: bool) ->
     else:
       evaluations[name] = group.evaluate(state, name)
   epoch, total_epochs = step / plan.steps_per_epoch, plan.total_steps / plan.steps_per_epoch
+  for k, member in enumerate(group.members):
+    if member.record.running:
+      member.record.end_epoch(step, epoch, total_epochs, {
+          name: metrics.member(sums, k) for name, sums in evaluations.items()})
+  if group.population is not None and step < plan.total_steps:  # (at the end it diverged)
+    group.population.revive_diverged(group)
+  due_checkpoints = [due.epoch_end and m.record.checkpoint_due(
+      step, plan.total_steps, m.order.epochs_completed(step)) for m in group.members]
+  if group.population is not None:
+    if due.interval:  # (after the records: they hold the scores it ranks on)
+      state = group.population.select(group, state, step, evaluations)
+    elif any(due_checkpoints):
+      group.population.save(step)
   host_state, told = None, []
   for k, member in enumerate(group.members):
     record = member.record
     if not record.running:
       continue
-    record.end_epoch(step, epoch, total_epochs,
-                     {name: metrics.member(sums, k) for name, sums in evaluations.items()})
-    if epoch_end and record.checkpoint_due(step, plan.total_steps,
-                                           member.order.epochs_completed(step)):
+    if due_checkpoints[k]:
       if host_state is None:
         host_state = devices.get(state)
       record.save_checkpoint({'step': np.int32(step),
                               **group.program.member_state(host_state, k)})
-    if record.running:
-      event = observers_lib.EpochEnd(
-          member=member.index, workdir=record.workdir, config=member.config, step=step,
-          epoch=epoch, total_epochs=total_epochs, history=tuple(record.history),
-          evaluated=record.final, events=record.events, who=record.who)
-      for observer in member.observers:
-        observer.epoch_end(event)
-      told.append((member, event))
+    event = observers_lib.EpochEnd(
+        member=member.index, workdir=record.workdir, config=member.config, step=step,
+        epoch=epoch, total_epochs=total_epochs, history=tuple(record.history),
+        evaluated=record.final, events=record.events, who=record.who)
+    for observer in member.observers:
+      observer.epoch_end(event)
+    told.append((member, event))
   verdicts = []
   for member, event in told:  # every member's epoch_end first: see observers.py
     reasons = [r for r in (o.should_stop(event) for o in member.observers) if r]
@@ -82,6 +93,7 @@ def evaluate(group: group_lib.Group, state: dict, step: int, epoch_end: bool) ->
   for (member, _), verdict in zip(told, verdicts):
     if verdict and step < plan.total_steps:  # at the last step there is nothing to save
       member.record.stop(verdict)
+  return state
 
 
 def checkpoint_and_stop(group: group_lib.Group, state: dict, step: int,
@@ -94,6 +106,8 @@ def checkpoint_and_stop(group: group_lib.Group, state: dict, step: int,
   plan = group.plan
   host_state = devices.get(state)
   epoch = step / plan.steps_per_epoch
+  if group.population is not None:
+    group.population.save(step)
   for k, member in enumerate(group.members):
     if member.record.running:
       member.record.train_seconds += window_seconds

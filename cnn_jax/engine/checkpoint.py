@@ -10,6 +10,12 @@ seed and the step, so restoring the state is enough to continue bit-identically.
 Checkpoints written before the state held the model state and the key ({'step', 'params',
 'opt_state'}) still load: those entries keep the template's values, which for such a run
 are exactly what it had (a model without batch statistics; the key its seed derives).
+
+The member's traced values (engine/step.py) are kept too, because population-based training
+changes them as it goes (engine/population.py); read back, they replace the template's values
+field by field. A field either side lacks keeps the template's value: a run's traced fields
+depend on the group it trains in (the values that differ), and outside a population they
+equal its config's, which the template holds.
 """
 from __future__ import annotations
 
@@ -54,7 +60,11 @@ def restore(workdir: str, template_state):
       raise ValueError('it holds no model state (batch statistics), which this model has')
     saved = {**saved, **{key: flax.serialization.to_state_dict(template_state[key])
                          for key in missing}}
-    state = flax.serialization.from_state_dict(template_state, saved)
+    traced = saved.pop('traced', {})
+    state = flax.serialization.from_state_dict(
+        {k: v for k, v in template_state.items() if k != 'traced'}, saved)
+    if 'traced' in template_state:
+      state['traced'] = _traced_from(template_state['traced'], traced)
     extra = json.loads(payload['extra'])
   except Exception as error:  # msgpack, key and type errors all mean the same to the user
     raise CorruptCheckpointError(
@@ -67,6 +77,14 @@ def restore(workdir: str, template_state):
         f'Checkpoint {path} holds arrays of other shapes than this run\'s model '
         f'(written by a different config?). Delete it or pick another --workdir.')
   return state, extra
+
+
+def _traced_from(template: dict, saved: dict) -> dict:
+  """The template's traced values with those the checkpoint holds for the same fields."""
+  return {section: {field: np.asarray(saved.get(section, {}).get(field, value),
+                                      np.asarray(value).dtype).reshape(np.shape(value))
+                    for field, value in fields.items()}
+          for section, fields in template.items()}
 
 
 def saved_step(workdir: str) -> int | None:

@@ -45,11 +45,13 @@ class Group:
   """The members still training, their plan and program, and the data on its devices.
 
   last_test_probabilities: (step, every member's test-split probabilities) of the last
-  evaluation that kept them: the ensembles' input at the end (engine/finishing.py)."""
+  evaluation that kept them: the ensembles' input at the end (engine/finishing.py).
+  population: a population's intervals (engine/population_run.py), or None."""
 
   def __init__(self, plan: plan_lib.Plan, members: Sequence[Member],
-               program: program_lib.Program):
+               program: program_lib.Program, population=None):
     self.plan, self.members, self.program = plan, list(members), program
+    self.population = population
     self.last_test_probabilities = (None, None)
     self._place_data()
 

@@ -37,6 +37,7 @@ from cnn_jax.engine import group as group_lib
 from cnn_jax.engine import metrics
 from cnn_jax.engine import observers as observers_lib
 from cnn_jax.engine import plan as plan_lib
+from cnn_jax.engine import population_run
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import run_record
 from cnn_jax.engine import timetable as timetable_lib
@@ -44,13 +45,15 @@ from cnn_jax.errors import ConfigError, UserError
 
 
 def train(plan: plan_lib.Plan, workdirs: Sequence[str],
-          observers: Sequence[Sequence[observers_lib.Observer]] | None = None
-          ) -> list[dict[str, Any]]:
+          observers: Sequence[Sequence[observers_lib.Observer]] | None = None,
+          population: population_run.Spec | None = None) -> list[dict[str, Any]]:
   """Trains the plan's members together, each into its workdir, resuming from their
   checkpoints. Returns each run's results.json record.
 
   observers: one list per member (engine/observers.py), told of its epoch ends and its end,
-  and able to stop it; the loop itself draws nothing (cnn_jax/train.py adds the pictures)."""
+  and able to stop it; the loop itself draws nothing (cnn_jax/train.py adds the pictures).
+  population: the members are a population, ranked at its intervals (population-based
+  training: engine/population_run.py)."""
   started = time.time()
   program = program_lib.Program(plan)
   state = program.init()
@@ -74,6 +77,11 @@ def train(plan: plan_lib.Plan, workdirs: Sequence[str],
     if failure is not None:
       raise failure
     state = _restore(records, program, state)
+    intervals = None
+    if population is not None:
+      intervals = population_run.PopulationRun(population, plan, [
+          os.path.basename(os.path.normpath(w)) for w in workdirs])
+      intervals.restore(records[0].steps)
     for record in records:
       record.start_events(events.flatten_hparams(record.config))
     _log_start(plan, num_params, program)
@@ -81,7 +89,8 @@ def train(plan: plan_lib.Plan, workdirs: Sequence[str],
     members = [group_lib.Member.of(k, c, r, o, plan)
                for k, (c, r, o) in enumerate(zip(plan.configs, records, observers))]
     with interrupts.catching():  # SIGTERM, SIGINT: a checkpoint at the next step, then out
-      finished = run(group_lib.Group(plan, members, program), state, records[0].steps, facts)
+      finished = run(group_lib.Group(plan, members, program, intervals), state,
+                     records[0].steps, facts)
     return [finished[k] for k in range(plan.size)]
   except BaseException:
     for member_observers in observers:
@@ -97,8 +106,9 @@ def run(group: group_lib.Group, state: dict, step: int, facts: dict) -> dict[int
   """Trains the group from `step` until the last step or until no member runs; returns each
   member's results.json record by its index."""
   plan = group.plan
-  timetable = timetable_lib.Timetable(plan.first.train, group.members[0].order,
-                                      plan.total_steps, plan.steps_per_call)
+  timetable = timetable_lib.Timetable(
+      plan.first.train, group.members[0].order, plan.total_steps, plan.steps_per_call,
+      group.population.spec.interval_steps if group.population else 0)
   clock = clock_lib.TrainingClock(step)
   # The first step the window's sums cover: before the checkpoint if it cut a window (those
   # steps' seconds are left out of the timing, as counted before).
@@ -131,7 +141,9 @@ def run(group: group_lib.Group, state: dict, step: int, facts: dict) -> dict[int
     actions.close_window(group, step, window_sums, sums_start, clock, due)
     sums_start = step
     if due.evaluation:
-      actions.evaluate(group, state, step, due.epoch_end)
+      state = actions.evaluate(group, state, step, due)
+    elif group.population is not None:  # (a diverged member stays: population_run.py)
+      group.population.revive_diverged(group)
     state, done = finishing.finish_stopped(group, state, step, step >= plan.total_steps, facts)
     finished.update(done)
     clock.restart()  # evaluation, checkpoints and re-packing are not training time

@@ -22,6 +22,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 COPIED = ('params', 'model_state', 'opt_state', 'traced')
 
@@ -86,9 +87,18 @@ def explore(key: jax.Array, traced: dict, moved: jax.Array, rule: Rule) -> dict:
     else:
       drawn = jax.random.uniform(draw, value.shape, minval=bounds.low, maxval=bounds.high)
     resampled = jax.random.uniform(coin, value.shape) < rule.resample_probability
-    new = jnp.clip(jnp.where(resampled, drawn, multiplied), bounds.low, bounds.high)
+    low, high = _float32_within(bounds.low, bounds.high)
+    new = jnp.clip(jnp.where(resampled, drawn, multiplied), low, high)
     traced[bounds.section][bounds.field] = jnp.where(moved, new, value).astype(value.dtype)
   return traced
+
+
+def _float32_within(low: float, high: float) -> tuple[np.float32, np.float32]:
+  """The float32 numbers nearest [low, high] from inside: a traced value is float32, and the
+  float32 nearest an end may lie just outside it (0.6 becomes 0.6000000238)."""
+  low32, high32 = np.float32(low), np.float32(high)
+  return (low32 if low32 >= low else np.nextafter(low32, np.float32(np.inf)),
+          high32 if high32 <= high else np.nextafter(high32, np.float32(-np.inf)))
 
 
 def exploit_and_explore(key: jax.Array, state: dict, scores: jax.Array,

@@ -109,13 +109,18 @@ class Program:
   def assemble(self, member_states: Sequence[dict],
                train_sums: Sequence[dict | None] | None = None) -> dict:
     """The program's state from each member's CHECKPOINTED state (host or device arrays):
-    stacked, with the traced values and train sums added (each member's host sums
-    from `train_sums`, else zero), and placed. A state for evaluation only may leave out the
-    optimizer state and the key."""
+    stacked, with the train sums added (each member's host sums from `train_sums`, else
+    zero), and placed. The plan's traced fields take the members' own values where their
+    states hold them (a checkpoint, a re-pack, a population's changes), else the plan's. A
+    state for evaluation only may leave out the optimizer state, the key and the traced
+    values."""
     stacked = jax.tree_util.tree_map(lambda *leaves: np.stack([np.asarray(l) for l in leaves]),
                                      *[{k: s[k] for k in step_lib.CHECKPOINTED if k in s}
                                        for s in member_states])
-    stacked['traced'] = self.plan.traced
+    own = stacked.pop('traced', None)
+    stacked['traced'] = self.plan.traced if own is None else {
+        section: {field: own[section][field] for field in fields}
+        for section, fields in self.plan.traced.items()}
     stacked['sums'] = metrics.zero_sums(metrics.TRAIN, self.num_classes, self.size)
     for k, sums in enumerate(train_sums or ()):
       for name, value in (sums or {}).items():

@@ -190,6 +190,10 @@ class RunRecord:
     logging.error('%sRun diverged: %s. Try a smaller optimizer.learning_rate.', self.who,
                   message)
 
+  def carry_on(self) -> None:
+    """A population's member that diverged trains on (engine/population_run.py)."""
+    self.status, self.message = 'running', ''
+
   def stop(self, message: str) -> None:
     """An observer stopped the run (a pruner): it keeps its figures so far."""
     self.status, self.message = 'pruned', message

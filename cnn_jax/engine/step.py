@@ -28,8 +28,8 @@ from cnn_jax.layer_impls import choice
 from cnn_jax.model import cnn
 from cnn_jax.optim import optimizers
 
-# A member's state: what a checkpoint holds (CHECKPOINTED) plus what the program rebuilds
-# from the config (the traced values) and the train sums of the current log window.
+# A member's state: what a checkpoint holds (CHECKPOINTED: its traced values too, which
+# population-based training changes as it goes) plus the train sums of the current log window.
 #   params       the trainable parameters
 #   model_state  the model's other variables, e.g. {'batch_stats': ...}; {} without
 #   opt_state    the optimizer's state
@@ -39,7 +39,7 @@ from cnn_jax.optim import optimizers
 #                the member's traced values, read through member_view.Member
 #   sums         the train metric sums since the last log step
 MemberState = dict
-CHECKPOINTED = ('params', 'model_state', 'opt_state', 'key')
+CHECKPOINTED = ('params', 'model_state', 'opt_state', 'key', 'traced')
 NOTHING_TRACED = {'model': {}, 'optimizer': {}, 'train': {}, 'augment': {}}
 
 

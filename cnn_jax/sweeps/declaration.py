@@ -4,7 +4,7 @@ A grid (a list of trials, sweeps/hyper.py) is queued in the study once, in its o
 trial with its overrides as Optuna params (for Optuna's pictures and the dashboard) and its
 position (user attr 'grid_index'), so a grid runs through the same workers as a search and
 over as many machines. A search (h.search) is checked by sweeps/search.py; its trials come
-from the sampler.
+from the sampler. A population (h.pbt) needs no study: sweeps/population_sweep.py trains it.
 """
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ class Sweep:
   base: ml_collections.ConfigDict       # with the command line's overrides
   grid: list[trials_lib.Trial] | None = None
   search: hyper.Search | None = None
+  pbt: hyper.PBT | None = None          # checked, its direction filled in
 
   @property
   def kind(self) -> str:
-    return 'grid' if self.grid is not None else 'search'
+    return 'grid' if self.grid is not None else 'pbt' if self.pbt is not None else 'search'
 
   @property
   def objective(self) -> str:
@@ -66,9 +67,7 @@ def load(experiment: str, base: ml_collections.ConfigDict | None = None) -> Swee
   if isinstance(declared, hyper.Search):
     return Sweep(experiment, base, search=search_lib.check(declared, base, experiment))
   if isinstance(declared, hyper.PBT):
-    pbt_lib.check(declared, base, experiment)
-    raise ConfigError(f'{experiment}: h.pbt is checked and valid, but this version cannot '
-                      'train a population yet; declare a grid or an h.search')
+    return Sweep(experiment, base, pbt=pbt_lib.check(declared, base, experiment))
   if not isinstance(declared, list):
     raise ConfigError(f'{experiment}: get_sweep must return a list of trials (h.product, '
                       f'h.sweep, ...), h.search(...) or h.pbt(...), not '

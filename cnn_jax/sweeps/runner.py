@@ -37,6 +37,8 @@ def run(experiment: str, workdir: str, trial_index: int | None = None,
     sweep = declaration.load(experiment, base)
     if trial_index is not None:  # refused before anything is written
       _grid_trial(sweep, trial_index)
+    if sweep.pbt is not None:
+      return _population(sweep, workdir, storage, workers)
     from cnn_jax.sweeps import study_storage  # pylint: disable=g-import-not-at-top
     url = study_storage.url_for(workdir, storage)
     from cnn_jax.engine import distributed  # pylint: disable=g-import-not-at-top
@@ -91,10 +93,22 @@ def _run_one(sweep, workdir: str, trial_index: int) -> None:
   executors.run_alone(trial, executors.run_dir(workdir, trial), checked=True)
 
 
+def _population(sweep, workdir: str, storage: str, workers: int) -> list[dict[str, Any]]:
+  """A population trains as one program in this command (over its processes, when it is
+  distributed): no study, no workers."""
+  if storage or workers != 1:
+    given = f'--storage={storage}' if storage else f'--workers={workers}'
+    raise ConfigError(f'{given}: a population (h.pbt) trains as one program, without a study '
+                      'or workers; leave the flag out (over several machines, run it '
+                      'with --distributed: docs/SWEEPS.md)')
+  from cnn_jax.sweeps import population_sweep  # pylint: disable=g-import-not-at-top
+  return population_sweep.run(sweep, workdir)
+
+
 def _grid_trial(sweep, trial_index: int):
   if sweep.grid is None:
-    raise ConfigError('--trial=N runs one trial of a grid; a search has no fixed trials: '
-                      'run its workers (--sweep, --workers=N) instead')
+    raise ConfigError('--trial=N runs one trial of a grid; a search or a population has no '
+                      'trials to run apart: run the sweep (--sweep) instead')
   if not 0 <= trial_index < len(sweep.grid):
     raise ConfigError(f'--trial={trial_index}: the sweep has trials 0 to {len(sweep.grid) - 1}')
   return sweep.grid[trial_index]
