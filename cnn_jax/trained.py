@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from cnn_jax import atomic_files
-from cnn_jax.config import fields
+from cnn_jax.config import files
 from cnn_jax.config import validation
 from cnn_jax.data import datasets
 from cnn_jax.engine import checkpoint
@@ -221,8 +221,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
                             'run directory (a run writes it when it starts)')
   try:
     # Fields added since the run was written read as their defaults (what it ran with).
-    config = ml_collections.ConfigDict(_with_tuples(fields.with_defaults(
-        atomic_files.read_json(path))))
+    config = files.from_json(atomic_files.read_json(path))
     dataset = validation.validate_data(config.data, dataset_of(workdir, config.data))
     validation.validate_model(config.model, dataset.image_shape, dataset.num_classes)
   except (ValueError, AttributeError, KeyError) as error:  # JSON, missing or bad fields
@@ -235,13 +234,3 @@ def dataset_of(workdir: str, data_cfg) -> datasets.DatasetInfo:
   """The dataset info the run recorded when it started, so that using it needs no prepared
   data; for a run from before the record, its dataset's prepared info."""
   return datasets.read_record(workdir) or datasets.info(data_cfg)
-
-
-def _with_tuples(value):
-  """JSON turns the config's tuples (per-layer fields, hidden_dims) into lists; the experiment
-  files and the sweeps' override checks (sweeps/trials.py) hold them as tuples."""
-  if isinstance(value, dict):
-    return {key: _with_tuples(item) for key, item in value.items()}
-  if isinstance(value, list):
-    return tuple(_with_tuples(item) for item in value)
-  return value

@@ -16,6 +16,7 @@ import pytest
 from cnn_jax import errors
 from cnn_jax import train
 from cnn_jax import trained
+from cnn_jax.config import memory
 from cnn_jax.config import validation
 from cnn_jax.data import datasets
 from cnn_jax.engine import results
@@ -70,7 +71,7 @@ def test_info_comes_from_the_prepared_json_alone(tmp_path):
   assert found == datasets.DatasetInfo((32, 32, 3), 100, {'train': 50_000, 'test': 10_000})
   assert validation.validate_data(config.data) == found
   validation.validate(config)
-  params, _ = validation.memory_needed(config)
+  params, _ = memory.memory_needed(config)
   assert params == (5 * 5 * 3 * 8 + 8) + (5 * 5 * 8 * 16 + 16) + (5 * 5 * 16 * 100 + 100)
   config.model.num_classes = 10
   assert one_line_error(errors.ConfigError, lambda: validation.validate(config)) == (

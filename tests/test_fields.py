@@ -10,6 +10,7 @@ import sys
 from cnn_jax import train
 from cnn_jax import trained
 from cnn_jax.config import architectures
+from cnn_jax.config import field_docs
 from cnn_jax.config import fields
 from cnn_jax.config import paths
 from cnn_jax.data import augment
@@ -70,10 +71,10 @@ def test_traced_fields_are_the_ones_the_modules_take_as_values():
 
 def test_docs_config_md_is_the_table():
   with open(os.path.join(ROOT, 'docs', 'CONFIG.md')) as f:
-    assert f.read() == fields.markdown(), 'run: python -m cnn_jax.config.fields > docs/CONFIG.md'
+    assert f.read() == field_docs.markdown(), 'run: python -m cnn_jax.config.fields > docs/CONFIG.md'
   proc = subprocess.run([sys.executable, '-m', 'cnn_jax.config.fields'], cwd=ROOT,
                         capture_output=True, text=True, timeout=patience(120))
-  assert proc.returncode == 0 and proc.stdout == fields.markdown()
+  assert proc.returncode == 0 and proc.stdout == field_docs.markdown()
 
 
 def test_a_run_written_before_new_fields_resumes_and_loads(tmp_path, tiny_config, mock_mnist):

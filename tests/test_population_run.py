@@ -2,7 +2,8 @@
 engine/population_run.py): ranked at each interval, the bottom taking a top member's state,
 explored numbers in their space, one compilation of the step and of exploit-and-explore for
 the whole run, its lineage in population.json and TensorBoard, and an interrupted population
-resumed bit for bit (a killed process, a SIGTERM)."""
+resumed bit for bit (a killed process, a SIGTERM); the best member's history, written as a
+config of segments, trained alone to the same parameters."""
 import logging
 import os
 import signal
@@ -13,8 +14,11 @@ import numpy as np
 import pytest
 
 from cnn_jax import interrupts
+from cnn_jax import train
+from cnn_jax.config import files
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import population_run
+from cnn_jax.sweeps import population_sweep
 from cnn_jax.sweeps import runner
 from cnn_jax.data import datasets
 from tests.test_train import read_scalars
@@ -198,3 +202,26 @@ def test_a_sigterm_mid_epoch_resumes_bit_for_bit(tmp_path_factory, mock_mnist_fi
     datasets.load_tfds_split.cache_clear()
     runner.run(str(signalled_dir.parent / 'experiment.py'), str(signalled_dir))
   assert_same_population(uninterrupted[0], signalled_dir)
+
+
+def test_the_best_member_s_history_trained_alone_gives_its_parameters(uninterrupted, tmp_path,
+                                                                      mock_mnist):
+  """best_member.py: the member's weights traced back through whose state it took, each
+  stretch a segment with the traced values and seed of the member that trained it; trained
+  alone (a single program, not the population's vmapped one) to the same parameters."""
+  sweep_dir, _ = uninterrupted
+  config = files.load_config(str(sweep_dir / population_sweep.REPLAY))
+  recorded = read_population(sweep_dir)
+  best = (sweep_dir / 'sweep.md').read_text().split('Best member: ')[1].split(',')[0]
+  stretches = population_sweep.history(recorded, int(best.split('-')[1]))
+  # A history worth replaying: the weights changed hands, so the data order and key did too.
+  assert len(config.segments.starts) == len(stretches) >= 2
+  assert len(set(config.segments.seeds)) >= 2, config.segments
+  assert config.seed == stretches[0][1]  # (members' seeds are the base's 0 + k)
+  train.train_and_evaluate(config, str(tmp_path / 'replay'))
+  replayed = flax.serialization.msgpack_restore(
+      (tmp_path / 'replay' / checkpoint.FILENAME).read_bytes())['state']
+  member = final_states(sweep_dir)[int(best.split('-')[1])]
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                         replayed['params'], member['params'])
+  jax.tree_util.tree_map(np.testing.assert_array_equal, replayed['traced'], member['traced'])

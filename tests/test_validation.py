@@ -157,6 +157,49 @@ def test_the_edges_of_those_ranges_are_allowed(changes):
   validation.validate(with_fields(**changes))
 
 
+def with_segments(starts=(0, 100), seeds=(0, 1), paths=('optimizer.learning_rate',),
+                  levels=((0.1, 0.05),), **changes):
+  """The default config (T2: 9,375 steps; dense dropout 0.5) with segments."""
+  config = with_fields(**changes)
+  config.segments.update(dict(starts=starts, seeds=seeds, paths=paths, levels=levels))
+  return config
+
+
+# Segments (a population member's history, engine/segments.py): each rule one line.
+@pytest.mark.parametrize('segments, message', [
+    (dict(starts=(5, 100)), r'segments.starts=\(5, 100\) must increase from 0 and stay below '
+     r"the run's 9375 steps"),
+    (dict(starts=(0, 100, 50), seeds=(0, 1, 2), levels=((0.1, 0.05, 0.1),)),
+     r'segments.starts=\(0, 100, 50\) must increase'),
+    (dict(starts=(0, 9375)), r"stay below the run's 9375 steps"),
+    (dict(seeds=(0,)), r'segments: starts has 2 entries, so seeds needs 2 and levels one tuple '
+     r'of 2 per path \(1\)'),
+    (dict(levels=((0.1,),)), r'segments: starts has 2 entries'),
+    (dict(paths=('model.conv_features',), levels=((1, 2),)),
+     r"segments.paths\[0\]='model.conv_features' is not supported; allowed values: "
+     r'model.conv_dropout'),
+    (dict(paths=('model.dense_dropout',), levels=((0.5, 1.5),), model__dense_dropout=0.5),
+     r'model.dense_dropout=1.5 must lie in \[0, 1\)'),
+    (dict(paths=('model.dense_dropout',), levels=((0.5, 0.0),), model__dense_dropout=0.5),
+     r'segments.levels for model.dense_dropout \(segment 1: 0.0\) must stay above 0, as '
+     r'model.dense_dropout=0.5 does'),
+    (dict(paths=('model.dense_dropout',), levels=((0.0, 0.2),)),
+     r'\(segment 1: 0.2\) must stay 0, as model.dense_dropout=0.0 does'),
+    (dict(levels=(('fast', 0.1),)), r"segments.levels\[0\]=\('fast', 0.1\) must be a tuple "
+     r'of numbers'),
+    (dict(seeds=(0, -1)), r'segments.seeds\[1\]=-1 must'),
+])
+def test_bad_segments_are_one_line_naming_the_field(segments, message):
+  with pytest.raises(ConfigError, match=message) as error:
+    validation.validate(with_segments(**segments))
+  assert '\n' not in str(error.value)
+
+
+def test_good_segments_validate():
+  validation.validate(with_segments())
+  validation.validate(with_segments(starts=(), seeds=(), paths=(), levels=()))
+
+
 def test_a_model_too_large_for_memory_names_its_size():
   config = default.get_config()
   config.model.hidden_dims = (100_000_000,)

@@ -13,7 +13,7 @@ What a field may hold is data: choices read from the module that implements them
 activation is one entry in model/cnn.py), numbers a ranges.Range, the augmentation strengths
 declared whole in data/augment.py. Read for defaults, by the one generic check of validation,
 by engine/grouping.py (traced and execution fields), for a config.json older than a field, and
-by docs/CONFIG.md (`python -m cnn_jax.config.fields`). A new field is one entry here.
+by docs/CONFIG.md (`python -m cnn_jax.config.fields`, written by config/field_docs.py). A new field is one entry here.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from cnn_jax.model import cnn
 from cnn_jax.model import layer_list
 from cnn_jax.model import shapes
 from cnn_jax.optim import optimizers
+from cnn_jax.errors import ConfigError
 from cnn_jax.ranges import Range
 
 PROGRAM, TRACED, EXECUTION = 'program', 'traced', 'execution'
@@ -230,8 +231,30 @@ FIELDS = (
        'a worker records a heartbeat for its trials this often; a trial silent for three is '
        'taken over by another worker', range=_ints(1)),
 )
+# ---- segments (piecewise-constant traced values: a population's member replayed alone,
+# engine/segments.py; their rules between fields in validation.validate_segments) ----
+_SCHEDULABLE = tuple(f.path for f in FIELDS if f.role == TRACED and f.path != 'seed')
+
+
+def _numbers(value, path: str) -> None:
+  if not isinstance(value, (tuple, list)) or not all(
+      isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+    raise ConfigError(f'{path}={value!r} must be a tuple of numbers, one per segment')
+
+
+FIELDS += (
+    _f('segments.starts', (), PROGRAM, 'the steps at which the segments start, increasing from '
+       '0; () for none', range=_ints(0, noun='steps')),
+    _f('segments.seeds', (), PROGRAM, "each segment's data order and dropout and augmentation "
+       'key come from this seed (`seed` gives the initial parameters)',
+       range=_ints(0, MAX_SEED)),
+    _f('segments.paths', (), PROGRAM, 'the traced fields the segments set',
+       choices=_SCHEDULABLE),
+    _f('segments.levels', (), PROGRAM, "per path, the field's value in each segment",
+       holds='tuples of numbers, one per segment', check=_numbers),
+)
 BY_PATH = {field.path: field for field in FIELDS}
-SECTIONS = ('data', 'model', 'optimizer', 'train', 'augment', 'sweep')
+SECTIONS = ('data', 'model', 'optimizer', 'train', 'augment', 'sweep', 'segments')
 
 
 def of_section(section: str) -> tuple[Field, ...]:
@@ -270,28 +293,6 @@ def with_defaults(saved: dict) -> dict:
   return filled
 
 
-def markdown() -> str:
-  """docs/CONFIG.md: the table, section by section."""
-  lines = ['# Config fields', '',
-           'Every field of a config, from `cnn_jax/config/fields.py` (this file is written by',
-           '`python -m cnn_jax.config.fields > docs/CONFIG.md`; a test checks it is current).',
-           'Model defaults are the neutral ones of `architectures.base_model()`; experiment',
-           'files start from `experiments/default.py` (T2\'s model) and change a few.', '',
-           'Role: **program** fields identify the compiled program (runs differing in one never',
-           'share a vmapped group); **traced** ones may differ between the members of a group',
-           '(0 against non-zero is structural where marked "off at 0"); **execution** ones change',
-           'how a run is computed, not which run it is (they may change when a run resumes).',
-           '"A number" is a finite one: inf and NaN are refused like any other value outside',
-           'a field\'s allowed ones.', '']
-  for section in ('seed', *SECTIONS):
-    lines += [f'## {section}', '', '| field | default | allowed | role | meaning |',
-              '| --- | --- | --- | --- | --- |']
-    for f in of_section(section):
-      role = f.role + (' (off at 0)' if f.off_at_zero else '')
-      lines.append(f'| `{f.path}` | `{f.default!r}` | {f.allowed} | {role} | {f.meaning} |')
-    lines.append('')
-  return '\n'.join(lines)
-
-
-if __name__ == '__main__':
-  sys.stdout.write(markdown())
+if __name__ == '__main__':  # docs/CONFIG.md (config/field_docs.py writes it)
+  from cnn_jax.config import field_docs  # pylint: disable=g-import-not-at-top
+  sys.stdout.write(field_docs.markdown())

@@ -29,6 +29,22 @@ def load_module(path: str):
   return module
 
 
+def from_json(saved: dict) -> ml_collections.ConfigDict:
+  """A config as JSON holds it (a run's config.json, a replayed member's file) as the
+  ConfigDict it was: fields it lacks (written before they existed) at their defaults, and its
+  lists tuples again, as the experiment files and the sweeps' override checks hold them."""
+  from cnn_jax.config import fields  # pylint: disable=g-import-not-at-top  (it imports models)
+  return ml_collections.ConfigDict(_with_tuples(fields.with_defaults(saved)))
+
+
+def _with_tuples(value):
+  if isinstance(value, dict):
+    return {key: _with_tuples(item) for key, item in value.items()}
+  if isinstance(value, list):
+    return tuple(_with_tuples(item) for item in value)
+  return value
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """'experiments/pool.py:variant=slides' -> that file's get_config('variant=slides')."""
   path, _, arg = spec.partition(':')

@@ -13,24 +13,24 @@ its dataset (image shape, class count, split sizes) comes from the prepared data
 files (data/datasets.info), read before any image; a dataset that is not prepared is a
 DatasetNotFoundError of one line.
 
-The last check estimates the memory a run needs (parameters, gradients, optimizer state and
-activations, from the shapes alone) against what the device has, so an oversized model is a
-message with its parameter count rather than an XLA out-of-memory error.
+The last check estimates the memory a run needs (config/memory.py) against what the device
+has, so an oversized model is a message with its parameter count rather than an XLA
+out-of-memory error.
 """
 from __future__ import annotations
 
 import importlib.util
 import math
-import os
 
 from cnn_jax.config import fields
+from cnn_jax.config import memory
+from cnn_jax.data import batches
 from cnn_jax.data import augment
 from cnn_jax.data import datasets
 from cnn_jax.errors import ConfigError
 from cnn_jax.layer_impls import choice
 from cnn_jax.layer_impls import implementations
 from cnn_jax.model import shapes
-from cnn_jax.optim import optimizers
 
 
 def validate(config, members: int = 1) -> None:
@@ -49,8 +49,9 @@ def validate(config, members: int = 1) -> None:
                       'experiments/default.py, which has one (every strength 0: off)')
   validate_augment(config.augment, dataset.image_shape)
   validate_train(config.train, config.data, dataset)
+  validate_segments(config, dataset)
   validate_determinism(config.train, config.model)
-  check_fits_in_memory(config, members, dataset)
+  memory.check_fits_in_memory(config, members, dataset)
 
 
 def check_section(section_cfg, section: str, limits: dict | None = None) -> None:
@@ -163,10 +164,16 @@ def validate_optimizer(opt_cfg) -> None:
   check_section(opt_cfg, 'optimizer')
 
 
-def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
+def _num_train(data_cfg, dataset: datasets.DatasetInfo) -> int:
+  """The training images left once a validation split is taken from them."""
   num_train = dataset.split_sizes['train']
   if data_cfg.validation in ('train_head', 'train_random'):
     num_train -= data_cfg.num_validation
+  return num_train
+
+
+def validate_train(train_cfg, data_cfg, dataset: datasets.DatasetInfo) -> None:
+  num_train = _num_train(data_cfg, dataset)
   check_section(train_cfg, 'train', {fields.TRAINING_IMAGES: num_train})
   # A call ends at every log step and evaluation (engine/loop.py), so more steps than that
   # would never run in one call.
@@ -207,54 +214,43 @@ def validate_sweep(sweep_cfg) -> None:
   check_section(sweep_cfg, 'sweep')
 
 
-def memory_needed(config, members: int = 1, dataset: datasets.DatasetInfo | None = None
-                  ) -> tuple[int, int]:
-  """(parameters per member, bytes a training run needs), estimated from the shapes: the
-  float32 parameters, their gradients and optimizer slots, the activations of one batch
-  (forward and backward), and the uint8 dataset on the device. `dataset`: the config's
-  (datasets.info), when the caller has it."""
-  dataset = dataset or datasets.info(config.data)
-  params = shapes.count_params(config.model, dataset.image_shape)
-  copies = 2 + optimizers.STATE_SLOTS[config.optimizer.name]
-  activations = sum(math.prod(layer.output_shape)
-                    for layer in shapes.infer_layer_shapes(config.model, dataset.image_shape))
-  batch = max(config.train.batch_size, config.train.eval_batch_size)
-  per_member = 4 * (copies * params + 3 * batch * activations)
-  data_bytes = math.prod(dataset.image_shape) * sum(dataset.split_sizes.values())
-  return params, members * per_member + data_bytes
+def validate_segments(config, dataset: datasets.DatasetInfo) -> None:
+  """Piecewise-constant traced values (engine/segments.py): a value per path and a seed per
+  segment, segments starting at 0 and before the last step, each value one its field allows,
+  and an off-at-zero field on (or off) in every segment as the config has it: its
+  computation is in the program or not."""
+  segments = config.get('segments')
+  if segments is None:
+    return  # (a config made before segments existed: none)
+  check_section(segments, 'segments')
+  starts, count = tuple(segments.starts), len(segments.starts)
+  if len(segments.seeds) != count or len(segments.levels) != len(segments.paths) or any(
+      len(values) != count for values in segments.levels):
+    raise ConfigError(f'segments: starts has {count} entries, so seeds needs {count} and '
+                      f'levels one tuple of {count} per path ({len(segments.paths)})')
+  if count and len(set(segments.paths)) < len(segments.paths):
+    raise ConfigError(f'segments.paths={segments.paths!r} names a field twice')
+  total = batches.total_train_steps(config.train, _num_train(config.data, dataset))
+  if count and (starts[0] != 0 or list(starts) != sorted(set(starts)) or starts[-1] >= total):
+    raise ConfigError(f'segments.starts={starts!r} must increase from 0 and stay below the '
+                      f"run's {total} steps")
+  limits = {fields.TRAINING_IMAGES: _num_train(config.data, dataset),
+            augment.SIDE: min(dataset.image_shape[:2]),
+            augment.LONGEST: max(dataset.image_shape[:2])}
+  for path, values in zip(segments.paths, segments.levels):
+    field = fields.BY_PATH[path]
+    own = _value_at(config, path)
+    for i, value in enumerate(values):
+      check_field(field, value, limits)
+      if field.off_at_zero and (value > 0) != (own > 0):
+        raise ConfigError(f'segments.levels for {path} (segment {i}: {value!r}) must stay '
+                          f'{"above 0" if own > 0 else "0"}, as {path}={own!r} does: 0 leaves '
+                          'its computation out of the program')
 
 
-def available_memory() -> tuple[int, str]:
-  """(bytes, description) the first local device can hold: its free memory on an
-  accelerator, the host's available memory on CPU."""
-  import jax  # pylint: disable=g-import-not-at-top
-  device = jax.local_devices()[0]
-  stats = device.memory_stats() if device.platform != 'cpu' else None
-  if stats and 'bytes_limit' in stats:
-    return stats['bytes_limit'] - stats.get('bytes_in_use', 0), f'the {device.device_kind}'
-  with open('/proc/meminfo') as f:
-    info = dict(line.split(':', 1) for line in f)
-  return int(info['MemAvailable'].split()[0]) * 1024, 'this machine (cpu)'
-
-
-def check_fits_in_memory(config, members: int = 1,
-                         dataset: datasets.DatasetInfo | None = None) -> None:
-  if not os.path.exists('/proc/meminfo'):
-    return  # not Linux: no cheap way to ask; XLA reports it if it comes to that
-  params, needed = memory_needed(config, members, dataset)
-  available, where = available_memory()
-  if needed > available:
-    group = f' x {members} members' if members > 1 else ''
-    raise ConfigError(
-        f'model: {params:,} parameters{group} need about {_gb(needed)} to train '
-        f'(parameters, gradients, {config.optimizer.name} state and activations at batch '
-        f'{config.train.batch_size}) but {where} has {_gb(available)} available; make '
-        f'model.conv_features or model.hidden_dims smaller, or pool more before the dense '
-        f'layers')
-
-
-def _gb(size: int) -> str:
-  return f'{size / 1e9:,.1f} GB'
+def _value_at(config, path: str):
+  section, _, name = path.partition('.')
+  return config[section][name]
 
 
 def _integer(field, value) -> int:

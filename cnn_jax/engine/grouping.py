@@ -53,11 +53,14 @@ def check_shared(configs: Sequence) -> None:
 
 def traced_values(configs: Sequence) -> dict[str, dict[str, np.ndarray]]:
   """{section: {field: (members,) float32}} of the traced fields whose values differ between
-  `configs`; a field they agree on stays a constant of the program (the seed differs too,
-  but it only makes each member's initial state and key)."""
+  `configs`, and of those their segments set (engine/segments.py changes them as it goes); a
+  field they agree on stays a constant of the program (the seed differs too, but it only
+  makes each member's initial state and key)."""
   traced = {section: {} for section in TRACED_SECTIONS}
-  for path, values in differing_values(configs).items():
+  scheduled = tuple(configs[0].segments.paths) if 'segments' in configs[0] else ()
+  for path in (*differing_values(configs), *scheduled):
     section, _, field = path.partition('.')
     if section in traced:
-      traced[section][field] = np.asarray(values, np.float32)
+      traced[section][field] = np.asarray([paths.value_at(c, path) for c in configs],
+                                          np.float32)
   return traced

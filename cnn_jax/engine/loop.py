@@ -40,6 +40,7 @@ from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import population_run
 from cnn_jax.engine import program as program_lib
 from cnn_jax.engine import run_record
+from cnn_jax.engine import segments as segments_lib
 from cnn_jax.engine import timetable as timetable_lib
 from cnn_jax.errors import ConfigError, UserError
 
@@ -106,9 +107,11 @@ def run(group: group_lib.Group, state: dict, step: int, facts: dict) -> dict[int
   """Trains the group from `step` until the last step or until no member runs; returns each
   member's results.json record by its index."""
   plan = group.plan
+  segments = segments_lib.Segments.of(plan.first)  # (piecewise-constant traced values)
   timetable = timetable_lib.Timetable(
       plan.first.train, group.members[0].order, plan.total_steps, plan.steps_per_call,
-      group.population.spec.interval_steps if group.population else 0)
+      group.population.spec.interval_steps if group.population else 0,
+      segments.starts if segments else ())
   clock = clock_lib.TrainingClock(step)
   # The first step the window's sums cover: before the checkpoint if it cut a window (those
   # steps' seconds are left out of the timing, as counted before).
@@ -117,6 +120,8 @@ def run(group: group_lib.Group, state: dict, step: int, facts: dict) -> dict[int
   several = jax.process_count() > 1  # processes act on a signal at log steps, agreed
   finished = {}
   while step < plan.total_steps and group.members:
+    if segments is not None:
+      state = segments.at(group, state, step)
     steps = timetable.steps_to_next_call_end(step)
     state = group.train(state, step, steps)
     step += steps

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import jax
 
 from cnn_jax import startup
+from cnn_jax.config import memory
 from cnn_jax.config import validation
 from cnn_jax.data import batches
 from cnn_jax.data import datasets
@@ -90,7 +91,7 @@ def make(configs: Sequence, *, checked: bool = False) -> Plan:
       validation.validate(config, members=len(configs))
     grouping.check_shared(configs)
   elif len(configs) > 1:
-    validation.check_fits_in_memory(configs[0], len(configs))
+    memory.check_fits_in_memory(configs[0], len(configs))
   startup.use_deterministic_ops(configs[0].train.deterministic)
   splits = datasets.load_splits(configs[0].data)
   return arrange(configs, splits.image_shape, len(splits.train), splits=splits)

@@ -43,6 +43,13 @@ CHECKPOINTED = ('params', 'model_state', 'opt_state', 'key', 'traced')
 NOTHING_TRACED = {'model': {}, 'optimizer': {}, 'train': {}, 'augment': {}}
 
 
+def member_keys(seed) -> tuple[jax.Array, jax.Array]:
+  """(the key of a member's initial parameters, the key its state keeps: dropout and
+  augmentation), both from its seed."""
+  init_key, rng = jax.random.split(jax.random.key(seed))
+  return init_key, rng
+
+
 def to_float(images_uint8: jax.Array) -> jax.Array:
   return images_uint8.astype(jnp.float32) / 255.0
 
@@ -102,7 +109,7 @@ class MemberFunctions:
     key = (json.dumps(flat, sort_keys=True), self.total_steps, tuple(image_shape))
     if key not in _INITS:
       def init(seed):
-        init_key, rng = jax.random.split(jax.random.key(seed))
+        init_key, rng = member_keys(seed)
         model = cnn.build_model(member_config.model)
         tx = optimizers.make_optimizer(member_config.optimizer, self.total_steps)
         params, model_state = init_variables(model, init_key, image_shape)

@@ -27,19 +27,21 @@ class Due:
 class Timetable:
   """The boundaries of a run of `total_steps` steps, from its first member's config (every
   member of a group shares the batch size, so its epochs end at the same steps).
-  `interval`: a population's interval in steps (0: not a population)."""
+  `interval`: a population's interval in steps (0: not a population); `breaks`: more steps
+  where a call ends (the starts of segments: engine/segments.py)."""
 
   def __init__(self, train_cfg, order: batches.ShuffledBatches, total_steps: int,
-               steps_per_call: int, interval: int = 0):
+               steps_per_call: int, interval: int = 0, breaks: tuple[int, ...] = ()):
     self.order, self.total_steps, self.steps_per_call = order, total_steps, steps_per_call
     self.log_every, self.eval_every = train_cfg.log_every_steps, train_cfg.eval_every_steps
-    self.interval = interval
+    self.interval, self.breaks = interval, tuple(breaks)
 
   def steps_to_next_call_end(self, step: int) -> int:
     """How many steps the next call runs: steps_per_call, less where a boundary comes first."""
     to_interval = (step // self.interval + 1) * self.interval - step if self.interval else (
         self.steps_per_call)
-    return min(self.steps_per_call, to_interval, batches.steps_to_next_boundary(
+    to_break = min((b - step for b in self.breaks if b > step), default=self.steps_per_call)
+    return min(self.steps_per_call, to_interval, to_break, batches.steps_to_next_boundary(
         step, self.total_steps, self.log_every, self.order, self.eval_every))
 
   def due(self, step: int, steps: int) -> Due:

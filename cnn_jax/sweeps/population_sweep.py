@@ -9,6 +9,13 @@ space drawn) train as one vmapped group, ranked at each interval by the loop
 hyperparameters of every interval, and sweep.csv / sweep.md rank the members by the
 objective, each with the hyperparameters it ended with. The same command resumes an
 interrupted population from its checkpoints, bit for bit.
+
+The best member's history is written as a config, `D/best_member.py`: its weights traced back
+through the lineage to the member that started them (whose seed gives the initial
+parameters), and each stretch between intervals a segment (config.segments,
+engine/segments.py) with the traced values and the seed (data order, dropout key) of the
+member that trained it. `python launch.py --config=D/best_member.py` trains it alone to the
+same parameters, to float tolerance (a vmapped program against a single one).
 """
 from __future__ import annotations
 
@@ -90,7 +97,67 @@ def write_tables(workdir: str, sweep, configs) -> list[dict[str, Any]]:
   objective, direction = sweep.pbt.objective, sweep.pbt.direction
   rows = tables.table_rows(workdir, members, None, objective, direction)
   tables.write_tables(workdir, members, rows, _best_line(workdir, rows, objective, recorded))
+  if rows and rows[0]['status'] == 'ok':
+    write_replay(workdir, configs, recorded, rows[0]['index'])
   return rows
+
+
+def history(recorded: dict, member: int) -> list[tuple[int, int, dict[str, float]]]:
+  """(start step, the member that trained its weights from there, the traced values it
+  trained with) of each stretch of `member`'s weights from step 0, from population.json:
+  walked back through whose state each took at each interval; stretches alike are one."""
+  paths, current, stretches = recorded['paths'], member, []
+  for interval in reversed(recorded['intervals']):
+    stretches.append((interval['step'], current,
+                      {p: interval['values'][p][current] for p in paths}))
+    current = interval['source'][current]
+  stretches.append((0, current, {p: recorded['start'][p][current] for p in paths}))
+  merged = []
+  for stretch in reversed(stretches):
+    if not merged or merged[-1][1:] != stretch[1:]:
+      merged.append(stretch)
+  return merged
+
+
+def replay_config(configs, recorded: dict, member: int) -> ml_collections.ConfigDict:
+  """The config that trains `member`'s history alone: its root member's config (initial
+  parameters) with one segment per stretch of history()."""
+  stretches = history(recorded, member)
+  config = ml_collections.ConfigDict(configs[stretches[0][1]].to_dict())
+  config.segments.starts = tuple(start for start, _, _ in stretches)
+  config.segments.seeds = tuple(configs[trainer].seed for _, trainer, _ in stretches)
+  config.segments.paths = tuple(recorded['paths'])
+  config.segments.levels = tuple(tuple(values[path] for _, _, values in stretches)
+                                 for path in recorded['paths'])
+  return config
+
+
+REPLAY = 'best_member.py'
+
+
+def write_replay(workdir: str, configs, recorded: dict, member: int) -> None:
+  """D/best_member.py, an experiment file of the best member's replay_config."""
+  import json  # pylint: disable=g-import-not-at-top
+  import pprint  # pylint: disable=g-import-not-at-top
+  config = replay_config(configs, recorded, member)
+  path = os.path.join(os.path.abspath(workdir), REPLAY)
+  saved = json.loads(config.to_json())
+  atomic_files.write_text(path, f'''"""{member_name(member)} of the population in {os.path.abspath(workdir)},
+replayed alone: its weights from {len(config.segments.starts)} segment(s) of training
+(config.segments: from each start step, the traced values and the seed of the data order and
+dropout key of the member that trained them; `seed` gives the initial parameters).
+
+    python launch.py --config={path}
+"""
+from cnn_jax.config import files
+
+CONFIG = {pprint.pformat(saved, width=96, sort_dicts=True)}
+
+
+def get_config(arg=None):
+  del arg
+  return files.from_json(CONFIG)
+''')
 
 
 def _best_line(workdir: str, rows, objective: str, recorded: dict) -> str:
