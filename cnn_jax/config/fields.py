@@ -13,7 +13,8 @@ What a field may hold is data: choices read from the module that implements them
 activation is one entry in model/cnn.py), numbers a ranges.Range, the augmentation strengths
 declared whole in data/augment.py. Read for defaults, by the one generic check of validation,
 by engine/grouping.py (traced and execution fields), for a config.json older than a field, and
-by docs/CONFIG.md (`python -m cnn_jax.config.fields`, written by config/field_docs.py). A new field is one entry here.
+by docs/CONFIG.md (`python -m cnn_jax.config.fields`, written by config/field_docs.py). A new
+field is one entry here.
 """
 from __future__ import annotations
 

@@ -140,9 +140,10 @@ def write_replay(workdir: str, configs, recorded: dict, member: int) -> None:
   import json  # pylint: disable=g-import-not-at-top
   import pprint  # pylint: disable=g-import-not-at-top
   config = replay_config(configs, recorded, member)
-  path = os.path.join(os.path.abspath(workdir), REPLAY)
+  directory = os.path.abspath(workdir)
+  path = os.path.join(directory, REPLAY)
   saved = json.loads(config.to_json())
-  atomic_files.write_text(path, f'''"""{member_name(member)} of the population in {os.path.abspath(workdir)},
+  atomic_files.write_text(path, f'''"""{member_name(member)} of the population in {directory},
 replayed alone: its weights from {len(config.segments.starts)} segment(s) of training
 (config.segments: from each start step, the traced values and the seed of the data order and
 dropout key of the member that trained them; `seed` gives the initial parameters).
