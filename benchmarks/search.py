@@ -1,6 +1,7 @@
 """What a search buys over a grid, on the same wall-clock budget: the best validation error
-reached by a grid, random search, TPE and TPE with median pruning, each through launch.py
-with --workers=2 on this machine; then trials per hour with 1 and 2 workers.
+reached by a grid, random search, TPE, TPE with median pruning and population-based training,
+each through launch.py on this machine (the searches with --workers=2; the population is one
+vmapped program in one process); then trials per hour with 1 and 2 workers.
 
     TFDS_DATA_DIR=../shared/data/tfds python benchmarks/search.py [--seconds=300] [--epochs=2]
 
@@ -10,8 +11,13 @@ short recipe of --epochs epochs per trial. The grid is the researcher's 4 x 4 x 
 the same ranges (learning rate 0.01, 0.03, 0.1, 0.3 varying slowest; momentum 0, 0.3, 0.6,
 0.9; batch 32 to 256; filters 4/8 to 32/64), taken in that order. Each strategy's command is
 stopped at the budget (SIGTERM to its process group); what counts is what had finished by
-then. Trials per hour: the grid's first --rate_trials trials (the same work for both) run
-to the end with 1 and with 2 workers, whole commands timed.
+then. PBT (experiments/pool.py:sweep=pbt) explores the learning rate and momentum over the
+same ranges with --population members of --epochs epochs each, ranked every half epoch;
+batch size and filters change the program, so it keeps T2's (64, 8/16). Its members finish
+together, so it counts only if the whole population ends within the budget. Each row also
+gives the epochs trained in its time (a vmapped population trades the second worker for
+one program over all members). Trials per hour: the grid's first --rate_trials trials (the
+same work for both) run to the end with 1 and with 2 workers, whole commands timed.
 """
 import glob
 import json
@@ -33,7 +39,9 @@ flags.DEFINE_float('seconds', 300, 'Wall-clock budget of each strategy.')
 flags.DEFINE_float('epochs', 2.0, 'Epochs per trial (the short recipe).')
 flags.DEFINE_integer('workers', 2, 'Workers of each strategy.')
 flags.DEFINE_integer('rate_trials', 6, 'Trials for the trials-per-hour figure.')
-flags.DEFINE_list('strategies', ['grid', 'random', 'tpe', 'tpe_pruned'], 'What to compare.')
+flags.DEFINE_list('strategies', ['grid', 'random', 'tpe', 'tpe_pruned', 'pbt'],
+                  'What to compare.')
+flags.DEFINE_integer('population', 8, "PBT's members.")
 flags.DEFINE_string('out', '', 'Directory to keep the sweeps in (default: a temporary one).')
 FLAGS = flags.FLAGS
 
@@ -54,6 +62,8 @@ GRID = [('optimizer.learning_rate', [0.01, 0.03, 0.1, 0.3]),
         ('model.conv_features', [(4, 8), (8, 16), (16, 32), (32, 64)])]
 
 def get_sweep(h, arg=None):
+  if arg == 'pbt':
+    return dataclasses.replace(pool.get_sweep(h, 'sweep=pbt'), population={population})
   if arg in ('grid', 'rate'):
     grid = h.product([h.sweep(key, values) for key, values in GRID])
     return grid if arg == 'grid' else grid[:{rate_trials}]
@@ -86,13 +96,22 @@ def launch(experiment, kind, workdir, workers, budget=None):
 
 
 def finished_runs(workdir, before):
-  """results.json records written before `before` (epoch seconds)."""
+  """results.json records written before `before` (epoch seconds), each with its run_dir."""
   from cnn_jax.engine import results  # pylint: disable=g-import-not-at-top
   found = []
   for path in glob.glob(os.path.join(workdir, '*', 'results.json')):
     if os.path.getmtime(path) <= before:
-      found.append(results.read_file(path))
+      found.append({**results.read_file(path), 'run_dir': os.path.dirname(path)})
   return found
+
+
+def ended_with(workdir, record) -> dict:
+  """A population member's learning rate and momentum after the last interval."""
+  with open(os.path.join(workdir, 'population.json')) as f:
+    recorded = json.load(f)
+  member = recorded['members'].index(os.path.basename(record['run_dir']))
+  last = recorded['intervals'][-1]['values'] if recorded['intervals'] else recorded['start']
+  return {path: values[member] for path, values in last.items()}
 
 
 def machine() -> str:
@@ -114,24 +133,29 @@ def main(_):
   os.makedirs(out, exist_ok=True)
   experiment = os.path.join(out, 'search_variants.py')
   with open(experiment, 'w') as f:
-    f.write(EXPERIMENT.format(epochs=FLAGS.epochs, rate_trials=FLAGS.rate_trials))
+    f.write(EXPERIMENT.format(epochs=FLAGS.epochs, rate_trials=FLAGS.rate_trials,
+                              population=FLAGS.population))
   table = []
   for kind in FLAGS.strategies:
     workdir = os.path.join(out, kind)
-    seconds, started = launch(experiment, kind, workdir, FLAGS.workers, FLAGS.seconds)
+    workers = 1 if kind == 'pbt' else FLAGS.workers  # (a population is one program)
+    seconds, started = launch(experiment, kind, workdir, workers, FLAGS.seconds)
     runs = finished_runs(workdir, started + FLAGS.seconds)
     ok = [r for r in runs if r['status'] == 'ok']
     errors = sorted(results.final_metric(r, 'validation', 'error') for r in ok)
     best = min(ok, key=lambda r: results.final_metric(r, 'validation', 'error'), default=None)
-    row = {'strategy': kind, 'finished': len(runs), 'ok': len(ok),
+    config = best and {k: best['config'][s][k.split('.')[1]] for k, s in (
+        ('optimizer.learning_rate', 'optimizer'), ('optimizer.momentum', 'optimizer'),
+        ('train.batch_size', 'train'), ('model.conv_features', 'model'))}
+    if best and kind == 'pbt':  # where its numbers ended (results.json has its start)
+      config.update(ended_with(workdir, best))
+    row = {'strategy': kind, 'workers': workers, 'finished': len(runs), 'ok': len(ok),
            'pruned': sum(r['status'] == 'pruned' for r in runs),
            'diverged': sum(r['status'] == 'diverged' for r in runs),
            'best_val_error': errors[0] if errors else None,
            'its_test_error': best and results.final_metric(best, 'test', 'error'),
-           'its_config': best and {k: best['config'][s][k.split('.')[1]] for k, s in (
-               ('optimizer.learning_rate', 'optimizer'), ('optimizer.momentum', 'optimizer'),
-               ('train.batch_size', 'train'), ('model.conv_features', 'model'))},
-           'seconds': round(seconds, 1)}
+           'its_config': config, 'seconds': round(seconds, 1),
+           'epochs_trained': round(sum(r['epochs'] for r in runs), 2)}
     table.append(row)
     print(json.dumps(row), flush=True)
   rates = {}
@@ -144,19 +168,21 @@ def main(_):
     print(json.dumps({'workers': workers, **rates[workers]}), flush=True)
 
   print(f'\nMachine: {machine()}; {FLAGS.epochs:g} epochs per trial, {FLAGS.seconds:.0f} s per '
-        f'strategy with {FLAGS.workers} workers; sweeps in {out}\n')
-  print('| strategy | trials finished (ok / pruned / diverged) | best validation error | '
-        'its test error | its learning rate, momentum, batch, filters |')
-  print('| --- | --- | --- | --- | --- |')
+        f'strategy; sweeps in {out}\n')
+  print('| strategy | workers | trials finished (ok / pruned / diverged) | epochs trained | '
+        'best validation error | its test error | its learning rate, momentum, batch, '
+        'filters |')
+  print('| --- | --- | --- | --- | --- | --- | --- |')
   for row in table:
     cfg = row['its_config']
     shown = (f'{cfg["optimizer.learning_rate"]:.3g}, {cfg["optimizer.momentum"]:.2f}, '
              f'{cfg["train.batch_size"]}, {"/".join(map(str, cfg["model.conv_features"]))}'
              if cfg else '-')
     pct = lambda v: f'{100 * v:.2f}%' if v is not None else '-'
-    print(f'| {row["strategy"]} | {row["finished"]} ({row["ok"]} / {row["pruned"]} / '
-          f'{row["diverged"]}) | {pct(row["best_val_error"])} | {pct(row["its_test_error"])} | '
-          f'{shown} |')
+    print(f'| {row["strategy"]} | {row["workers"]} | {row["finished"]} ({row["ok"]} / '
+          f'{row["pruned"]} / {row["diverged"]}) | {row["epochs_trained"]:g} in '
+          f'{row["seconds"]:.0f} s | {pct(row["best_val_error"])} | '
+          f'{pct(row["its_test_error"])} | {shown} |')
   print(f'\nTrials per hour (the grid\'s first {FLAGS.rate_trials} trials to the end): '
         + '; '.join(f'{w} worker(s): {r["per_hour"]} ({r["trials"]} in {r["seconds"]} s)'
                     for w, r in rates.items())

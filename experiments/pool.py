@@ -45,13 +45,25 @@ with median pruning at each epoch end, 24 configurations, 2 workers on the 2 cor
 
 The same command with `,sampler=random`, `,pruner=none`, `,trials=N` or `,seconds=S` after
 `sweep=search` changes the search; docs/sweeps/pool-search/ holds the report of one run.
+
+Population-based training (sweeps/pbt.py) on the search's recipe: 8 members as one vmapped
+program, their learning rates and momenta drawn from the search's ranges, ranked on the
+validation split every half epoch; the bottom quarter takes the state of a member from the
+top quarter and perturbs its numbers (x0.8 or x1.2, or drawn again). Batch size and filters
+change the program, so PBT keeps T2's (64, 8/16):
+
+  python launch.py --config=experiments/pool.py:sweep=pbt --workdir=runs/pool-pbt --sweep
+  python -m cnn_jax.report --workdir=runs/pool-pbt
+  python launch.py --config=runs/pool-pbt/best_member.py   # the best member's history alone
+
+docs/sweeps/pool-pbt/ holds its report (the figures are in README.md).
 """
 from cnn_jax.config import architectures
 from cnn_jax.config import arguments
 from experiments import default
 
 VARIANTS = ('tutorial', 'slides')
-SWEEPS = ('questions', 'arch', 'search', 'modern')
+SWEEPS = ('questions', 'arch', 'search', 'modern', 'pbt')
 # What `:sweep=search,...` may change (sweeps/hyper.py's h.search fields).
 SEARCH_DEFAULTS = dict(sampler='tpe', pruner='median', trials=24, seconds=0.0)
 
@@ -65,7 +77,7 @@ def get_config(arg=None):
   config = default.get_config()  # the base config is T2's recipe
   if arguments.choose(args.variant, 'variant', VARIANTS) == 'slides':
     config.model = architectures.cntk_pool_slides()
-  if arguments.choose(args.sweep, 'sweep', SWEEPS) == 'search':
+  if arguments.choose(args.sweep, 'sweep', SWEEPS) in ('search', 'pbt'):
     config.optimizer.name = 'momentum'
     config.data.validation, config.data.num_validation = 'train_random', 10_000
     config.train.num_epochs = 3.0
@@ -82,6 +94,10 @@ def get_sweep(h, arg=None):
         'train.batch_size': h.choice([32, 64, 128, 256]),
         'model.conv_features': h.choice([(4, 8), (8, 16), (16, 32), (32, 64)]),
     }, **{k: args[k] for k in SEARCH_DEFAULTS})
+  if args.sweep == 'pbt':
+    return h.pbt({'optimizer.learning_rate': h.loguniform(0.01, 1.0),
+                  'optimizer.momentum': h.uniform(0.05, 0.95)},
+                 population=8, interval_epochs=0.5, quantile=0.25)
   if args.sweep == 'modern':
     return h.product([
         h.sweep('model.batch_norm', ['none', 'before', 'after']),

@@ -3,6 +3,7 @@ XLA_FLAGS=--xla_force_host_platform_device_count=4, which must be set before JAX
 the 4-device tests run in a pytest subprocess (test_on_four_devices) and are skipped in this
 process."""
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def test_on_four_devices():
                          os.path.abspath(__file__), '-k', 'not test_on_four_devices'],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=patience(900))
   assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
-  assert '5 passed' in proc.stdout, proc.stdout[-3000:]
+  assert '6 passed' in proc.stdout, proc.stdout[-3000:]
 
 
 def pin_layers(config):
@@ -193,3 +194,32 @@ def test_a_checkpoint_written_on_four_devices_resumes_on_one(tmp_path, tiny_conf
   assert resumed['executor']['devices'] == 1 and resumed['steps'] == whole['steps'] == 24
   assert [h['step'] for h in resumed['history']] == [8, 16, 24]
   assert_close(read_params(str(tmp_path / 'split')), read_params(str(tmp_path / 'whole')))
+
+
+@on_four_devices
+def test_a_population_on_four_devices_ranks_and_trains_as_on_one(tmp_path_factory,
+                                                                 mock_mnist_files):
+  """A population of 4 (tests/test_population_run.py's) with a member on each device: the
+  same rankings, numbers and parameters as on one device, exploit-and-explore compiled
+  once for the mesh."""
+  from tests import test_population_run as population_test  # pylint: disable=g-import-not-at-top
+  pinned = population_test.EXPERIMENT.replace(
+      "  return config\n", "  config.model.conv_impl = config.model.pool_impl = 'xla'\n"
+      "  config.train.num_devices = DEVICES\n  return config\n")
+  runs = {}
+  for devices in (4, 1):
+    sweep_dir, compilations = population_test.run_population(
+        tmp_path_factory, f'devices{devices}', mock_mnist_files[0],
+        pinned.replace('DEVICES', str(devices)))
+    assert compilations.get('exploit_and_explore_on_device') == 1, compilations
+    runs[devices] = sweep_dir
+  four, one = (population_test.read_population(runs[d]) for d in (4, 1))
+  assert [i['source'] for i in four['intervals']] == [i['source'] for i in one['intervals']]
+  for a, b in zip(four['intervals'], one['intervals']):
+    np.testing.assert_allclose(a['scores'], b['scores'], atol=1 / 64 + 1e-9)
+    for path in a['values']:
+      np.testing.assert_allclose(a['values'][path], b['values'][path], rtol=1e-6)
+  for a, b in zip(*(population_test.final_states(runs[d]) for d in (4, 1))):
+    assert_close(a['params'], b['params'])
+  assert json.loads((runs[4] / 'member-0' / 'results.json').read_text())[
+      'executor']['devices'] == 4

@@ -40,7 +40,7 @@ def group_state():
 
 def run(state, key, scores, rule=RULE):
   return jax.device_get(population.compiled(rule)(
-      jax.random.key(key), jax.device_put(state), np.asarray(scores, np.float32)))
+      population.selection_key(0, key), jax.device_put(state), np.asarray(scores, np.float32)))
 
 
 def test_the_bottom_copies_exactly_a_top_member_s_state_and_keeps_its_own_key(group_state):
@@ -96,5 +96,5 @@ def test_every_interval_runs_one_compiled_program(group_state):
   state = jax.device_put(group_state)
   for key, scores in enumerate(([0.1, 0.3, 0.9, 0.5], [0.5, 0.2, 0.1, 0.7],
                                 [0.3, 0.3, 0.3, float('nan')])):
-    state, _ = step(jax.random.key(key), state, np.asarray(scores, np.float32))
+    state, _ = step(population.selection_key(0, key), state, np.asarray(scores, np.float32))
   assert step._cache_size() == 1  # pylint: disable=protected-access

@@ -4,6 +4,7 @@ explored numbers in their space, one compilation of the step and of exploit-and-
 the whole run, its lineage in population.json and TensorBoard, and an interrupted population
 resumed bit for bit (a killed process, a SIGTERM); the best member's history, written as a
 config of segments, trained alone to the same parameters."""
+import json
 import logging
 import os
 import signal
@@ -59,11 +60,11 @@ class _Compilations(logging.Handler):
       self.counts[name] = self.counts.get(name, 0) + 1
 
 
-def run_population(tmp_path_factory, name, data_dir):
+def run_population(tmp_path_factory, name, data_dir, experiment_text=EXPERIMENT):
   """Runs the experiment's population into a fresh directory; (its path, compilations)."""
   root = tmp_path_factory.mktemp(name)
   experiment = root / 'experiment.py'
-  experiment.write_text(EXPERIMENT)
+  experiment.write_text(experiment_text)
   compilations = _Compilations()
   jax_logger = logging.getLogger('jax')
   jax_logger.addHandler(compilations)
@@ -85,7 +86,6 @@ def uninterrupted(tmp_path_factory, mock_mnist_files):
 
 
 def read_population(sweep_dir):
-  import json  # pylint: disable=g-import-not-at-top
   return json.loads((sweep_dir / population_run.FILENAME).read_text())
 
 
@@ -103,7 +103,7 @@ def test_the_population_is_ranked_at_each_interval_in_one_compiled_program(unint
   recorded = read_population(sweep_dir)
   assert [i['step'] for i in recorded['intervals']] == INTERVALS
   # One program for the steps and one for exploit-and-explore, whatever the interval count.
-  assert compilations.get('train_step') == 1 and compilations.get('exploit_and_explore') == 1, (
+  assert compilations.get('train_step') == 1 and compilations.get('exploit_and_explore_on_device') == 1, (
       compilations)
   before = recorded['start']
   moves = 0
@@ -225,3 +225,26 @@ def test_the_best_member_s_history_trained_alone_gives_its_parameters(uninterrup
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                          replayed['params'], member['params'])
   jax.tree_util.tree_map(np.testing.assert_array_equal, replayed['traced'], member['traced'])
+
+
+def test_a_member_that_diverges_stays_and_takes_a_better_member_s_state(tmp_path_factory,
+                                                                       mock_mnist_files):
+  """Learning rates up to 1,000: the members drawn high diverge; they stay in the program
+  (its size is the population's), score nothing (null) at the next interval, rank last and
+  take a better member's state there, and train on to the end as it does."""
+  wild = EXPERIMENT.replace("h.loguniform(0.01, 0.5)", "h.loguniform(0.01, 1000.0)")
+  sweep_dir, compilations = run_population(tmp_path_factory, 'diverging', mock_mnist_files[0],
+                                           wild)
+  recorded = read_population(sweep_dir)
+  unscored = [(i['step'], k) for i in recorded['intervals'] for k, s in enumerate(i['scores'])
+              if s is None]
+  assert unscored, recorded['intervals']  # some member diverged
+  for step, k in unscored:
+    interval = next(i for i in recorded['intervals'] if i['step'] == step)
+    scored = [s for s in interval['scores'] if s is not None]
+    if interval['source'][k] != k:  # ranked last: it took a member's state from the top
+      assert interval['scores'][interval['source'][k]] == min(scored)
+  assert compilations.get('train_step') == 1  # nobody left the program: no re-pack
+  statuses = [json.loads((sweep_dir / f'member-{k}' / 'results.json').read_text())['status']
+              for k in range(MEMBERS)]
+  assert statuses.count('ok') >= 3, statuses

@@ -14,6 +14,7 @@ from cnn_jax.config import validation
 from cnn_jax.engine import metrics
 from cnn_jax.engine import results
 from cnn_jax.sweeps import declaration
+from cnn_jax.sweeps import pbt
 from cnn_jax.sweeps import executors
 from cnn_jax.sweeps import hyper as h
 from cnn_jax.sweeps import study as study_lib
@@ -83,6 +84,11 @@ def test_every_experiment_sweep_is_well_formed(spec, mnist_described):
   sweep = declaration.load(os.path.join(REPO, spec))
   if sweep.search is not None:  # checked by load: every path, value type and field
     assert sweep.search.objective.startswith('validation/')
+    return
+  if sweep.pbt is not None:  # checked by load too, and each member's config can run
+    assert sweep.pbt.objective.startswith('validation/')
+    for member in pbt.initial_configs(sweep.pbt, sweep.base):
+      validation.validate(member)
     return
   trials = sweep.grid
   assert len(trials) >= 2

@@ -111,8 +111,21 @@ def exploit_and_explore(key: jax.Array, state: dict, scores: jax.Array,
   return {**state, 'traced': explore(explore_key, state['traced'], moved, rule)}, source
 
 
+def selection_key(seed: int, interval: int) -> np.ndarray:
+  """The raw key of an interval's selection, (seed, interval number): a resumed population
+  draws as an uninterrupted one. Raw uint32 data, placed like any host array (a typed key
+  cannot cross processes as a jit argument)."""
+  return np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), interval)))
+
+
 @functools.lru_cache(maxsize=None)
-def compiled(rule: Rule):
-  """exploit_and_explore jitted for `rule`: one program for every interval of a run (the
-  state is donated, as the train step's is)."""
-  return jax.jit(functools.partial(exploit_and_explore, rule=rule), donate_argnums=(1,))
+def compiled(rule: Rule, members=None, replicated=None):
+  """exploit_and_explore jitted for `rule`, taking selection_key's raw key: one program for
+  every interval of a run, the state donated as the train step's is. `members` and
+  `replicated` (a placement's shardings, engine/devices.py) keep the state where the train
+  step takes it and the key and scores on every device."""
+  def exploit_and_explore_on_device(key_data, state, scores):
+    return exploit_and_explore(jax.random.wrap_key_data(key_data), state, scores, rule)
+  placed = {} if members is None else dict(in_shardings=(replicated, members, replicated),
+                                           out_shardings=(members, replicated))
+  return jax.jit(exploit_and_explore_on_device, donate_argnums=(1,), **placed)

@@ -22,7 +22,6 @@ import math
 import os
 
 from absl import logging
-import jax
 import numpy as np
 
 from cnn_jax import atomic_files
@@ -71,9 +70,13 @@ class PopulationRun:
                   for path, b in zip(spec.paths, spec.rule.bounds)}
 
   def restore(self, step: int) -> None:
-    """The intervals recorded up to `step`, the step the members' checkpoints restore."""
-    if step and os.path.exists(self.path):
+    """The intervals recorded up to `step`, the step the members' checkpoints restore (over
+    several processes, process 0's record: the others' machines may not hold the file)."""
+    recorded = None
+    if distributed.is_writer() and step and os.path.exists(self.path):
       recorded = atomic_files.read_json(self.path)
+    recorded = distributed.from_writer(recorded)
+    if recorded is not None:
       self.intervals = [i for i in recorded.get('intervals', []) if i['step'] <= step]
       marked = recorded.get('diverged') or {}
       self.diverged = set(marked.get('members', [])) if marked.get('step') == step else set()
@@ -95,9 +98,12 @@ class PopulationRun:
     scores = np.asarray([float('nan') if k in self.diverged else
                          metrics.finalize(metrics.member(evaluations[split], k))[name]
                          for k in range(len(group.members))], np.float32)
-    key = jax.random.fold_in(jax.random.key(self.spec.seed), step // self.spec.interval_steps)
-    state, source = population.compiled(self.spec.rule)(
-        key, state, devices.put(scores, group.program.placement.replicated))
+    placement = group.program.placement
+    key = population.selection_key(self.spec.seed, step // self.spec.interval_steps)
+    state, source = population.compiled(self.spec.rule, placement.members,
+                                        placement.replicated)(
+        devices.put(key, placement.replicated), state,
+        devices.put(scores, placement.replicated))
     source = [int(s) for s in devices.get(source)]
     traced = devices.get(state['traced'])
     values = {path: [float(v) for v in traced[b.section][b.field]]

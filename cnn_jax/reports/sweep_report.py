@@ -1,7 +1,8 @@
 """A sweep's report: `<sweep dir>/report.md` with the sweep's table, one plot of test error
 against each swept axis of a grid (seeds shown as spread), a search's best configuration and
-Optuna's pictures of its study (pictures/study_pictures.py), and a link to each trial's own
-report.
+Optuna's pictures of its study (pictures/study_pictures.py), a population's best member, its
+lineage and the population's trajectories (pictures/population_pictures.py), and a link to
+each trial's own report.
 
 It reads the sweep's table, sweep.csv (sweeps/tables.py writes it; an archived sweep may
 have nothing else), so it needs no trial directory; the trials whose directories hold a run
@@ -142,6 +143,40 @@ def search_section(workdir: str, study) -> list[str]:
   return lines
 
 
+def population_section(workdir: str, recorded: dict, rows: list[dict]) -> list[str]:
+  """The best member (sweep.md's first line), whose weights it ended with, and the picture
+  of the population's numbers and objective over the steps."""
+  from cnn_jax.engine import results  # pylint: disable=g-import-not-at-top
+  from cnn_jax.pictures import population_pictures  # pylint: disable=g-import-not-at-top
+  from cnn_jax.sweeps import population_sweep  # pylint: disable=g-import-not-at-top
+  lines = ['## The population', '']
+  with open(os.path.join(workdir, 'sweep.md')) as f:
+    first = f.readline().strip()
+  if first.startswith('Best member'):
+    lines += [first, '']
+  steps = max([(results.read(os.path.join(workdir, r['trial'])) or {}).get('steps', 0)
+               for r in rows] + [i['step'] for i in recorded['intervals']])
+  lines += [f'{len(recorded["members"])} members ranked on {recorded["objective"]} every '
+            f'{recorded["interval_steps"]} steps ({len(recorded["intervals"])} intervals); '
+            f'the bottom took the state of a member from the top '
+            f'{sum(s != k for i in recorded["intervals"] for k, s in enumerate(i["source"]))} '
+            'times.', '']
+  if rows and rows[0]['status'] == 'ok':
+    best = int(rows[0]['index'])
+    stretches = population_sweep.history(recorded, best)
+    ends = [start for start, _, _ in stretches[1:]] + [steps]
+    lines += [f'{recorded["members"][best]}\'s weights, traced back: ' + '; '.join(
+        f'steps {start}-{end} trained by {recorded["members"][trainer]} ('
+        + ', '.join(f'{p.split(".")[-1]} {v:.3g}' for p, v in values.items()) + ')'
+        for (start, trainer, values), end in zip(stretches, ends)) + '. '
+        f'`python launch.py --config={population_sweep.REPLAY}` trains that history alone.',
+        '']
+  png, _, _ = canvas.render(population_pictures.draw(recorded, steps, os.path.basename(workdir)))
+  atomic_files.write_bytes(os.path.join(workdir, population_pictures.FILENAME), png)
+  return lines + [f'![{population_pictures.CAPTION}]({population_pictures.FILENAME})', '',
+                  f'_{population_pictures.CAPTION}._', '']
+
+
 def write(workdir: str, trial_reports: bool = True, storage: str = '') -> str:
   """Writes `<workdir>/report.md` and its plots (and the trials' reports); returns its path."""
   workdir = os.path.abspath(workdir)
@@ -152,10 +187,14 @@ def write(workdir: str, trial_reports: bool = True, storage: str = '') -> str:
   name = os.path.basename(workdir)
   study = read_study(workdir, storage)
   is_search = study is not None and study.user_attrs.get('kind') == 'search'
-  lines = [f'# Sweep {name}', '', f'{len(rows)} trials over {", ".join(axes_names)}; '
+  population = os.path.join(workdir, 'population.json')
+  what = 'members exploring' if os.path.exists(population) else 'trials over'
+  lines = [f'# Sweep {name}', '', f'{len(rows)} {what} {", ".join(axes_names)}; '
            f'{sum(r["status"] == "ok" for r in rows)} finished.', '']
   if is_search:  # sampled values are continuous: Optuna's slice plot stands for the axes
     lines += search_section(workdir, study)
+  elif os.path.exists(population):  # (its columns are where the members ended)
+    lines += population_section(workdir, atomic_files.read_json(population), rows)
   else:
     png, _, _ = canvas.render(draw_error_by_axis(axes_names, rows, name))
     with open(os.path.join(workdir, PLOT), 'wb') as f:
