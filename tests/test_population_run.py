@@ -103,8 +103,8 @@ def test_the_population_is_ranked_at_each_interval_in_one_compiled_program(unint
   recorded = read_population(sweep_dir)
   assert [i['step'] for i in recorded['intervals']] == INTERVALS
   # One program for the steps and one for exploit-and-explore, whatever the interval count.
-  assert compilations.get('train_step') == 1 and compilations.get('exploit_and_explore_on_device') == 1, (
-      compilations)
+  assert compilations.get('train_step') == 1, compilations
+  assert compilations.get('exploit_and_explore_on_device') == 1, compilations
   before = recorded['start']
   moves = 0
   for interval in recorded['intervals']:
