@@ -14,7 +14,7 @@ stopped at the budget (SIGTERM to its process group); what counts is what had fi
 then. PBT (experiments/pool.py:sweep=pbt) explores the learning rate and momentum over the
 same ranges with --population members of --epochs epochs each, ranked every half epoch;
 batch size and filters change the program, so it keeps T2's (64, 8/16). Its members finish
-together, so it counts only if the whole population ends within the budget. Each row also
+together, so it runs to its end and its row shows the time it took. Each row also
 gives the epochs trained in its time (a vmapped population trades the second worker for
 one program over all members). Trials per hour: the grid's first --rate_trials trials (the
 same work for both) run to the end with 1 and with 2 workers, whole commands timed.
@@ -139,8 +139,10 @@ def main(_):
   for kind in FLAGS.strategies:
     workdir = os.path.join(out, kind)
     workers = 1 if kind == 'pbt' else FLAGS.workers  # (a population is one program)
-    seconds, started = launch(experiment, kind, workdir, workers, FLAGS.seconds)
-    runs = finished_runs(workdir, started + FLAGS.seconds)
+    # A population's members finish together: it runs to its end, its time shown beside.
+    budget = None if kind == 'pbt' else FLAGS.seconds
+    seconds, started = launch(experiment, kind, workdir, workers, budget)
+    runs = finished_runs(workdir, started + (budget or seconds))
     ok = [r for r in runs if r['status'] == 'ok']
     errors = sorted(results.final_metric(r, 'validation', 'error') for r in ok)
     best = min(ok, key=lambda r: results.final_metric(r, 'validation', 'error'), default=None)
@@ -159,7 +161,7 @@ def main(_):
     table.append(row)
     print(json.dumps(row), flush=True)
   rates = {}
-  for workers in (1, 2):
+  for workers in (1, 2) if FLAGS.rate_trials else ():
     workdir = os.path.join(out, f'rate-{workers}')
     seconds, _ = launch(experiment, 'rate', workdir, workers)
     done = len(finished_runs(workdir, time.time()))
@@ -183,6 +185,8 @@ def main(_):
           f'{row["pruned"]} / {row["diverged"]}) | {row["epochs_trained"]:g} in '
           f'{row["seconds"]:.0f} s | {pct(row["best_val_error"])} | '
           f'{pct(row["its_test_error"])} | {shown} |')
+  if not rates:
+    return
   print(f'\nTrials per hour (the grid\'s first {FLAGS.rate_trials} trials to the end): '
         + '; '.join(f'{w} worker(s): {r["per_hour"]} ({r["trials"]} in {r["seconds"]} s)'
                     for w, r in rates.items())

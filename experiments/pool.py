@@ -56,7 +56,8 @@ change the program, so PBT keeps T2's (64, 8/16):
   python -m cnn_jax.report --workdir=runs/pool-pbt
   python launch.py --config=runs/pool-pbt/best_member.py   # the best member's history alone
 
-docs/sweeps/pool-pbt/ holds its report (the figures are in README.md).
+Here (Intel Xeon, 2 cores, no tcmalloc): 9 min 46 s; best member 1.60% validation error, 1.17%
+test error (reported apart); docs/sweeps/pool-pbt/ holds its report, docs/SWEEPS.md the story.
 """
 from cnn_jax.config import architectures
 from cnn_jax.config import arguments
