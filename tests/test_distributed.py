@@ -388,3 +388,45 @@ def test_a_failed_collective_raised_into_python_is_one_line(monkeypatch, capsys)
   finally:
     if not parsed:
       flags.FLAGS.unparse_flags()
+
+
+POPULATION = '''
+import dataclasses
+from experiments import pool
+
+def get_config(arg=None):
+  return pool.get_config('sweep=pbt')
+
+def get_sweep(h, arg=None):
+  return dataclasses.replace(pool.get_sweep(h, 'sweep=pbt'), population=4, interval_epochs=0,
+                             interval_steps=10)
+'''
+
+
+def test_a_population_over_two_processes_ranks_and_trains_as_in_one(tmp_path):
+  """pool.py's PBT, 4 members of the real T2 for 20 steps ranked at step 10, over two
+  processes of 2 devices (a member per device): the selection key crosses the processes,
+  process 0 alone writes population.json, and the rankings and parameters are those of one
+  process over 4 devices."""
+  experiment = tmp_path / 'population.py'
+  experiment.write_text(POPULATION)
+  base = [f'--config={experiment}', *T2[1:], '--config.train.num_train_steps=20',
+          '--config.data.num_validation=2000']
+  two = tmp_path / 'two'
+  procs, logs = start(tmp_path, str(two), ['--sweep'], free_port(), base=base)
+  assert [p.wait(timeout=patience(600)) for p in procs] == [0, 0], open(logs[0]).read()[-3000:]
+  one = tmp_path / 'one'
+  one_process(str(one), ['--sweep'], base=base)
+  import json  # pylint: disable=g-import-not-at-top
+  recorded = [json.loads((d / 'population.json').read_text()) for d in (two, one)]
+  assert [i['step'] for i in recorded[0]['intervals']] == [10]
+  for a, b in zip(*(r['intervals'] for r in recorded)):
+    np.testing.assert_allclose(a['scores'], b['scores'], atol=2 / 2000 + 1e-9)
+    if a['scores'] == b['scores']:  # (one image judged otherwise may change a ranking)
+      assert a['source'] == b['source'] and a['values'] == b['values']
+  assert sum(s != k for i in recorded[0]['intervals'] for k, s in enumerate(i['source'])) == 1
+  if recorded[0]['intervals'] == recorded[1]['intervals']:  # (so it was, 2026-12-06)
+    for k in range(4):
+      assert_close(str(two / f'member-{k}'), str(one / f'member-{k}'))
+  assert results.read(str(two / 'member-0'))['executor']['devices'] == 4
+  assert 'Population at step 10' in open(logs[0]).read()
