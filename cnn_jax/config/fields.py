@@ -234,7 +234,8 @@ FIELDS = (
 )
 # ---- segments (piecewise-constant traced values: a population's member replayed alone,
 # engine/segments.py; their rules between fields in validation.validate_segments) ----
-_SCHEDULABLE = tuple(f.path for f in FIELDS if f.role == TRACED and f.path != 'seed')
+# What segments may set and a population (sweeps/pbt.py) explore: the seed only seeds a member.
+TRACED_NUMBERS = tuple(f.path for f in FIELDS if f.role == TRACED and f.path != 'seed')
 
 
 def _numbers(value, path: str) -> None:
@@ -250,7 +251,7 @@ FIELDS += (
        'key come from this seed (`seed` gives the initial parameters)',
        range=_ints(0, MAX_SEED)),
     _f('segments.paths', (), PROGRAM, 'the traced fields the segments set',
-       choices=_SCHEDULABLE),
+       choices=TRACED_NUMBERS),
     _f('segments.levels', (), PROGRAM, "per path, the field's value in each segment",
        holds='tuples of numbers, one per segment', check=_numbers),
 )

@@ -28,15 +28,11 @@ import dataclasses
 import numpy as np
 
 from cnn_jax.config import fields
-from cnn_jax.engine import grouping
 from cnn_jax.engine import population
 from cnn_jax.errors import ConfigError
 from cnn_jax.sweeps import hyper
 from cnn_jax.sweeps import search as search_lib
 from cnn_jax.sweeps import trials as trials_lib
-
-# The traced fields less the seed, which only seeds a member.
-TRACED_PATHS = tuple(path for path in grouping.TRACEABLE_PATHS if path != 'seed')
 
 
 def check(declared: hyper.PBT, base, where: str) -> hyper.PBT:
@@ -100,13 +96,13 @@ def initial_configs(checked: hyper.PBT, base) -> list:
 
 
 def _check_path(path: str, distribution, where: str) -> None:
-  if path not in TRACED_PATHS:
+  if path not in fields.TRACED_NUMBERS:
     role = fields.BY_PATH[path].role if path in fields.BY_PATH else None
     why = ('is not a config field' if role is None else
            'only seeds a member' if path == 'seed' else
            f'is a {role} field: it changes the program, which a population shares')
     raise ConfigError(f"{where}: space path '{path}' {why}; PBT explores traced numbers: "
-                      f'{", ".join(TRACED_PATHS)}')
+                      f'{", ".join(fields.TRACED_NUMBERS)}')
   if not isinstance(distribution, hyper.Float) or distribution.step is not None:
     raise ConfigError(f"{where}: space path '{path}' needs h.uniform(low, high) or "
                       f'h.loguniform(low, high), not {distribution!r}')
