@@ -12,9 +12,10 @@ the same ranges (learning rate 0.01, 0.03, 0.1, 0.3 varying slowest; momentum 0,
 0.9; batch 32 to 256; filters 4/8 to 32/64), taken in that order. Each strategy's command is
 stopped at the budget (SIGTERM to its process group); what counts is what had finished by
 then. PBT (experiments/pool.py:sweep=pbt) explores the learning rate and momentum over the
-same ranges with --population members of --epochs epochs each, ranked every half epoch;
-batch size and filters change the program, so it keeps T2's (64, 8/16). Its members finish
-together, so it runs to its end and its row shows the time it took. Each row also
+same ranges with --population members of --population_epochs (default --epochs) epochs
+each, ranked every half epoch; batch size and filters change the program, so it keeps T2's
+(64, 8/16). Its members finish together, so it runs to its end and its row shows the time it
+took: fewer epochs per member fit it into the budget. Each row also
 gives the epochs trained in its time (a vmapped population trades the second worker for
 one program over all members). Trials per hour: the grid's first --rate_trials trials (the
 same work for both) run to the end with 1 and with 2 workers, whole commands timed.
@@ -42,6 +43,8 @@ flags.DEFINE_integer('rate_trials', 6, 'Trials for the trials-per-hour figure.')
 flags.DEFINE_list('strategies', ['grid', 'random', 'tpe', 'tpe_pruned', 'pbt'],
                   'What to compare.')
 flags.DEFINE_integer('population', 8, "PBT's members.")
+flags.DEFINE_float('population_epochs', 0, "Epochs of each PBT member (0: --epochs); fewer "
+                   'than a trial\'s fit the population into --seconds.')
 flags.DEFINE_string('out', '', 'Directory to keep the sweeps in (default: a temporary one).')
 FLAGS = flags.FLAGS
 
@@ -52,7 +55,7 @@ from experiments import pool
 
 def get_config(arg=None):
   config = pool.get_config('sweep=search')
-  config.train.num_epochs = {epochs}
+  config.train.num_epochs = {population_epochs} if arg == 'pbt' else {epochs}
   config.train.pictures = 'none'  # the strategies compared on training alone
   return config
 
@@ -134,7 +137,8 @@ def main(_):
   experiment = os.path.join(out, 'search_variants.py')
   with open(experiment, 'w') as f:
     f.write(EXPERIMENT.format(epochs=FLAGS.epochs, rate_trials=FLAGS.rate_trials,
-                              population=FLAGS.population))
+                              population=FLAGS.population,
+                              population_epochs=FLAGS.population_epochs or FLAGS.epochs))
   table = []
   for kind in FLAGS.strategies:
     workdir = os.path.join(out, kind)
@@ -169,8 +173,9 @@ def main(_):
                       'per_hour': round(3600 * done / seconds, 1)}
     print(json.dumps({'workers': workers, **rates[workers]}), flush=True)
 
-  print(f'\nMachine: {machine()}; {FLAGS.epochs:g} epochs per trial, {FLAGS.seconds:.0f} s per '
-        f'strategy; sweeps in {out}\n')
+  print(f'\nMachine: {machine()}; {FLAGS.epochs:g} epochs per trial, '
+        f'{FLAGS.population_epochs or FLAGS.epochs:g} per PBT member, {FLAGS.seconds:.0f} s '
+        f'per strategy; sweeps in {out}\n')
   print('| strategy | workers | trials finished (ok / pruned / diverged) | epochs trained | '
         'best validation error | its test error | its learning rate, momentum, batch, '
         'filters |')

@@ -44,7 +44,7 @@ def train_plan(plan: plan_lib.Plan, workdirs: Sequence[str],
   """Trains a plan's members (engine/plan.make), each into its workdir, with its pictures and
   the given observers; returns their results.json records. `population`: the members are a
   population (engine/population_run.Spec; sweeps/population_sweep.py)."""
-  observers = observers or [[] for _ in plan.configs]
+  observers = observers or [[] for _ in range(plan.runs)]
   pictures = distributed.is_writer()  # (process 0 alone draws a distributed run's)
   return loop.train(plan, workdirs, [
       [*([run_pictures.PictureObserver()] if pictures else []), *extra] for extra in observers],

@@ -45,9 +45,10 @@ def environment(devices: int) -> dict:
   return env
 
 
-def start(tmp_path, workdir, args, port, count=2, timeout=None, base=T2):
-  """`count` processes of one distributed command; returns them and their log paths. timeout:
-  --distributed_timeout (default: launch.py's, which scales with the load)."""
+def start(tmp_path, workdir, args, port, count=2, timeout=None, base=T2, devices=2):
+  """`count` processes of one distributed command, of `devices` each; returns them and their
+  log paths. timeout: --distributed_timeout (default: launch.py's, which scales with the
+  load)."""
   procs, logs = [], []
   for i in range(count):
     logs.append(str(tmp_path / f'p{i}.log'))
@@ -56,7 +57,8 @@ def start(tmp_path, workdir, args, port, count=2, timeout=None, base=T2):
          '--distributed=explicit', f'--coordinator=localhost:{port}',
          f'--num_processes={count}', f'--process_id={i}',
          *([f'--distributed_timeout={timeout}'] if timeout else [])],
-        cwd=ROOT, env=environment(2), stdout=open(logs[-1], 'w'), stderr=subprocess.STDOUT))
+        cwd=ROOT, env=environment(devices), stdout=open(logs[-1], 'w'),
+        stderr=subprocess.STDOUT))
   return procs, logs
 
 
@@ -405,18 +407,18 @@ def get_sweep(h, arg=None):
 
 def test_a_population_over_two_processes_ranks_and_trains_as_in_one(tmp_path):
   """pool.py's PBT, 4 members of the real T2 for 20 steps ranked at step 10, over two
-  processes of 2 devices (a member per device): the selection key crosses the processes,
-  process 0 alone writes population.json, and the rankings and parameters are those of one
-  process over 4 devices."""
+  processes of 1 device (2 members per device, more members than devices): the selection key
+  crosses the processes, process 0 alone writes population.json, and the rankings and
+  parameters are those of one process over 2 devices."""
   experiment = tmp_path / 'population.py'
   experiment.write_text(POPULATION)
   base = [f'--config={experiment}', *T2[1:], '--config.train.num_train_steps=20',
           '--config.data.num_validation=2000']
   two = tmp_path / 'two'
-  procs, logs = start(tmp_path, str(two), ['--sweep'], free_port(), base=base)
+  procs, logs = start(tmp_path, str(two), ['--sweep'], free_port(), base=base, devices=1)
   assert [p.wait(timeout=patience(600)) for p in procs] == [0, 0], open(logs[0]).read()[-3000:]
   one = tmp_path / 'one'
-  one_process(str(one), ['--sweep'], base=base)
+  one_process(str(one), ['--sweep'], devices=2, base=base)
   import json  # pylint: disable=g-import-not-at-top
   recorded = [json.loads((d / 'population.json').read_text()) for d in (two, one)]
   assert [i['step'] for i in recorded[0]['intervals']] == [10]
@@ -428,5 +430,5 @@ def test_a_population_over_two_processes_ranks_and_trains_as_in_one(tmp_path):
   if recorded[0]['intervals'] == recorded[1]['intervals']:  # (so it was, 2026-12-06)
     for k in range(4):
       assert_close(str(two / f'member-{k}'), str(one / f'member-{k}'))
-  assert results.read(str(two / 'member-0'))['executor']['devices'] == 4
+  assert results.read(str(two / 'member-0'))['executor']['devices'] == 2
   assert 'Population at step 10' in open(logs[0]).read()

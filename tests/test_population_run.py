@@ -3,7 +3,7 @@ engine/population_run.py): ranked at each interval, the bottom taking a top memb
 explored numbers in their space, one compilation of the step and of exploit-and-explore for
 the whole run, its lineage in population.json and TensorBoard, and an interrupted population
 resumed bit for bit (a killed process, a SIGTERM); the best member's history, written as a
-config of segments, trained alone to the same parameters."""
+config of segments, replayed to the same parameters bit for bit."""
 import json
 import logging
 import os
@@ -18,10 +18,14 @@ from cnn_jax import interrupts
 from cnn_jax import train
 from cnn_jax.config import files
 from cnn_jax.engine import checkpoint
+from cnn_jax.engine import observers as observers_lib
+from cnn_jax.engine import plan as plan_lib
 from cnn_jax.engine import population_run
 from cnn_jax.sweeps import population_sweep
 from cnn_jax.sweeps import runner
 from cnn_jax.data import datasets
+from cnn_jax.errors import ConfigError
+from tests.conftest import train_until_first_checkpoint
 from tests.test_train import read_scalars
 
 MEMBERS = 4
@@ -204,11 +208,13 @@ def test_a_sigterm_mid_epoch_resumes_bit_for_bit(tmp_path_factory, mock_mnist_fi
   assert_same_population(uninterrupted[0], signalled_dir)
 
 
-def test_the_best_member_s_history_trained_alone_gives_its_parameters(uninterrupted, tmp_path,
-                                                                      mock_mnist):
+def test_the_best_member_s_history_replays_to_its_parameters_bit_for_bit(uninterrupted,
+                                                                         tmp_path, mock_mnist):
   """best_member.py: the member's weights traced back through whose state it took, each
-  stretch a segment with the traced values and seed of the member that trained it; trained
-  alone (a single program, not the population's vmapped one) to the same parameters."""
+  stretch a segment with the traced values and seed of the member that trained it. Trained as
+  one of the population's number of copies (segments.group_size), it runs the population's
+  program: the member's parameters and optimizer state bit for bit, one run's directory,
+  also when killed and resumed. Alone (group_size 1, a single program), to float tolerance."""
   sweep_dir, _ = uninterrupted
   config = files.load_config(str(sweep_dir / population_sweep.REPLAY))
   recorded = read_population(sweep_dir)
@@ -218,13 +224,46 @@ def test_the_best_member_s_history_trained_alone_gives_its_parameters(uninterrup
   assert len(config.segments.starts) == len(stretches) >= 2
   assert len(set(config.segments.seeds)) >= 2, config.segments
   assert config.seed == stretches[0][1]  # (members' seeds are the base's 0 + k)
-  train.train_and_evaluate(config, str(tmp_path / 'replay'))
+  assert config.segments.group_size == MEMBERS
+  member = final_states(sweep_dir)[int(best.split('-')[1])]
+  # Killed after its first checkpoint and resumed: the copies restore from the run's.
+  train_until_first_checkpoint(config, str(tmp_path / 'replay'))
+  record = train.train_and_evaluate(config, str(tmp_path / 'replay'))
+  assert record['executor']['members'] == MEMBERS
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['replay']
   replayed = flax.serialization.msgpack_restore(
       (tmp_path / 'replay' / checkpoint.FILENAME).read_bytes())['state']
-  member = final_states(sweep_dir)[int(best.split('-')[1])]
+  for part in ('params', 'opt_state', 'traced'):
+    jax.tree_util.tree_map(np.testing.assert_array_equal, replayed[part], member[part])
+  config.segments.group_size = 1
+  train.train_and_evaluate(config, str(tmp_path / 'alone'))
+  alone = flax.serialization.msgpack_restore(
+      (tmp_path / 'alone' / checkpoint.FILENAME).read_bytes())['state']
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-                         replayed['params'], member['params'])
-  jax.tree_util.tree_map(np.testing.assert_array_equal, replayed['traced'], member['traced'])
+                         alone['params'], member['params'])
+
+
+class _StopAtFirstEpoch(observers_lib.Observer):
+  def should_stop(self, event):
+    return 'stopped at its first epoch'
+
+
+def test_copies_of_a_run_leave_with_it(tiny_config, tmp_path, mock_mnist, caplog):
+  """A pruner tells the run alone; its copies (segments.group_size) go with it, and nothing
+  of them is shown or written."""
+  tiny_config.segments.group_size = 3
+  caplog.set_level(logging.INFO)
+  record, = train.train_group([tiny_config], [str(tmp_path / 'run')], [[_StopAtFirstEpoch()]])
+  assert record['status'] == 'pruned' and record['steps'] == 8
+  assert 'Going on with' not in caplog.text  # (the copies were not re-packed to train on)
+  assert caplog.text.count('Stopped at step 8') == 1
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['run']
+
+
+def test_copies_join_no_group_of_other_runs(tiny_config):
+  tiny_config.segments.group_size = 2
+  with pytest.raises(ConfigError, match=r'^segments.group_size=2 trains one run as a group'):
+    plan_lib.make([tiny_config, tiny_config])
 
 
 def test_a_member_that_diverges_stays_and_takes_a_better_member_s_state(tmp_path_factory,

@@ -12,14 +12,13 @@ Roles say what a field's value does to a run's program:
 What a field may hold is data: choices read from the module that implements them (a new
 activation is one entry in model/cnn.py), numbers a ranges.Range, the augmentation strengths
 declared whole in data/augment.py. Read for defaults, by the one generic check of validation,
-by engine/grouping.py (traced and execution fields), for a config.json older than a field, and
-by docs/CONFIG.md (`python -m cnn_jax.config.fields`, written by config/field_docs.py). A new
-field is one entry here.
+by engine/grouping.py (traced and execution fields), by config/files.py for a config.json older
+than a field, and by docs/CONFIG.md (`python -m cnn_jax.config.fields`, written by
+config/field_docs.py). A new field is one entry here.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from typing import Any, Callable
 
@@ -254,6 +253,10 @@ FIELDS += (
        choices=TRACED_NUMBERS),
     _f('segments.levels', (), PROGRAM, "per path, the field's value in each segment",
        holds='tuples of numbers, one per segment', check=_numbers),
+    _f('segments.group_size', 1, EXECUTION, 'trains the run as one member of a vmapped group '
+       "of this many copies of itself: a population's program, whose member the segments then "
+       'match bit for bit, not to float tolerance (best_member.py sets it); 1: alone',
+       range=_ints(1)),
 )
 BY_PATH = {field.path: field for field in FIELDS}
 SECTIONS = ('data', 'model', 'optimizer', 'train', 'augment', 'sweep', 'segments')
@@ -279,20 +282,6 @@ def defaults() -> ml_collections.ConfigDict:
   for section in SECTIONS:
     config[section] = section_defaults(section)
   return config
-
-
-def with_defaults(saved: dict) -> dict:
-  """A config as JSON holds it (a run's config.json), with every field it lacks (written
-  before the field existed) at its default: what the run ran with."""
-  filled = json.loads(json.dumps(saved))
-  for field in FIELDS:
-    *parents, leaf = field.path.split('.')
-    node = filled
-    for part in parents:
-      node = node.setdefault(part, {})
-    if leaf not in node:
-      node[leaf] = list(field.default) if isinstance(field.default, tuple) else field.default
-  return filled
 
 
 if __name__ == '__main__':  # docs/CONFIG.md (config/field_docs.py writes it)

@@ -4,6 +4,7 @@ differs from the experiment's defaults")."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 
@@ -33,8 +34,22 @@ def from_json(saved: dict) -> ml_collections.ConfigDict:
   """A config as JSON holds it (a run's config.json, a replayed member's file) as the
   ConfigDict it was: fields it lacks (written before they existed) at their defaults, and its
   lists tuples again, as the experiment files and the sweeps' override checks hold them."""
+  return ml_collections.ConfigDict(_with_tuples(with_defaults(saved)))
+
+
+def with_defaults(saved: dict) -> dict:
+  """A config as JSON holds it (a run's config.json), with every field it lacks (written
+  before the field existed) at its default: what the run ran with."""
   from cnn_jax.config import fields  # pylint: disable=g-import-not-at-top  (it imports models)
-  return ml_collections.ConfigDict(_with_tuples(fields.with_defaults(saved)))
+  filled = json.loads(json.dumps(saved))
+  for field in fields.FIELDS:
+    *parents, leaf = field.path.split('.')
+    node = filled
+    for part in parents:
+      node = node.setdefault(part, {})
+    if leaf not in node:
+      node[leaf] = list(field.default) if isinstance(field.default, tuple) else field.default
+  return filled
 
 
 def _with_tuples(value):

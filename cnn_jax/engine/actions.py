@@ -115,7 +115,8 @@ def checkpoint_and_stop(group: group_lib.Group, state: dict, step: int,
       member.record.save_checkpoint(
           {'step': np.int32(step), **group.program.member_state(host_state, k)},
           (window_start, window) if window[metrics.COUNT] else None)
-      logging.info('%sCheckpoint at step %d (epoch %.2f) in %s', member.record.who, step,
-                   epoch, member.record.workdir)
+      if member.record.shown:
+        logging.info('%sCheckpoint at step %d (epoch %.2f) in %s', member.record.who, step,
+                     epoch, member.record.workdir)
   interrupts.raise_stopped(signum, f'at step {step} of {plan.total_steps} (epoch '
                            f'{epoch:.2f}), with a checkpoint there')

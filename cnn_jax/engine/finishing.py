@@ -17,12 +17,16 @@ def finish_stopped(group: group_lib.Group, state: dict, step: int, done: bool,
                    facts: dict) -> tuple[dict, dict[int, dict]]:
   """Finishes the members that stopped (all of them when `done`): (the state of the group
   that goes on without them, each finished member's results.json record by its index)."""
-  leaving = [k for k, m in enumerate(group.members) if done or not m.record.running]
+  # A copy of a run (engine/plan.py; its record is not shown) leaves with the run: a pruner
+  # told only the run stops it alone.
+  run_goes = bool(group.members) and not group.members[0].record.running
+  leaving = [k for k, m in enumerate(group.members)
+             if done or not m.record.running or (run_goes and not m.record.shown)]
   if not leaving:
     return state, {}
   host_state = devices.get(state)
-  ensemble = _keep_probabilities(group, state, step, [k for k in leaving
-                                                      if group.members[k].record.running])
+  ensemble = _keep_probabilities(group, state, step, [
+      k for k in leaving if group.members[k].record.running and group.members[k].record.shown])
   finished = {}
   for k in leaving:
     member = group.members[k]

@@ -61,16 +61,19 @@ def train(plan: plan_lib.Plan, workdirs: Sequence[str],
   initial_losses = _initial_losses(program, state, plan)
   num_params, summary = program.summary(devices.get(state))
   logging.info('%s', summary)
-  observers = [list(o) for o in observers] if observers else [[] for _ in plan.configs]
+  observers = [list(o) for o in observers] if observers else [[] for _ in workdirs]
+  observers += [[] for _ in range(plan.copies)]
   records = []
   try:
     failure = None
     try:
-      for config, workdir in zip(plan.configs, workdirs):
-        who = f'{os.path.basename(os.path.normpath(workdir))}: ' if plan.size > 1 else ''
+      for k, config in enumerate(plan.configs):
+        # A copy (plan.copies) reads its run's checkpoint, and writes and shows nothing.
+        copy, workdir = k >= plan.runs, workdirs[min(k, plan.runs - 1)]
+        who = f'{os.path.basename(os.path.normpath(workdir))}: ' if plan.runs > 1 else ''
         records.append(run_record.RunRecord(workdir, config, who, started,
-                                            writes=distributed.is_writer(),
-                                            initial_loss=initial_losses[len(records)]))
+                                            writes=distributed.is_writer() and not copy,
+                                            shown=not copy, initial_loss=initial_losses[k]))
     except UserError as error:  # (only process 0 takes the locks and checks config.json)
       failure = error
     if jax.process_count() > 1:
@@ -92,7 +95,7 @@ def train(plan: plan_lib.Plan, workdirs: Sequence[str],
     with interrupts.catching():  # SIGTERM, SIGINT: a checkpoint at the next step, then out
       finished = run(group_lib.Group(plan, members, program, intervals), state,
                      records[0].steps, facts)
-    return [finished[k] for k in range(plan.size)]
+    return [finished[k] for k in range(plan.runs)]
   except BaseException:
     for member_observers in observers:
       for observer in member_observers:
@@ -192,10 +195,11 @@ def _restore(records, program: program_lib.Program, state: dict) -> dict:
 def _log_start(plan: plan_lib.Plan, num_params: int, program: program_lib.Program) -> None:
   first = plan.first
   num_train = len(plan.splits.train)
-  differing = grouping.differing_values(plan.configs)
+  group = (f' as one of a vmapped group of {plan.size} copies (segments.group_size)'
+           if plan.copies else f' as a vmapped group of {plan.size} '
+           f'({grouping.differing_values(plan.configs)})' if plan.size > 1 else '')
   logging.info('Training %s%s: %d parameters, %d steps of %d (%.2f epochs of %d), on %d %s '
-               'device(s)%s', first.model.name,
-               f' as a vmapped group of {plan.size} ({differing})' if plan.size > 1 else '',
+               'device(s)%s', first.model.name, group,
                num_params, plan.total_steps, first.train.batch_size,
                plan.total_steps * first.train.batch_size / num_train, num_train,
                program.placement.count, jax.default_backend(),

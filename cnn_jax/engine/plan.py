@@ -27,6 +27,7 @@ from cnn_jax.engine import compilation_cache
 from cnn_jax.engine import devices
 from cnn_jax.engine import distributed
 from cnn_jax.engine import grouping
+from cnn_jax.errors import ConfigError
 from cnn_jax.layer_impls import choice
 from cnn_jax.layer_impls import resolution
 from cnn_jax.model import timed_layers
@@ -44,6 +45,9 @@ class Plan:
   layer_impls     the convolution and pooling implementations the program runs
   steps_per_call  train steps one compiled call runs
   traced          {section: {field: (K,) float32}}: the traced values that differ
+  copies          members after the first that are copies of it, not runs of their own
+                  (segments.group_size: a replayed population member trains in the
+                  population's program)
   """
   configs: tuple
   image_shape: tuple
@@ -53,10 +57,16 @@ class Plan:
   layer_impls: choice.LayerImpls
   steps_per_call: int
   traced: dict
+  copies: int = 0
 
   @property
   def size(self) -> int:
     return len(self.configs)
+
+  @property
+  def runs(self) -> int:
+    """The members that are runs of their own (each with its workdir); the copies follow."""
+    return self.size - self.copies
 
   @property
   def first(self):
@@ -74,6 +84,7 @@ class Plan:
     configs = tuple(self.configs[k] for k in staying)
     return dataclasses.replace(
         self, configs=configs, traced=grouping.traced_values(configs),
+        copies=sum(k >= self.runs for k in staying),
         placement=devices.place(self.first.train.num_devices, len(configs),
                                 self.first.train.batch_size))
 
@@ -86,15 +97,31 @@ def make(configs: Sequence, *, checked: bool = False) -> Plan:
   its K members fit in memory together."""
   compilation_cache.enable()
   configs = tuple(configs)
+  copies = _copies(configs)
   if not checked:
     for config in configs:
-      validation.validate(config, members=len(configs))
+      validation.validate(config, members=len(configs) + copies)
     grouping.check_shared(configs)
-  elif len(configs) > 1:
-    memory.check_fits_in_memory(configs[0], len(configs))
+  elif len(configs) + copies > 1:
+    memory.check_fits_in_memory(configs[0], len(configs) + copies)
   startup.use_deterministic_ops(configs[0].train.deterministic)
   splits = datasets.load_splits(configs[0].data)
-  return arrange(configs, splits.image_shape, len(splits.train), splits=splits)
+  return dataclasses.replace(
+      arrange(configs + (configs[0],) * copies, splits.image_shape, len(splits.train),
+              splits=splits), copies=copies)
+
+
+def _copies(configs: tuple) -> int:
+  """How many copies of a lone run train beside it (segments.group_size less one): the
+  members of a vmapped program compute alike only in a program of the same size (a member's
+  arithmetic changes with K: XLA picks other kernels), so a population's member is replayed
+  bit for bit as one of as many members as the population had."""
+  sizes = [c.segments.group_size if c.get('segments') else 1 for c in configs]
+  if len(configs) > 1 and max(sizes) > 1:
+    raise ConfigError(f'segments.group_size={max(sizes)} trains one run as a group of its '
+                      'copies; it cannot also join a vmapped group of other runs (train it '
+                      'alone, or with sweep.strategy=sequential)')
+  return sizes[0] - 1
 
 
 def for_evaluation(config, image_shape, num_devices: int,

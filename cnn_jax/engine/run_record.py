@@ -24,7 +24,7 @@ import numpy as np
 
 from cnn_jax import atomic_files
 from cnn_jax.data import datasets
-from cnn_jax.config import fields
+from cnn_jax.config import files
 from cnn_jax.config import paths
 from cnn_jax.engine import checkpoint
 from cnn_jax.engine import events
@@ -40,12 +40,14 @@ CONFIG_FILENAME = 'config.json'
 class RunRecord:
 
   def __init__(self, workdir: str, config, who: str = '', started: float | None = None,
-               writes: bool = True, *, initial_loss: float):
-    """`initial_loss`: the initialized model's loss, which sets the runaway bound."""
+               writes: bool = True, shown: bool = True, *, initial_loss: float):
+    """`initial_loss`: the initialized model's loss, which sets the runaway bound. `shown`:
+    False for a copy of a run (engine/plan.py), whose lines would repeat the run's."""
     self.workdir = os.path.abspath(workdir)
     self.config = config
     self.loss_bound = metrics.runaway_bound(config.model.num_classes, initial_loss)
     self.who = who  # prefixes console lines of group members
+    self.shown = shown
     self.writes = writes  # False: a process other than 0 of a distributed run
     self._lock = None
     if writes:
@@ -84,7 +86,7 @@ class RunRecord:
     if os.path.exists(path) and os.path.exists(checkpoint.path_in(self.workdir)):
       previous = atomic_files.read_json(path)
       # A field the earlier config.json lacks (written before it existed) had its default.
-      before = paths.flatten(fields.with_defaults(previous))
+      before = paths.flatten(files.with_defaults(previous))
       now = paths.flatten(current)
       changed = [key for key in sorted(set(before) | set(now))
                  if before.get(key) != now.get(key)
@@ -115,7 +117,7 @@ class RunRecord:
     self._epoch_sums = _sums_from_json(extra.get('epoch_sums'))
     window = extra.get('window')
     self.resumed_window = window and (window['start'], _sums_from_json(window['sums']))
-    logging.info('Resuming %s at step %d', checkpoint.path_in(self.workdir), self.steps)
+    self._say('Resuming %s at step %d', checkpoint.path_in(self.workdir), self.steps)
     return state
 
   def start_events(self, hparams: dict[str, Any]) -> None:
@@ -139,8 +141,8 @@ class RunRecord:
     self._epoch_sums = (window_sums if self._epoch_sums is None
                         else metrics.add(self._epoch_sums, window_sums))
     if progress is not None:
-      logging.info('%s', metrics.progress_line(step, {**values, **host_values}, **progress,
-                                               who=self.who))
+      self._say('%s', metrics.progress_line(step, {**values, **host_values}, **progress,
+                                            who=self.who))
 
   def end_epoch(self, step: int, epoch: float, total_epochs: float,
                 eval_sums: dict[str, dict]) -> None:
@@ -163,7 +165,7 @@ class RunRecord:
     self.history.append(record)
     self.final, self.steps, self._epoch_sums = evaluated, step, None
     self._writer.flush()
-    logging.info('%s', metrics.console_line(record, total_epochs, self.who))
+    self._say('%s', metrics.console_line(record, total_epochs, self.who))
 
   def checkpoint_due(self, step: int, total_steps: int, epochs_completed: int) -> bool:
     """At an epoch end: whether to checkpoint (every train.checkpoint_every_epochs, and at
@@ -187,8 +189,8 @@ class RunRecord:
 
   def diverge(self, message: str, step: int) -> None:
     self.status, self.message, self.steps = 'diverged', message, step
-    logging.error('%sRun diverged: %s. Try a smaller optimizer.learning_rate.', self.who,
-                  message)
+    self._say('%sRun diverged: %s. Try a smaller optimizer.learning_rate.', self.who, message,
+              level=logging.ERROR)
 
   def carry_on(self) -> None:
     """A population's member that diverged trains on (engine/population_run.py)."""
@@ -197,7 +199,7 @@ class RunRecord:
   def stop(self, message: str) -> None:
     """An observer stopped the run (a pruner): it keeps its figures so far."""
     self.status, self.message = 'pruned', message
-    logging.info('%sStopped at step %d: %s', self.who, self.steps, message)
+    self._say('%sStopped at step %d: %s', self.who, self.steps, message)
 
   def finish(self, step: int, steps_per_epoch: float, **facts) -> dict[str, Any]:
     """Writes results.json (facts: params, num_examples, executor, environment); returns it."""
@@ -212,12 +214,12 @@ class RunRecord:
         epochs=self.steps / steps_per_epoch, train_seconds=self.train_seconds,
         first_step_seconds=self.first_step_seconds, wall_seconds=self._wall_seconds(), **facts)
     path = results.write(self.workdir, record) if self.writes else self.workdir
-    shown = {split: metrics.show(metrics.ERROR,
-                                 results.final_metric(record, split, metrics.ERROR))
-             for split in ('test', 'validation')}
-    logging.info('%s%s: status %s, test error %s, validation error %s; %.1f s training; %s',
-                 self.who, self.config.model.name, record['status'], shown['test'],
-                 shown['validation'], self.train_seconds, path)
+    errors = {split: metrics.show(metrics.ERROR,
+                                  results.final_metric(record, split, metrics.ERROR))
+              for split in ('test', 'validation')}
+    self._say('%s%s: status %s, test error %s, validation error %s; %.1f s training; %s',
+              self.who, self.config.model.name, record['status'], errors['test'],
+              errors['validation'], self.train_seconds, path)
     return record
 
   def close(self) -> None:
@@ -229,6 +231,10 @@ class RunRecord:
     finally:
       if self._lock is not None:
         self._lock.release()
+
+  def _say(self, *args, level=logging.INFO) -> None:
+    if self.shown:
+      logging.log(level, *args, stacklevel=2)  # (the caller's line in the log)
 
   def _wall_seconds(self) -> float:
     return self._earlier_wall_seconds + time.time() - self._opened

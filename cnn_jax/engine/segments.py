@@ -4,9 +4,11 @@ A population's member (population-based training: engine/population_run.py) live
 segments: between two of its intervals it trains with some traced values, and the weights it
 ends with may come from other members, each of which trained with its own data order and
 dropout key. `config.segments` writes that history down (sweeps/population_sweep.py writes
-the best member's), and a run with it trains the same steps alone: `seed` gives the initial
+the best member's), and a run with it trains the same steps: `seed` gives the initial
 parameters, and from each segment's start the traced values are the segment's, the data order
-and the key those of the segment's seed. The scheduled fields are traced inputs of the program
+and the key those of the segment's seed. Alone, it matches the member to float tolerance over
+a short run; as one of the population's number of copies (segments.group_size, engine/plan.py)
+it runs the population's program and matches bit for bit. The scheduled fields are traced inputs of the program
 (engine/grouping.traced_values), so changing them changes no program; the loop ends a call at
 every segment start (engine/timetable.py).
 """

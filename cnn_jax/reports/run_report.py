@@ -17,7 +17,6 @@ from typing import Any
 
 from cnn_jax import atomic_files
 from cnn_jax import trained
-from cnn_jax.config import fields
 from cnn_jax.config import files
 from cnn_jax.config import paths
 from cnn_jax.engine import checkpoint
@@ -49,12 +48,12 @@ def _experiment_defaults(workdir: str) -> tuple[str, dict | None]:
 def config_differences(workdir: str, config_json: dict) -> tuple[str, list[tuple] | None]:
   """(experiment, [(field, default, value)]) for the fields that differ from its defaults;
   None instead of the list when the experiment file is not found. A config.json written
-  before a field existed ran with its default (fields.with_defaults); one a field has since
+  before a field existed ran with its default (files.with_defaults); one a field has since
   left is not compared on it."""
   spec, defaults = _experiment_defaults(workdir)
   if defaults is None:
     return spec, None
-  flat = paths.flatten(fields.with_defaults(config_json))
+  flat = paths.flatten(files.with_defaults(config_json))
   return spec, [(key, defaults[key], flat.get(key, '(absent)'))
                 for key in sorted(defaults) if defaults[key] != flat.get(key)]
 
@@ -128,7 +127,7 @@ def write(workdir: str) -> str:
   if os.path.exists(checkpoint.path_in(workdir)):
     run = trained.load(workdir)
   else:
-    every = fields.with_defaults(config_json)['train']['checkpoint_every_epochs']
+    every = files.with_defaults(config_json)['train']['checkpoint_every_epochs']
     ended = {'diverged': 'diverged', 'pruned': 'was pruned'}.get(
         record and record['status'], 'ended')
     why = ('train.checkpoint_every_epochs=0' if not every

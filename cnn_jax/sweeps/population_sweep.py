@@ -14,8 +14,9 @@ The best member's history is written as a config, `D/best_member.py`: its weight
 through the lineage to the member that started them (whose seed gives the initial
 parameters), and each stretch between intervals a segment (config.segments,
 engine/segments.py) with the traced values and the seed (data order, dropout key) of the
-member that trained it. `python launch.py --config=D/best_member.py` trains it alone to the
-same parameters, to float tolerance (a vmapped program against a single one).
+member that trained it. `python launch.py --config=D/best_member.py` trains it to the same
+parameters bit for bit: as one of as many copies as the population had members
+(segments.group_size), since a member's arithmetic depends on the vmapped program's size.
 """
 from __future__ import annotations
 
@@ -129,6 +130,7 @@ def replay_config(configs, recorded: dict, member: int) -> ml_collections.Config
   config.segments.paths = tuple(recorded['paths'])
   config.segments.levels = tuple(tuple(values[path] for _, _, values in stretches)
                                  for path in recorded['paths'])
+  config.segments.group_size = len(configs)  # the population's program: bit for bit
   return config
 
 
@@ -144,11 +146,15 @@ def write_replay(workdir: str, configs, recorded: dict, member: int) -> None:
   path = os.path.join(directory, REPLAY)
   saved = json.loads(config.to_json())
   atomic_files.write_text(path, f'''"""{member_name(member)} of the population in {directory},
-replayed alone: its weights from {len(config.segments.starts)} segment(s) of training
-(config.segments: from each start step, the traced values and the seed of the data order and
-dropout key of the member that trained them; `seed` gives the initial parameters).
+replayed: its weights from {len(config.segments.starts)} segment(s) of training (config.segments:
+from each start step, the traced values and the seed of the data order and dropout key of the
+member that trained them; `seed` gives the initial parameters), as one of
+{config.segments.group_size} copies in the population's program, to its parameters bit for bit:
 
     python launch.py --config={path}
+
+With --config.segments.group_size=1 it trains alone, {config.segments.group_size}x cheaper, to
+float tolerance over a short run; rounding apart compounds over a long one.
 """
 from cnn_jax.config import files
 
